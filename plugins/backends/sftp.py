@@ -1,0 +1,518 @@
+"""``sftp://``: a folder on an SSH server, through paramiko.
+
+URL: ``sftp://[user[:password]@]host[:port]/path[?option=value...]``. As in duplicity, the
+path is relative to the login directory (``sftp://host/backups`` is ``~/backups``); a
+double slash makes it absolute (``sftp://host//srv/backups`` is ``/srv/backups``).
+
+Security: the server's host key must be in a known_hosts file (``~/.ssh/known_hosts`` by
+default); an unknown host or a key that does not match is a permanent error, never a
+prompt. Authentication uses a private key file or a password, both best given through the
+environment or a file rather than on the command line.
+
+Options (URL query, explicit options, then the environment variable in brackets):
+
+* ``known-hosts`` [``PANNIER_SFTP_KNOWN_HOSTS``]: the known_hosts file to check the host key
+  against (default ``~/.ssh/known_hosts``);
+* ``key-file`` [``PANNIER_SFTP_KEY_FILE``]: the private key to log in with;
+* ``key-passphrase`` [``PANNIER_SFTP_KEY_PASSPHRASE``, or a file named by
+  ``PANNIER_SFTP_KEY_PASSPHRASE_FILE``]: the key's passphrase;
+* ``password`` [the URL's password, ``PANNIER_SFTP_PASSWORD``, or a file named by
+  ``PANNIER_SFTP_PASSWORD_FILE``]: a login password;
+* ``timeout`` [``PANNIER_SFTP_TIMEOUT``]: seconds to wait for the network (default 30).
+
+With neither a key file nor a password, the SSH agent and the default keys in ``~/.ssh``
+are tried. A put writes a temporary name in the same folder and renames it over the final
+name with the ``posix-rename@openssh.com`` extension, so a failed put never leaves a
+visible partial object (servers without that extension get a remove-then-rename).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import secrets
+import socket
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import IO, Any
+
+from pannier import (
+    PLUGIN_API_VERSION,
+    Backend,
+    BackendCapabilities,
+    BackendError,
+    ConfigError,
+    FileMissingError,
+    FolderMissingError,
+    ListEntry,
+    PermanentBackendError,
+    TransientBackendError,
+)
+from pannier.url import BackendURL
+
+try:
+    import paramiko
+except ImportError as e:  # pragma: no cover - depends on the installation
+    raise ImportError(f"the sftp backend needs paramiko: pip install 'pannier[sftp]' ({e})") from e
+
+
+#: Prefix of the temporary names a put writes before renaming; never a valid remote name,
+#: so listings skip them and they cannot clash with an object.
+TEMP_PREFIX = ".pannier-tmp-"
+#: Bytes read from the source or written to the destination per call.
+CHUNK_SIZE = 1 << 20
+#: SSH channel window: large enough to keep pipelined SFTP requests flowing.
+WINDOW_SIZE = 16 << 20
+#: Bytes read per call from a prefetching download: paramiko's request size, which
+#: measured about twice as fast as larger reads out of its prefetch buffers.
+READ_SIZE = 32768
+
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+    }
+)
+
+
+class SFTPBackend(Backend):
+    """A folder on an SSH server, reached over SFTP with paramiko.
+
+    Put is atomic (temporary name, then posix-rename); get of a missing name raises
+    FileMissingError; a missing folder raises FolderMissingError and ``create_folder``
+    creates it with its parents (mode 0700); an unknown or mismatching host key, a wrong
+    password or key raise PermanentBackendError; a dropped connection raises
+    TransientBackendError and is re-opened by ``_retry_cleanup``.
+    """
+
+    plugin_api_version = PLUGIN_API_VERSION
+    schemes = ("sftp",)
+    description = "SSH server over SFTP (paramiko): atomic put, ranged get, rename"
+    # OpenSSH's sftp-server answers a directory read with at most 100 names per page.
+    capabilities = BackendCapabilities(
+        atomic_put=True,
+        ranged_get=True,
+        rename=True,
+        max_name_length=255,
+        page_size=100,
+        connections=4,
+        streaming=True,
+    )
+
+    def __init__(self, url: BackendURL) -> None:
+        self.url = url
+        self.host = url.require_host()
+        self.port = url.port or 22
+        self.user = url.user or os.environ.get("PANNIER_SFTP_USER") or _login_name()
+        self.password = url.secret(
+            "password", env="PANNIER_SFTP_PASSWORD", file_env="PANNIER_SFTP_PASSWORD_FILE"
+        )
+        self.key_file = url.option("key-file", env="PANNIER_SFTP_KEY_FILE")
+        self.key_passphrase = url.secret(
+            "key-passphrase",
+            env="PANNIER_SFTP_KEY_PASSPHRASE",
+            file_env="PANNIER_SFTP_KEY_PASSPHRASE_FILE",
+        )
+        self.known_hosts = os.path.expanduser(
+            url.option("known-hosts", "~/.ssh/known_hosts", env="PANNIER_SFTP_KNOWN_HOSTS")
+            or "~/.ssh/known_hosts"
+        )
+        self.timeout = url.float_option("timeout", 30.0, env="PANNIER_SFTP_TIMEOUT")
+        if self.key_file is not None:
+            self.key_file = os.path.expanduser(self.key_file)
+            if not os.path.isfile(self.key_file):
+                raise ConfigError(f"{url.redacted}: key file {self.key_file!r} does not exist")
+        # Relative to the login directory; a double slash makes it absolute.
+        path = url.path[1:] if url.path.startswith("/") else url.path
+        self.root = path.rstrip("/") or ("/" if path.startswith("/") else ".")
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # --- required primitives ------------------------------------------------------------
+
+    def _put(self, source_path: str, remote_filename: str) -> None:
+        """Upload a local file to a temporary name, then rename it over the final name."""
+        with open(source_path, "rb") as f:
+            self._put_stream(f, remote_filename, os.fstat(f.fileno()).st_size)
+
+    def _get(self, remote_filename: str, local_path: str) -> None:
+        """Download an object to a local file; FileMissingError when it does not exist (and
+        then no local file is created)."""
+        with self._errors("get", remote_filename):
+            sftp = self._connection()
+            try:
+                remote = sftp.open(self._path(remote_filename), "rb")
+            except FileNotFoundError:
+                raise self._missing(remote_filename) from None
+            with remote, open(local_path, "wb") as local:
+                self._copy_down(remote, local)
+
+    def _list(self) -> Iterator[ListEntry]:
+        """Every regular file in the folder with its size, read page by page; temporary
+        names of unfinished puts and sub-folders are skipped. FolderMissingError when the
+        folder does not exist."""
+        with self._errors("list", None):
+            sftp = self._connection()
+            try:
+                entries = sftp.listdir_iter(self.root)
+                for attr in entries:
+                    name = attr.filename
+                    if name.startswith(TEMP_PREFIX) or not stat.S_ISREG(attr.st_mode or 0):
+                        continue
+                    yield ListEntry(name, int(attr.st_size or 0))
+            except FileNotFoundError:
+                raise self._folder_missing() from None
+
+    def _delete(self, filename: str) -> None:
+        """Remove an object; a missing one is not an error."""
+        with self._errors("delete", filename), suppress(FileNotFoundError):
+            self._connection().remove(self._path(filename))
+
+    # --- optional primitives ------------------------------------------------------------
+
+    def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
+        """Write what ``fileobj`` yields (read once) to a temporary name with pipelined
+        writes, then posix-rename it over ``remote_filename``. On any failure the temporary
+        file is removed; FolderMissingError when the folder does not exist."""
+        with self._errors("put", remote_filename):
+            sftp = self._connection()
+            temp = self._path(TEMP_PREFIX + secrets.token_hex(8))
+            try:
+                remote = sftp.open(temp, "wb")
+            except FileNotFoundError:
+                raise self._folder_missing() from None
+            try:
+                with remote:
+                    remote.set_pipelined(True)
+                    while True:
+                        chunk = fileobj.read(CHUNK_SIZE)
+                        if not chunk:
+                            break
+                        remote.write(chunk)
+                self._replace(sftp, temp, self._path(remote_filename))
+            except BaseException:
+                self._remove_quietly(temp)
+                raise
+
+    def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
+        """Write an object to ``fileobj`` with read-ahead; FileMissingError when missing."""
+        with self._errors("get", remote_filename):
+            try:
+                remote = self._connection().open(self._path(remote_filename), "rb")
+            except FileNotFoundError:
+                raise self._missing(remote_filename) from None
+            with remote:
+                self._copy_down(remote, fileobj)
+
+    def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` (fewer at the end of the object)."""
+        with self._errors("get range of", remote_filename):
+            try:
+                remote = self._connection().open(self._path(remote_filename), "rb")
+            except FileNotFoundError:
+                raise self._missing(remote_filename) from None
+            with remote:
+                size = int(remote.stat().st_size or 0)
+                length = max(0, min(length, size - offset))
+                if length == 0:
+                    return b""
+                return b"".join(remote.readv([(offset, length)]))
+
+    def _query(self, filename: str) -> dict[str, int]:
+        """``{"size": n}`` from one stat, -1 when the name is missing."""
+        with self._errors("query", filename):
+            try:
+                attr = self._connection().stat(self._path(filename))
+            except FileNotFoundError:
+                return {"size": -1}
+            return {"size": int(attr.st_size or 0)}
+
+    def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
+        """One stat per name over the open connection."""
+        return {name: self._query(name) for name in filename_list}
+
+    def _move(self, source_filename: str, remote_filename: str) -> None:
+        """Rename an object, replacing the target; FileMissingError when the source is
+        missing."""
+        with self._errors("move", source_filename):
+            sftp = self._connection()
+            try:
+                sftp.stat(self._path(source_filename))
+            except FileNotFoundError:
+                raise self._missing(source_filename) from None
+            self._replace(sftp, self._path(source_filename), self._path(remote_filename))
+
+    # --- the folder ---------------------------------------------------------------------
+
+    def _test(self) -> None:
+        """Connect, log in and check that the folder exists and is a directory."""
+        with self._errors("test", None):
+            try:
+                attr = self._connection().stat(self.root)
+            except FileNotFoundError:
+                raise self._folder_missing() from None
+            if not stat.S_ISDIR(attr.st_mode or 0):
+                raise PermanentBackendError(
+                    f"{self.root} is not a directory", backend=self.display_name
+                )
+
+    def _create_folder(self) -> None:
+        """Create the folder and any missing parent (mode 0700); an existing one is kept."""
+        with self._errors("create folder", None):
+            sftp = self._connection()
+            parts = self.root.split("/")
+            for i in range(1, len(parts) + 1):
+                path = "/".join(parts[:i])
+                if path in ("", ".", ".."):
+                    continue
+                try:
+                    attr = sftp.stat(path)
+                except FileNotFoundError:
+                    sftp.mkdir(path, 0o700)
+                    continue
+                if not stat.S_ISDIR(attr.st_mode or 0):
+                    raise PermanentBackendError(
+                        f"{path} exists and is not a directory", backend=self.display_name
+                    )
+
+    # --- errors and clean-up ------------------------------------------------------------
+
+    def _retry_cleanup(self) -> None:
+        """Drop the connection; the next operation opens a new one."""
+        self._disconnect()
+
+    def _error_code(self, operation: str, e: Exception) -> BackendError | None:
+        """Classify a paramiko or socket exception: authentication failures, host-key
+        problems and permission errors are permanent; dropped connections, timeouts and
+        SSH protocol errors are transient."""
+        where = self.display_name
+        if isinstance(e, BackendError):
+            return e
+        if isinstance(e, paramiko.BadHostKeyException):
+            return PermanentBackendError(
+                f"host key mismatch for {self._host_id()}: the server presented "
+                f"{e.key.get_name()} {e.key.fingerprint} but {self.known_hosts} has "
+                f"{e.expected_key.fingerprint}; if the server's key really changed, update "
+                "known_hosts (possible man-in-the-middle attack)",
+                backend=where,
+            )
+        if isinstance(e, _UnknownHostKey):
+            return PermanentBackendError(str(e), backend=where)
+        if isinstance(e, paramiko.AuthenticationException):
+            how = (
+                f"key file {self.key_file}"
+                if self.key_file
+                else "password"
+                if self.password
+                else "SSH agent and default keys"
+            )
+            return PermanentBackendError(
+                f"authentication failed for user {self.user!r} with {how}: {_one_line(e)}",
+                backend=where,
+            )
+        if isinstance(e, paramiko.PasswordRequiredException):
+            return PermanentBackendError(
+                f"key file {self.key_file} is encrypted: give its passphrase "
+                "(PANNIER_SFTP_KEY_PASSPHRASE)",
+                backend=where,
+            )
+        if isinstance(e, paramiko.SSHException) and "no authentication methods" in str(e).lower():
+            return PermanentBackendError(
+                f"no way to log in as {self.user!r}: give a key file (key-file, "
+                "PANNIER_SFTP_KEY_FILE) or a password (PANNIER_SFTP_PASSWORD or "
+                "PANNIER_SFTP_PASSWORD_FILE)",
+                backend=where,
+            )
+        if isinstance(e, PermissionError):
+            return PermanentBackendError(
+                f"{operation}: permission denied: {_one_line(e)}", backend=where
+            )
+        if isinstance(e, (socket.timeout, TimeoutError)):
+            return TransientBackendError(f"{operation}: timed out: {_one_line(e)}", backend=where)
+        if isinstance(e, OSError) and (
+            e.errno in _NETWORK_ERRNOS or isinstance(e, (ConnectionError, socket.gaierror))
+        ):
+            return TransientBackendError(
+                f"{operation}: cannot reach {self._host_id()}: {_one_line(e)}", backend=where
+            )
+        if isinstance(e, (paramiko.SSHException, EOFError, OSError)):
+            return TransientBackendError(f"{operation}: {_one_line(e)}", backend=where)
+        return None
+
+    def _close(self) -> None:
+        """Close the SFTP session and the SSH connection."""
+        self._disconnect()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _connection(self) -> paramiko.SFTPClient:
+        """The open SFTP session, connecting (and checking the host key) when needed."""
+        if self._sftp is not None and self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return self._sftp
+            self._disconnect()
+        client = paramiko.SSHClient()
+        try:
+            self._load_known_hosts(client)
+            client.set_missing_host_key_policy(_RejectUnknown(self))
+            use_defaults = self.key_file is None and self.password is None
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                password=self.password,
+                key_filename=self.key_file,
+                passphrase=self.key_passphrase,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                channel_timeout=self.timeout,
+                allow_agent=use_defaults,
+                look_for_keys=use_defaults,
+            )
+            transport = client.get_transport()
+            assert transport is not None
+            transport.set_keepalive(30)
+            sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW_SIZE)
+            if sftp is None:  # pragma: no cover - paramiko returns None only on failure
+                raise TransientBackendError("could not open an SFTP session", backend=None)
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(self.timeout)
+        except BaseException:
+            client.close()
+            raise
+        self._client, self._sftp = client, sftp
+        return sftp
+
+    def _load_known_hosts(self, client: paramiko.SSHClient) -> None:
+        if not os.path.exists(self.known_hosts):
+            raise PermanentBackendError(
+                f"known_hosts file {self.known_hosts} does not exist, so the host key of "
+                f"{self._host_id()} cannot be checked (add it with: ssh-keyscan "
+                f"-p {self.port} {self.host} >> {self.known_hosts})",
+                backend=self.display_name,
+            )
+        try:
+            client.load_host_keys(self.known_hosts)
+        except (OSError, paramiko.SSHException) as e:
+            raise ConfigError(
+                f"{self.display_name}: cannot read known_hosts file {self.known_hosts}: "
+                f"{_one_line(e)}"
+            ) from None
+
+    def _disconnect(self) -> None:
+        sftp, client = self._sftp, self._client
+        self._sftp = self._client = None
+        for thing in (sftp, client):
+            if thing is not None:
+                with suppress(Exception):  # closing a broken connection may fail
+                    thing.close()
+
+    @contextmanager
+    def _errors(self, operation: str, name: str | None) -> Iterator[None]:
+        """Turn every foreign exception raised inside into a classified BackendError."""
+        label = f"{operation} {name}" if name else operation
+        try:
+            yield
+        except BackendError:
+            raise
+        except ConfigError:
+            raise
+        except Exception as e:
+            mapped = self._error_code(label, e)
+            if mapped is None:
+                mapped = TransientBackendError(
+                    f"{label}: {type(e).__name__}: {_one_line(e)}", backend=self.display_name
+                )
+            if not mapped.retryable or isinstance(e, (paramiko.SSHException, EOFError, OSError)):
+                # A connection that failed this way is not worth reusing.
+                self._disconnect()
+            raise mapped from e
+
+    def _replace(self, sftp: paramiko.SFTPClient, source: str, target: str) -> None:
+        """Rename ``source`` over ``target`` atomically (posix-rename); without the
+        extension, remove the target first."""
+        try:
+            sftp.posix_rename(source, target)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) or "unsupported" not in str(e).lower():
+                raise
+            with suppress(FileNotFoundError):
+                sftp.remove(target)
+            sftp.rename(source, target)
+
+    def _remove_quietly(self, path: str) -> None:
+        if self._sftp is None:
+            return
+        with suppress(Exception):  # best effort: a leftover temp name is never listed
+            self._sftp.remove(path)
+
+    def _copy_down(self, remote: paramiko.SFTPFile, fileobj: IO[bytes]) -> None:
+        size = int(remote.stat().st_size or 0)
+        remote.prefetch(size)
+        while True:
+            chunk = remote.read(READ_SIZE)
+            if not chunk:
+                break
+            fileobj.write(chunk)
+
+    def _path(self, name: str) -> str:
+        return posixpath.join(self.root, name)
+
+    def _host_id(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def _missing(self, name: str) -> FileMissingError:
+        return FileMissingError(f"{name} does not exist", backend=self.display_name)
+
+    def _folder_missing(self) -> FolderMissingError:
+        return FolderMissingError(
+            f"folder {self.root} does not exist on {self._host_id()} (create it with "
+            "create_folder / `pannier backend mkdir`)",
+            backend=self.display_name,
+        )
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    """The server's host key is not in known_hosts."""
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):
+    """Refuse a host that is not in known_hosts, with a message saying how to add it."""
+
+    def __init__(self, backend: SFTPBackend) -> None:
+        self.backend = backend
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
+        b = self.backend
+        raise _UnknownHostKey(
+            f"host key of {hostname} ({key.get_name()} {key.fingerprint}) is not in "
+            f"{b.known_hosts}; check it and add it (ssh-keyscan -p {b.port} {b.host} "
+            f">> {b.known_hosts}) or name another file with ?known-hosts=FILE"
+        )
+
+
+def _login_name() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def get_plugin_class() -> type[SFTPBackend]:
+    """The backend class of this plugin module."""
+    return SFTPBackend
