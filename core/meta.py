@@ -1,0 +1,463 @@
+"""Metadata plugins: the rdiff-backup contract, records, and filesystem abilities.
+
+A metadata plugin records one kind of per-file metadata (ownership and times, extended
+attributes, ACLs, a content hash...) while a backup walks a source, stores it as one
+metadata stream per snapshot, and applies it back to the files a restore writes.
+
+A plugin is a subclass of :class:`MetaPlugin` returned by its module's
+``get_plugin_class()``. It names a *record class*, an attrs class derived from
+:class:`MetaRecord`, whose first field is the file's *index*.
+
+The index
+    A file is named by its index: a tuple of path components as **bytes** relative to
+    the root of the source (names need not be UTF-8); ``()`` is the root itself. Streams
+    are sorted by index, comparing tuples component by component as bytes, so a
+    directory comes right before everything under it: ``()``, ``(b"a",)``,
+    ``(b"a", b"x")``, ``(b"a-b",)``, ``(b"b",)``.
+
+Records
+    A record is an instance of the plugin's record class. Its fields hold msgpack-able
+    values only: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, tuples of
+    those, and maps with string keys. Use tuples, not lists: a stream gives back tuples,
+    and a record must compare equal after a round trip. Fields a reader's record class
+    does not know (written by a newer version of the plugin) are kept in the record's
+    ``extra`` map and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import operator
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, ClassVar, Literal, TypeVar
+
+import attrs
+
+from .errors import MetaStreamError, PluginContractError
+from .meta_stream import MetaStreamReader, MetaStreamWriter, StreamHeader, check_index
+
+__all__ = [
+    "FSAbilities",
+    "Index",
+    "JoinItem",
+    "MetaPlugin",
+    "MetaRecord",
+    "check_meta_plugin_class",
+    "index_path",
+    "record_fields",
+]
+
+#: A file's index: its path components below the source root, as bytes.
+Index = tuple[bytes, ...]
+
+#: One item of a joined metadata iteration: the index and, per plugin prefix, the record
+#: (or None where that plugin has no record for the file).
+JoinItem = tuple[Index, dict[str, Any]]
+
+
+@attrs.define
+class MetaRecord:
+    """Base of every record class: the file's index, and fields kept from newer writers.
+
+    Derive a plugin's record class with ``@attrs.define`` and add fields after
+    ``index``::
+
+        @attrs.define
+        class MimeRecord(MetaRecord):
+            mime_type: str
+
+    :param index: the file's index (see the module documentation).
+    :param extra: fields this record class does not know, read from a stream written by
+        a newer plugin version; None when there are none. They are written back as read.
+    """
+
+    index: Index
+    extra: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
+
+
+def record_fields(record_class: type[MetaRecord]) -> tuple[str, ...]:
+    """The stored field names of a record class: ``"index"`` first, ``extra`` left out."""
+    names = tuple(f.name for f in attrs.fields(record_class) if f.name != "extra")
+    if not names or names[0] != "index":
+        raise PluginContractError(
+            f"record class {record_class.__qualname__} must have 'index' as its first field"
+        )
+    return names
+
+
+def index_path(root: bytes, index: Index) -> bytes:
+    """The filesystem path of ``index`` below ``root`` (``root`` itself for ``()``)."""
+    return os.path.join(root, *index) if index else root
+
+
+@attrs.frozen
+class FSAbilities:
+    """What the filesystem at hand supports, as ``is_active`` asks it.
+
+    :param xattr: extended attributes can be read (and, for a restore target, written).
+    :param acl: POSIX ACLs (``system.posix_acl_*``) are supported.
+    :param is_root: the process runs as root (may read ``trusted.*``, chown, mknod).
+    :param path: the path probed, or None for abilities built by hand.
+    """
+
+    xattr: bool = True
+    acl: bool = True
+    is_root: bool = attrs.field(factory=lambda: os.geteuid() == 0)
+    path: bytes | None = None
+
+    @classmethod
+    def probe(cls, path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> FSAbilities:
+        """Find the abilities of the filesystem holding ``path``, without writing to it."""
+        bpath = os.fsencode(path)
+        unsupported = {errno.ENOTSUP, errno.EOPNOTSUPP}
+        try:
+            os.listxattr(bpath)
+            xattr = True
+        except OSError as exc:
+            xattr = exc.errno not in unsupported
+        acl = xattr
+        if xattr:
+            try:
+                os.getxattr(bpath, "system.posix_acl_access")
+            except OSError as exc:
+                acl = exc.errno not in unsupported
+        return cls(xattr=xattr, acl=acl, is_root=os.geteuid() == 0, path=bpath)
+
+    @classmethod
+    def of(
+        cls, fs: FSAbilities | str | bytes | os.PathLike[str] | os.PathLike[bytes]
+    ) -> FSAbilities:
+        """``fs`` itself if it is an FSAbilities, else the abilities probed at that path."""
+        return fs if isinstance(fs, FSAbilities) else cls.probe(fs)
+
+
+class MetaPlugin:
+    """Base class of metadata plugins (rdiff-backup's meta plug-in contract).
+
+    A plugin sets ``plugin_api_version = 1`` (the base class does not), names its
+    ``record_class``, and overrides :meth:`get_prefix`, :meth:`from_path` and
+    :meth:`apply`; the rest has working defaults.
+
+    Class side (asked without a stream):
+
+    * :meth:`get_name`, :meth:`get_desc`, :meth:`get_version` describe the plugin;
+    * :meth:`get_prefix` is the stream's name in a snapshot; prefixes are unique;
+    * :meth:`is_active` says whether the plugin applies to a filesystem;
+    * :meth:`is_main_meta` is true for the one main plugin (``attr``), whose stream has a
+      record for every file and drives :meth:`join_iter`;
+    * :meth:`from_path` reads a file's record, :meth:`apply` writes it back.
+
+    Instance side: ``MetaPlugin(path_or_fileobj, "w")`` opens a stream for writing
+    (:meth:`write_object`, then :meth:`close`), ``MetaPlugin(path_or_fileobj, "r")`` for
+    reading (:meth:`get_objects`).
+    """
+
+    #: The plugin API version the plugin was written for; every plugin sets it.
+    plugin_api_version: ClassVar[int]
+    #: The attrs class of this plugin's records (a MetaRecord subclass).
+    record_class: ClassVar[type[MetaRecord]] = MetaRecord
+    #: Fields :meth:`apply` cannot restore (an inode number, a ctime); the conformance
+    #: suite ignores them when it compares a restored file's record with the original.
+    unrestorable_fields: ClassVar[frozenset[str]] = frozenset()
+
+    # --- description -------------------------------------------------------------------
+
+    @classmethod
+    def get_prefix(cls) -> str:
+        """The stream prefix, e.g. ``"attr"``: letters, digits, ``-`` and ``_``."""
+        raise NotImplementedError(f"{cls.__qualname__} must define get_prefix()")
+
+    @classmethod
+    def get_name(cls) -> str:
+        """The plugin's name (by default its prefix)."""
+        return cls.get_prefix()
+
+    @classmethod
+    def get_desc(cls) -> str:
+        """A one-line description (by default the first line of the class docstring)."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    @classmethod
+    def get_version(cls) -> str:
+        """The plugin's own version, stored in every stream it writes."""
+        return "0"
+
+    @classmethod
+    def is_active(
+        cls, fs: FSAbilities | str | bytes | os.PathLike[str] | os.PathLike[bytes]
+    ) -> bool:
+        """Whether the plugin records (or restores) metadata on this filesystem.
+
+        ``fs`` is an :class:`FSAbilities` or a path to probe. Default: always.
+        """
+        return True
+
+    @classmethod
+    def is_main_meta(cls) -> bool:
+        """True for the one main plugin, whose stream has a record for every file."""
+        return False
+
+    # --- joining -----------------------------------------------------------------------
+
+    @classmethod
+    def join_iter(
+        cls,
+        main_iter: Iterator[JoinItem],
+        meta_iter: Iterator[MetaRecord],
+        *,
+        on_orphan: Callable[[MetaRecord], None] | None = None,
+    ) -> Iterator[JoinItem]:
+        """Merge this plugin's records into the main stream by index.
+
+        ``main_iter`` yields ``(index, records)`` pairs in index order, ``records`` a dict
+        of prefix to record; ``meta_iter`` yields this plugin's records in index order.
+        Each pair is yielded again with ``records[prefix]`` set to this plugin's record of
+        that index, or to None (the blank record) where it has none. A record whose index
+        the main stream lacks (an *orphan*) is dropped and passed to ``on_orphan``; the
+        join never fails on one.
+        """
+        prefix = cls.get_prefix()
+        meta = iter(meta_iter)
+        pending = next(meta, None)
+        for item in main_iter:
+            index = item[0]
+            while pending is not None and pending.index < index:
+                if on_orphan is not None:
+                    on_orphan(pending)
+                pending = next(meta, None)
+            if pending is not None and pending.index == index:
+                item[1][prefix] = pending
+                pending = next(meta, None)
+            else:
+                item[1][prefix] = None
+            yield item
+        while pending is not None:
+            if on_orphan is not None:
+                on_orphan(pending)
+            pending = next(meta, None)
+
+    # --- the filesystem ----------------------------------------------------------------
+
+    @classmethod
+    def from_path(cls, root: bytes, index: Index, st: os.stat_result) -> MetaRecord | None:
+        """Read the record of the file at ``index`` below ``root``, or None if it has none.
+
+        ``st`` is the file's ``os.lstat`` result, taken once by the caller. Raises
+        OSError when the file cannot be read.
+        """
+        raise NotImplementedError(f"{cls.__qualname__} must define from_path()")
+
+    @classmethod
+    def apply(cls, record: Any, root: bytes, index: Index, *, dry_compare: bool = True) -> bool:
+        """Apply ``record`` to the existing file at ``index`` below ``root``.
+
+        With ``dry_compare`` (the default) the file's current metadata is compared first
+        and only what differs is written. Returns True if anything was written; applying
+        the same record twice returns False the second time.
+        """
+        raise NotImplementedError(f"{cls.__qualname__} must define apply()")
+
+    # --- the stream --------------------------------------------------------------------
+
+    @classmethod
+    def stream_header(cls) -> StreamHeader:
+        """The header this plugin writes at the start of its streams."""
+        return StreamHeader(
+            plugin=cls.get_name(),
+            plugin_version=cls.get_version(),
+            prefix=cls.get_prefix(),
+            fields=record_fields(cls.record_class),
+        )
+
+    def __init__(
+        self,
+        path_or_fileobj: str | bytes | os.PathLike[str] | os.PathLike[bytes] | IO[bytes],
+        mode: Literal["r", "w"] = "r",
+        *,
+        name: str | None = None,
+    ) -> None:
+        """Open a metadata stream for reading (``"r"``) or writing (``"w"``).
+
+        :param name: the stream's name in error messages (default: the file's name).
+        """
+        if mode not in ("r", "w"):
+            raise ValueError(f"mode must be 'r' or 'w', not {mode!r}")
+        self.mode = mode
+        self._writer: MetaStreamWriter | None = None
+        self._reader: MetaStreamReader | None = None
+        self._fields = record_fields(self.record_class)
+        if mode == "w":
+            self._writer = MetaStreamWriter(path_or_fileobj, self.stream_header(), name=name)
+            self._get = operator.attrgetter(*self._fields)
+        else:
+            self._reader = MetaStreamReader(path_or_fileobj, name=name)
+
+    @property
+    def header(self) -> StreamHeader:
+        """The header of the stream (read from it, or the one being written)."""
+        if self._reader is not None:
+            return self._reader.header
+        assert self._writer is not None
+        return self._writer.header
+
+    def write_object(self, record: MetaRecord) -> None:
+        """Append ``record``; its index must be greater than the previous record's."""
+        writer = self._writer
+        if writer is None:
+            raise ValueError("write_object on a metadata stream opened for reading")
+        row = self._get(record)
+        if record.extra:
+            row = (*row, record.extra)
+        writer.write_row(row)
+
+    def get_objects(self, restrict_index: Index | None = None) -> Iterator[MetaRecord]:
+        """Yield the stream's records in index order.
+
+        With ``restrict_index``, yield only the record of that index and those below it
+        (its subtree). A truncated or corrupt stream raises MetaStreamError naming the
+        stream and the record number, after the records before it.
+        """
+        reader = self._reader
+        if reader is None:
+            raise ValueError("get_objects on a metadata stream opened for writing")
+        rows = reader.iter_rows()
+        decode = self._decoder(reader.header)
+        if restrict_index is None:
+            for row in rows:
+                yield decode(row)
+            return
+        check_index(restrict_index)
+        depth = len(restrict_index)
+        for row in rows:
+            index = row[0]
+            if index[:depth] == restrict_index:
+                yield decode(row)
+            elif index > restrict_index:
+                break
+
+    def _decoder(self, header: StreamHeader) -> Callable[[tuple[Any, ...]], MetaRecord]:
+        """A function turning a row of a stream with ``header`` into a record."""
+        cls = self.record_class
+        own = self._fields
+        width = len(header.fields)
+        name = header.plugin
+        if header.fields == own:
+
+            def decode_same(row: tuple[Any, ...]) -> MetaRecord:
+                if len(row) == width:
+                    return cls(*row)
+                return cls(*row[:width], extra=_extra_map(row, width, name))
+
+            return decode_same
+        positions = {f: i for i, f in enumerate(header.fields)}
+        missing = [f for f in own if f not in positions]
+        known = set(own)
+        unknown = [(f, i) for i, f in enumerate(header.fields) if f not in known]
+        fields_by_name = {f.name: f for f in attrs.fields(cls)}
+        for f in missing:
+            if fields_by_name[f].default is attrs.NOTHING:
+                raise MetaStreamError(
+                    f"metadata stream of plugin {name} lacks the field {f!r} that "
+                    f"{cls.__qualname__} requires"
+                )
+
+        def decode_mapped(row: tuple[Any, ...]) -> MetaRecord:
+            kwargs = {f: row[positions[f]] for f in own if f in positions}
+            extra = {f: row[i] for f, i in unknown}
+            if len(row) > width:
+                extra.update(_extra_map(row, width, name))
+            return cls(**kwargs, extra=extra or None)
+
+        return decode_mapped
+
+    def close(self) -> None:
+        """Finish the stream (writing its end frame) and close the file if we opened it."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if exc_info[0] is not None and self._writer is not None:
+            self._writer.abort()
+        self.close()
+
+
+_P = TypeVar("_P", bound=MetaPlugin)
+
+
+def _extra_map(row: tuple[Any, ...], width: int, name: str) -> dict[str, Any]:
+    extra = row[width]
+    if len(row) != width + 1 or not isinstance(extra, Mapping):
+        raise MetaStreamError(f"metadata stream of plugin {name}: malformed record {row[0]!r}")
+    return dict(extra)
+
+
+_CLASS_METHODS = (
+    "get_name",
+    "get_desc",
+    "get_version",
+    "get_prefix",
+    "is_active",
+    "is_main_meta",
+    "join_iter",
+    "from_path",
+    "apply",
+)
+
+
+def check_meta_plugin_class(cls: object) -> type[MetaPlugin]:
+    """Check that ``cls`` keeps the metadata-plugin contract and return it.
+
+    Raises PluginContractError with a one-line reason when it is not a MetaPlugin
+    subclass, lacks ``plugin_api_version``, has a prefix that is not a short word of
+    letters, digits, ``-`` or ``_``, names a record class that is not an attrs
+    MetaRecord subclass with ``index`` first, or does not implement ``from_path`` and
+    ``apply``. The plugin API version's value is checked by the plugin registry.
+    """
+    if not isinstance(cls, type) or not issubclass(cls, MetaPlugin):
+        raise PluginContractError(f"{cls!r} is not a subclass of pannier.MetaPlugin")
+    label = cls.__qualname__
+    if not isinstance(getattr(cls, "plugin_api_version", None), int):
+        raise PluginContractError(f"meta plugin {label} does not set plugin_api_version")
+    for method in _CLASS_METHODS:
+        if not callable(getattr(cls, method, None)):
+            raise PluginContractError(f"meta plugin {label} lacks {method}()")
+    try:
+        prefix = cls.get_prefix()
+        name = cls.get_name()
+        version = cls.get_version()
+    except Exception as exc:
+        raise PluginContractError(f"meta plugin {label}: {type(exc).__name__}: {exc}") from exc
+    if (
+        not isinstance(prefix, str)
+        or not prefix
+        or len(prefix) > 40
+        or not all(c.isascii() and (c.isalnum() or c in "-_") for c in prefix)
+    ):
+        raise PluginContractError(
+            f"meta plugin {label}: get_prefix() must return a short name of letters, "
+            f"digits, '-' or '_', not {prefix!r}"
+        )
+    if not isinstance(name, str) or not name or not isinstance(version, str):
+        raise PluginContractError(f"meta plugin {label}: get_name()/get_version() must be str")
+    record_class: object = cls.record_class
+    if (
+        not isinstance(record_class, type)
+        or not attrs.has(record_class)
+        or not issubclass(record_class, MetaRecord)
+    ):
+        raise PluginContractError(
+            f"meta plugin {label}: record_class must be an attrs subclass of MetaRecord"
+        )
+    record_fields(record_class)
+    if cls.from_path.__func__ is MetaPlugin.from_path.__func__:  # type: ignore[attr-defined]
+        raise PluginContractError(f"meta plugin {label} does not implement from_path()")
+    if cls.apply.__func__ is MetaPlugin.apply.__func__:  # type: ignore[attr-defined]
+        raise PluginContractError(f"meta plugin {label} does not implement apply()")
+    return cls
