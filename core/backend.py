@@ -27,6 +27,7 @@ class alone. ``_error_code`` may map a foreign exception to one of them.
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import re
@@ -89,6 +90,8 @@ class BackendCapabilities:
     :ivar page_size: objects per listing page on the server (None when unpaged).
     :ivar connections: how many instances may run at once against one location.
     :ivar streaming: ``_put_stream``/``_get_stream`` are implemented natively.
+    :ivar multipart_threshold: objects above this many bytes are uploaded in parts
+        (None when the backend never splits); the kit puts one object above it.
     """
 
     atomic_put: bool = False
@@ -98,6 +101,11 @@ class BackendCapabilities:
     page_size: int | None = None
     connections: int = 4
     streaming: bool = False
+    multipart_threshold: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The capabilities as a plain dict, for reports and ``--json``."""
+        return attrs.asdict(self)
 
 
 class Backend:
@@ -194,12 +202,12 @@ class Backend:
         """``{"size": n}``, with -1 when the name is missing. The default lists."""
         return self._query_list([filename])[filename]
 
-    def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
+    def _query_list(self, filename_list: builtins.list[str]) -> dict[str, dict[str, int]]:
         """``{name: {"size": n}}`` for each name, -1 for a missing one."""
         sizes = {e.name: e.size for e in self.list()}
         return {name: {"size": sizes.get(name, -1)} for name in filename_list}
 
-    def _delete_list(self, filename_list: list[str]) -> None:
+    def _delete_list(self, filename_list: builtins.list[str]) -> None:
         """Delete several names; missing ones are tolerated."""
         for name in filename_list:
             self._delete(name)
@@ -273,7 +281,7 @@ class Backend:
         """Return ``length`` bytes of a remote object from ``offset``."""
         return self._get_range(self._name(remote_filename), offset, length)
 
-    def list(self) -> list[ListEntry]:
+    def list(self) -> builtins.list[ListEntry]:
         """Every remote object, each exactly once, as ListEntry."""
         return list(self.iter_list())
 
@@ -286,7 +294,7 @@ class Backend:
         """Delete a remote object; a missing one is tolerated."""
         self._delete(self._name(filename))
 
-    def delete_list(self, filename_list: list[str]) -> None:
+    def delete_list(self, filename_list: builtins.list[str]) -> None:
         """Delete several remote objects."""
         if filename_list:
             self._delete_list([self._name(n) for n in filename_list])
@@ -295,7 +303,7 @@ class Backend:
         """The size of a remote object, or -1 when it is missing."""
         return int(self._query(self._name(filename))["size"])
 
-    def query_list(self, filename_list: list[str]) -> dict[str, int]:
+    def query_list(self, filename_list: builtins.list[str]) -> dict[str, int]:
         """``{name: size}``, -1 for each missing name."""
         if not filename_list:
             return {}
@@ -338,7 +346,9 @@ class Backend:
 
 def missing(name: str, backend: Backend | None = None) -> FileMissingError:
     """A FileMissingError for ``name`` naming the backend; for backend authors."""
-    return FileMissingError(f"{name} does not exist", backend=backend.display_name if backend else None)
+    return FileMissingError(
+        f"{name} does not exist", backend=backend.display_name if backend else None
+    )
 
 
 def transient(message: str, backend: Backend | None = None) -> TransientBackendError:

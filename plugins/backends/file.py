@@ -1,0 +1,237 @@
+"""file:// -- a local directory (or a mounted file system) as a backend.
+
+This is pannier's *reference backend*: every built-in backend is written in the same
+section order, and a new backend's author should copy it. The sections, in order:
+
+1. this docstring: the URL form, the options, the environment, the guarantees;
+2. imports (only the public ``pannier`` API and the backend's SDK);
+3. the class attributes: ``plugin_api_version``, ``schemes``, ``description``,
+   ``capabilities``;
+4. ``__init__(url)``: read every option from the URL, open nothing slow yet;
+5. the required primitives: ``_put``, ``_get``, ``_list``, ``_delete``;
+6. the optional primitives: ``_put_stream``, ``_get_stream``, ``_get_range``, ``_query``,
+   ``_query_list``, ``_move``;
+7. the folder: ``_test``, ``_create_folder``;
+8. errors and clean-up: ``_error_code`` (or a helper that classifies errors), ``_close``;
+9. ``get_plugin_class()`` at the end of the module.
+
+URL: ``file:///absolute/path`` or ``file://relative/path`` (relative to the working
+directory). Options (URL query, command line, environment):
+
+* ``fsync`` (bool, default false, env ``PANNIER_FILE_FSYNC``): flush each object and its
+  directory to disk before a put returns.
+
+Guarantees: a put writes a temporary file ``.pannier-tmp-*`` in the same directory and
+renames it over the name, so a failed or interrupted put leaves no visible object and an
+existing object stays whole until replaced. Temporary files and sub-directories are not
+listed. A missing directory raises FolderMissingError; ``create_folder`` makes it (and its
+parents) with mode 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+from pannier import (
+    PLUGIN_API_VERSION,
+    Backend,
+    BackendCapabilities,
+    BackendError,
+    FileMissingError,
+    FolderMissingError,
+    ListEntry,
+    PermanentBackendError,
+    TransientBackendError,
+)
+from pannier.url import BackendURL
+
+_TMP_PREFIX = ".pannier-tmp-"
+_BUFFER = 1 << 20
+_PERMANENT_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG,
+     errno.ENOTDIR, errno.EISDIR}
+)  # fmt: skip
+
+
+class FileBackend(Backend):
+    """Objects as files in one local directory; atomic put by temp file and rename."""
+
+    plugin_api_version = PLUGIN_API_VERSION
+    schemes = ("file",)
+    description = "a local directory"
+    capabilities = BackendCapabilities(
+        atomic_put=True,
+        ranged_get=True,
+        rename=True,
+        max_name_length=255,
+        page_size=None,
+        connections=8,
+        streaming=True,
+    )
+
+    def __init__(self, url: BackendURL) -> None:
+        self.url = url
+        self.directory = (url.host or "") + url.path if url.host else url.path
+        if not self.directory:
+            raise PermanentBackendError("the URL names no directory", backend=url.redacted)
+        self.fsync = url.bool_option("fsync", False, env="PANNIER_FILE_FSYNC")
+
+    # --- required primitives ------------------------------------------------------------
+
+    def _put(self, source_path: str, remote_filename: str) -> None:
+        with open(source_path, "rb") as source:
+            self._put_stream(source, remote_filename, None)
+
+    def _get(self, remote_filename: str, local_path: str) -> None:
+        try:
+            shutil.copyfile(self._path(remote_filename), local_path)
+        except FileNotFoundError as e:
+            if not os.path.exists(self._path(remote_filename)):
+                raise self._error("get", remote_filename, e) from None
+            raise PermanentBackendError(
+                f"get {remote_filename}: cannot write {local_path}: {e.strerror}",
+                backend=self.display_name,
+            ) from e
+        except OSError as e:
+            raise self._error("get", remote_filename, e) from e
+
+    def _list(self) -> Iterator[ListEntry]:
+        try:
+            entries = os.scandir(self.directory)
+        except OSError as e:
+            raise self._error("list", None, e) from e
+        with entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                yield ListEntry(entry.name, size)
+
+    def _delete(self, filename: str) -> None:
+        try:
+            os.unlink(self._path(filename))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise self._error("delete", filename, e) from e
+
+    # --- optional primitives ------------------------------------------------------------
+
+    def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.directory)
+        except OSError as e:
+            raise self._error("put", remote_filename, e) from e
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(fileobj, out, _BUFFER)
+                if self.fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self._path(remote_filename))
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise self._error("put", remote_filename, e) from e
+            raise
+        if self.fsync:
+            self._fsync_directory()
+
+    def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
+        try:
+            source = open(self._path(remote_filename), "rb")  # noqa: SIM115
+        except OSError as e:
+            raise self._error("get", remote_filename, e) from e
+        with source:
+            shutil.copyfileobj(source, fileobj, _BUFFER)
+
+    def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
+        try:
+            with open(self._path(remote_filename), "rb") as source:
+                source.seek(offset)
+                return source.read(length)
+        except OSError as e:
+            raise self._error("get", remote_filename, e) from e
+
+    def _query(self, filename: str) -> dict[str, int]:
+        try:
+            return {"size": os.stat(self._path(filename)).st_size}
+        except FileNotFoundError:
+            return {"size": -1}
+        except OSError as e:
+            raise self._error("query", filename, e) from e
+
+    def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
+        return {name: self._query(name) for name in filename_list}
+
+    def _move(self, source_filename: str, remote_filename: str) -> None:
+        try:
+            os.replace(self._path(source_filename), self._path(remote_filename))
+        except OSError as e:
+            raise self._error("move", source_filename, e) from e
+        if self.fsync:
+            self._fsync_directory()
+
+    # --- the folder ---------------------------------------------------------------------
+
+    def _test(self) -> None:
+        if not os.path.isdir(self.directory):
+            raise FolderMissingError(
+                f"directory {self.directory} does not exist", backend=self.display_name
+            )
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise PermanentBackendError(
+                f"directory {self.directory} is not writable", backend=self.display_name
+            )
+
+    def _create_folder(self) -> None:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise self._error("create folder", None, e) from e
+
+    # --- errors and clean-up ------------------------------------------------------------
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def _missing(self, name: str) -> FileMissingError:
+        return FileMissingError(f"{name} does not exist", backend=self.display_name)
+
+    def _error(self, operation: str, name: str | None, e: OSError) -> BackendError:
+        """Classify an OSError: a missing name or directory, permanent, or transient."""
+        if e.errno == errno.ENOENT:
+            if not os.path.isdir(self.directory):
+                return FolderMissingError(
+                    f"directory {self.directory} does not exist", backend=self.display_name
+                )
+            if name is not None:
+                return self._missing(name)
+        what = f"{operation} {name}" if name else operation
+        message = f"{what}: {e.strerror or e}"
+        if e.errno in _PERMANENT_ERRNOS:
+            return PermanentBackendError(message, backend=self.display_name)
+        return TransientBackendError(message, backend=self.display_name)
+
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def get_plugin_class() -> type[FileBackend]:
+    """The backend class of this plugin module."""
+    return FileBackend
