@@ -1,0 +1,349 @@
+"""Keys, key derivation, authenticated encryption and blob ids.
+
+A repository is either encrypted (``repokey``) or not (``none``).
+
+* An encrypted repository has one random :class:`MasterKey`: a 32-byte AES-256-GCM key, a
+  32-byte BLAKE3 key for blob ids, and a chunker seed. The master key is stored in *key
+  objects*, one per password, each sealed with a key derived from its password by the
+  memory-hard Argon2id (:class:`KdfParams`). Several passwords are several key objects of
+  the same master key.
+* Every object (config settings, index, snapshot, lock, each blob in a pack, each pack
+  header) is sealed as ``nonce (12 bytes) || AES-256-GCM ciphertext || tag (16 bytes)``
+  with a random nonce and associated data naming what the object is (a blob is bound to
+  its id), so an object cannot be altered, truncated or swapped for another unnoticed.
+* Blob ids are keyed BLAKE3 of the plaintext when encrypted (nobody without the key can
+  test whether a known file is stored) and plain BLAKE3 when not.
+
+:class:`Cipher` does all of this for one repository; a ``none`` repository's cipher seals
+nothing and ids are plain BLAKE3.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import blake3
+import msgpack
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import ConfigError, CorruptObjectError, RepositoryFormatError
+from . import format as fmt
+
+__all__ = [
+    "Cipher",
+    "KdfParams",
+    "MasterKey",
+    "decode_payload",
+    "encode_payload",
+    "make_key_object",
+    "open_key_object",
+]
+
+#: The version of a key object this pannier writes and reads.
+KEY_OBJECT_VERSION = 1
+
+
+@attrs.frozen
+class KdfParams:
+    """How a password becomes a 32-byte key: Argon2id (the default) or scrypt.
+
+    :ivar algorithm: ``"argon2id"`` or ``"scrypt"``.
+    :ivar memory_cost: Argon2id memory in KiB; for scrypt, ``n`` (a power of two).
+    :ivar iterations: Argon2id passes; for scrypt, ``r``.
+    :ivar lanes: Argon2id parallelism; for scrypt, ``p``.
+    """
+
+    algorithm: str = "argon2id"
+    memory_cost: int = 64 * 1024
+    iterations: int = 3
+    lanes: int = 4
+
+    def derive(self, password: bytes, salt: bytes) -> bytes:
+        """The 32-byte key for ``password`` and ``salt``; ConfigError for an unknown
+        algorithm."""
+        if self.algorithm == "argon2id":
+            from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+            return Argon2id(
+                salt=salt,
+                length=32,
+                iterations=self.iterations,
+                lanes=self.lanes,
+                memory_cost=self.memory_cost,
+            ).derive(password)
+        if self.algorithm == "scrypt":
+            from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+            return Scrypt(
+                salt=salt, length=32, n=self.memory_cost, r=self.iterations, p=self.lanes
+            ).derive(password)
+        raise RepositoryFormatError(f"unknown key derivation {self.algorithm!r}")
+
+
+#: Cheap parameters for tests only (never for real repositories).
+TEST_KDF = KdfParams(memory_cost=1024, iterations=1, lanes=1)
+
+
+@attrs.frozen(repr=False)
+class MasterKey:
+    """The secret of an encrypted repository; never printed (its repr hides it).
+
+    :ivar encryption_key: 32 bytes for AES-256-GCM.
+    :ivar id_key: 32 bytes keying BLAKE3 blob ids.
+    :ivar chunker_seed: seeds the chunker's gear table (a positive 63-bit integer), so
+        chunk boundaries do not reveal file contents.
+    """
+
+    encryption_key: bytes
+    id_key: bytes
+    chunker_seed: int
+
+    @classmethod
+    def generate(cls) -> MasterKey:
+        """A new random master key."""
+        seed = int.from_bytes(os.urandom(8), "little") >> 1
+        return cls(os.urandom(32), os.urandom(32), seed or 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "encryption_key": self.encryption_key,
+            "id_key": self.id_key,
+            "chunker_seed": self.chunker_seed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MasterKey:
+        try:
+            key = cls(bytes(d["encryption_key"]), bytes(d["id_key"]), int(d["chunker_seed"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptObjectError(f"master key is malformed: {e}") from None
+        if len(key.encryption_key) != 32 or len(key.id_key) != 32:
+            raise CorruptObjectError("master key has keys of the wrong size")
+        return key
+
+    def __repr__(self) -> str:
+        return "MasterKey(<secret>)"
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def make_key_object(
+    master: MasterKey,
+    password: str,
+    *,
+    kdf: KdfParams | None = None,
+    salt: bytes | None = None,
+    nonce: bytes | None = None,
+    created: str | None = None,
+    hostname: str | None = None,
+    username: str | None = None,
+) -> bytes:
+    """The bytes of a key object holding ``master`` sealed under ``password``.
+
+    The keyword arguments other than ``kdf`` exist for golden-bytes tests; by default the
+    salt and nonce are random and the host, user and time are the current ones.
+    """
+    kdf = kdf or KdfParams()
+    salt = salt if salt is not None else os.urandom(16)
+    nonce = nonce if nonce is not None else os.urandom(fmt.NONCE_SIZE)
+    wrapping = kdf.derive(password.encode("utf-8"), salt)
+    sealed = AESGCM(wrapping).encrypt(
+        nonce, msgpack.packb(master.to_dict(), use_bin_type=True), fmt.AAD_KEY
+    )
+    body = {
+        "version": KEY_OBJECT_VERSION,
+        "kdf": kdf.algorithm,
+        "memory_cost": kdf.memory_cost,
+        "iterations": kdf.iterations,
+        "lanes": kdf.lanes,
+        "salt": salt,
+        "nonce": nonce,
+        "data": sealed,
+        "created": created if created is not None else _now_iso(),
+        "hostname": hostname if hostname is not None else socket.gethostname(),
+        "username": username if username is not None else _username(),
+    }
+    return bytes(msgpack.packb(body, use_bin_type=True))
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def read_key_info(data: bytes, name: str) -> dict[str, Any]:
+    """The public fields of a key object (without its sealed data); CorruptObjectError
+    or RepositoryFormatError when it cannot be parsed."""
+    try:
+        body = msgpack.unpackb(data, raw=False)
+    except Exception:
+        raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
+    if not isinstance(body, dict) or not isinstance(body.get("version"), int):
+        raise CorruptObjectError(f"key object {name} is corrupt", object_name=name)
+    if body["version"] > KEY_OBJECT_VERSION:
+        raise RepositoryFormatError(
+            f"key object {name} has format version {body['version']}; this pannier reads "
+            f"up to {KEY_OBJECT_VERSION}: upgrade pannier"
+        )
+    return body
+
+
+def open_key_object(data: bytes, password: str, name: str = "key") -> MasterKey | None:
+    """The master key in a key object, or None when ``password`` does not open it.
+
+    A key object that cannot be parsed raises CorruptObjectError naming ``name``.
+    """
+    body = read_key_info(data, name)
+    try:
+        kdf = KdfParams(
+            str(body["kdf"]), int(body["memory_cost"]), int(body["iterations"]), int(body["lanes"])
+        )
+        salt, nonce, sealed = bytes(body["salt"]), bytes(body["nonce"]), bytes(body["data"])
+    except (KeyError, TypeError, ValueError):
+        raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
+    try:
+        wrapping = kdf.derive(password.encode("utf-8"), salt)
+        plain = AESGCM(wrapping).decrypt(nonce, sealed, fmt.AAD_KEY)
+    except InvalidTag:
+        return None
+    except ValueError:
+        raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
+    return MasterKey.from_dict(msgpack.unpackb(plain, raw=False))
+
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "cctx", None)
+    if cache is None:
+        cache = _local.cctx = {}
+    c = cache.get(level)
+    if c is None:
+        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
+    if d is None:
+        d = _local.dctx = zstandard.ZstdDecompressor()
+    return d
+
+
+def encode_payload(data: bytes | memoryview, level: int) -> bytes:
+    """``flag || body``: zstd at ``level`` (flag 1), or the data as is (flag 0) when
+    ``level`` is 0 or the data does not compress below 97 % of its size."""
+    if level > 0 and len(data) >= 64:
+        packed = _compressor(level).compress(data)
+        if len(packed) < len(data) * fmt.INCOMPRESSIBLE_RATIO:
+            return b"\x01" + packed
+    return b"\x00" + bytes(data)
+
+
+def decode_payload(payload: bytes | memoryview, what: str) -> bytes:
+    """The data of an encoded payload; CorruptObjectError naming ``what`` when it is
+    malformed."""
+    if not payload:
+        raise CorruptObjectError(f"{what} is empty", object_name=what)
+    flag = payload[0]
+    body = memoryview(payload)[1:]
+    if flag == fmt.PAYLOAD_RAW:
+        return bytes(body)
+    if flag == fmt.PAYLOAD_ZSTD:
+        try:
+            return _decompressor().decompress(body)
+        except zstandard.ZstdError as e:
+            raise CorruptObjectError(f"{what} does not decompress: {e}", object_name=what) from None
+    raise CorruptObjectError(f"{what} has unknown payload encoding {flag}", object_name=what)
+
+
+class Cipher:
+    """Seals and opens the objects of one repository, and computes its blob ids.
+
+    With ``master=None`` (encryption ``none``) sealing returns the plaintext as is and
+    blob ids are plain BLAKE3. Thread-safe.
+
+    :param nonce_source: a callable returning ``n`` random bytes; tests pass a fixed one.
+    """
+
+    def __init__(
+        self,
+        master: MasterKey | None,
+        *,
+        nonce_source: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.master = master
+        self._aead = AESGCM(master.encryption_key) if master else None
+        self._nonce = nonce_source
+        self._id_key = master.id_key if master else None
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether objects are encrypted."""
+        return self._aead is not None
+
+    @property
+    def overhead(self) -> int:
+        """Bytes a sealed object has beyond its plaintext (28 encrypted, 0 otherwise)."""
+        return fmt.NONCE_SIZE + fmt.TAG_SIZE if self._aead else 0
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        """The 32-byte id of ``data``: keyed BLAKE3 when encrypted, plain BLAKE3 if not."""
+        if self._id_key is not None:
+            return blake3.blake3(data, key=self._id_key).digest()
+        return blake3.blake3(data).digest()
+
+    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+        """``nonce || ciphertext || tag`` of ``plaintext`` bound to ``aad``, or the
+        plaintext itself when not encrypted."""
+        if self._aead is None:
+            return bytes(plaintext)
+        nonce = self._nonce(fmt.NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes | memoryview, aad: bytes, what: str) -> bytes:
+        """The plaintext of a sealed object; CorruptObjectError naming ``what`` when it
+        fails authentication (altered, truncated, swapped or wrong key)."""
+        if self._aead is None:
+            return bytes(sealed)
+        if len(sealed) < fmt.NONCE_SIZE + fmt.TAG_SIZE:
+            raise CorruptObjectError(f"{what} is truncated", object_name=what)
+        view = memoryview(sealed)
+        try:
+            return self._aead.decrypt(
+                bytes(view[: fmt.NONCE_SIZE]), bytes(view[fmt.NONCE_SIZE :]), aad
+            )
+        except InvalidTag:
+            raise CorruptObjectError(
+                f"{what} fails authentication (corrupt or altered)", object_name=what
+            ) from None
+
+    def seal_object(self, data: bytes, aad: bytes, level: int) -> bytes:
+        """Compress (when it helps) and seal a whole object such as an index."""
+        return self.seal(encode_payload(data, level), aad)
+
+    def open_object(self, sealed: bytes, aad: bytes, what: str) -> bytes:
+        """Open and decompress an object written by :meth:`seal_object`."""
+        return decode_payload(self.open(sealed, aad, what), what)
+
+
+def check_encryption(name: str) -> str:
+    """``"repokey"`` or ``"none"`` (any case); ConfigError for anything else."""
+    value = name.strip().lower()
+    if value not in ("repokey", "none"):
+        raise ConfigError(f"unknown encryption {name!r}: use 'repokey' or 'none'")
+    return value

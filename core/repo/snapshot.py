@@ -1,0 +1,145 @@
+"""Snapshots: the last object a backup writes, naming everything it stored.
+
+A snapshot object (``snapshot-<id>``) is sealed like any object (associated data
+``pannier:snapshot``) and holds the msgpack map of :meth:`Snapshot.to_dict`. Its id is the
+hex blob id of that plaintext, so a snapshot cannot be altered without changing its name.
+
+``streams`` maps a stream name to the ordered blob ids whose concatenated plaintext is the
+stream: ``"tree"`` for the engine's file tree and ``"meta/<prefix>"`` for each metadata
+plugin's stream (see the engine section of ``docs/format.md``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import msgpack
+
+from ..errors import CorruptObjectError, RepositoryFormatError
+
+__all__ = ["Snapshot", "now_iso"]
+
+SNAPSHOT_VERSION = 1
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with nanoseconds, e.g.
+    ``2026-01-02T03:04:05.123456789Z``."""
+    import time
+
+    ns = time.time_ns()
+    base = datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{ns % 1_000_000_000:09d}Z"
+
+
+def _to_ids(value: Any) -> list[bytes]:
+    return [bytes.fromhex(v) if isinstance(v, str) else bytes(v) for v in value]
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """A snapshot time as an aware datetime (nanoseconds are truncated to microseconds)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = value.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        tz = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{tz}"
+    return datetime.fromisoformat(text)
+
+
+@attrs.define
+class Snapshot:
+    """One backup: when, of what, from where, and the streams that hold it.
+
+    :ivar id: hex id, set when the snapshot is saved or loaded.
+    :ivar time: ISO 8601 UTC with nanoseconds (a datetime is converted on save).
+    :ivar streams: stream name -> ordered blob ids (bytes; hex strings are accepted).
+    :ivar summary: counters of the backup (files and bytes new, changed, unchanged, ...).
+    :ivar extra: fields this pannier does not know, kept as read.
+    """
+
+    time: str = attrs.field(factory=now_iso)
+    hostname: str = ""
+    username: str = ""
+    paths: list[str] = attrs.field(factory=list)
+    tags: list[str] = attrs.field(factory=list)
+    parent: str | None = None
+    streams: dict[str, list[bytes]] = attrs.field(factory=dict)
+    summary: dict[str, Any] = attrs.field(factory=dict)
+    program_version: str = ""
+    source_kinds: list[str] = attrs.field(factory=list)
+    extra: dict[str, Any] = attrs.field(factory=dict)
+    id: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 hex digits of the id."""
+        return (self.id or "")[:8]
+
+    @property
+    def datetime(self) -> datetime:
+        """The snapshot time as an aware datetime."""
+        return parse_time(self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The map stored in the snapshot object (without the id)."""
+        t = self.time
+        if isinstance(t, datetime):
+            t = t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+        d: dict[str, Any] = dict(self.extra)
+        d.update(
+            {
+                "version": SNAPSHOT_VERSION,
+                "time": t,
+                "hostname": self.hostname,
+                "username": self.username,
+                "paths": list(self.paths),
+                "tags": list(self.tags),
+                "parent": self.parent,
+                "streams": {k: _to_ids(v) for k, v in self.streams.items()},
+                "summary": self.summary,
+                "program_version": self.program_version,
+                "source_kinds": list(self.source_kinds),
+            }
+        )
+        return d
+
+    def encode(self) -> bytes:
+        """The msgpack plaintext of the snapshot object."""
+        return bytes(msgpack.packb(self.to_dict(), use_bin_type=True))
+
+    @classmethod
+    def decode(cls, plain: bytes, snapshot_id: str) -> Snapshot:
+        """The snapshot in a plaintext; CorruptObjectError or RepositoryFormatError naming
+        it."""
+        name = f"snapshot {snapshot_id[:8]}"
+        try:
+            d = msgpack.unpackb(plain, raw=False)
+            version = d.pop("version")
+        except Exception:
+            raise CorruptObjectError(f"{name} is corrupt", object_name=name) from None
+        if not isinstance(version, int) or version > SNAPSHOT_VERSION:
+            raise RepositoryFormatError(
+                f"{name} has format version {version}; this pannier reads up to "
+                f"{SNAPSHOT_VERSION}: upgrade pannier"
+            )
+        known = {f.name for f in attrs.fields(cls)} - {"extra", "id"}
+        kwargs = {k: d.pop(k) for k in list(d) if k in known}
+        try:
+            kwargs["streams"] = {k: _to_ids(v) for k, v in kwargs.get("streams", {}).items()}
+            return cls(**kwargs, extra=d, id=snapshot_id)
+        except (TypeError, ValueError):
+            raise CorruptObjectError(f"{name} is corrupt", object_name=name) from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as JSON-friendly data (ids as hex)."""
+        d = self.to_dict()
+        d.pop("version")
+        d["streams"] = {k: [b.hex() for b in v] for k, v in d["streams"].items()}
+        d["id"] = self.id
+        d["short_id"] = self.short_id
+        return d

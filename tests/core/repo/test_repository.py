@@ -1,0 +1,232 @@
+"""Repository round trips: init, open, store, read, snapshots, keys."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from pannier.errors import (
+    ConfigError,
+    CorruptObjectError,
+    RepositoryError,
+    RepositoryFormatError,
+    RepositoryNotFoundError,
+    WrongPasswordError,
+)
+from pannier.repo import Repository, Snapshot
+
+from .conftest import FAST_KDF, PASSWORD, DirBackend
+
+
+def test_store_and_read_back_after_reopen(repo: Repository, backend: DirBackend) -> None:
+    data = os.urandom(5_000_000) + b"\0" * 3_000_000
+    ids = repo.store_stream(io.BytesIO(data))
+    assert len(ids) > 2
+    small = repo.store_bytes(b"tiny")
+    repo.flush()
+    repo.close()
+    again = Repository.open(DirBackend(backend.directory), PASSWORD)
+    assert b"".join(again.iter_blobs(ids)) == data
+    assert again.read_blob(small[0]) == b"tiny"
+    assert again.id == repo.id and again.encrypted
+
+
+def test_duplicate_blobs_are_stored_once(repo: Repository) -> None:
+    first = repo.add_blob(b"x" * 1000)
+    second = repo.add_blob(b"x" * 1000)
+    assert first[0] == second[0]
+    assert first[1] > 0 and second[1] == 0
+    assert repo.has_blob(first[0])
+
+
+def test_pending_blob_is_readable_before_flush(repo: Repository) -> None:
+    bid, _ = repo.add_blob(b"not yet uploaded")
+    assert repo.read_blob(bid) == b"not yet uploaded"
+
+
+def test_empty_stream_has_no_chunks(repo: Repository) -> None:
+    assert repo.store_stream(io.BytesIO(b"")) == []
+
+
+def test_submit_stream_runs_in_background(repo: Repository, tmp_path: Path) -> None:
+    paths = []
+    for i in range(20):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(os.urandom(1000 + i))
+        paths.append(p)
+    futures = [repo.submit_stream(str(p)) for p in paths]
+    for p, fut in zip(paths, futures, strict=True):
+        assert b"".join(repo.iter_blobs(fut.result())) == p.read_bytes()
+
+
+def test_incompressible_data_is_stored_raw(plain_repo: Repository) -> None:
+    noise = os.urandom(100_000)
+    _, stored = plain_repo.add_blob(noise)
+    assert stored == len(noise) + 1  # flag byte only
+    _, stored = plain_repo.add_blob(b"a" * 100_000)
+    assert stored < 1000
+
+
+def test_unencrypted_repository_opens_without_password(
+    plain_repo: Repository, backend: DirBackend
+) -> None:
+    ids = plain_repo.store_bytes(b"plain data")
+    plain_repo.close()
+    again = Repository.open(backend, None)
+    assert not again.encrypted
+    assert again.read_blob(ids[0]) == b"plain data"
+
+
+def test_wrong_password_is_refused(repo: Repository, backend: DirBackend) -> None:
+    with pytest.raises(WrongPasswordError, match="wrong password"):
+        Repository.open(backend, "not the password")
+
+
+def test_encrypted_repository_without_password(repo: Repository, backend: DirBackend) -> None:
+    with pytest.raises(ConfigError, match="password"):
+        Repository.open(backend, None)
+
+
+def test_missing_repository(tmp_path: Path) -> None:
+    with pytest.raises(RepositoryNotFoundError, match="no repository"):
+        Repository.open(DirBackend(tmp_path / "nothing"), PASSWORD)
+
+
+def test_init_twice_is_refused(repo: Repository, backend: DirBackend) -> None:
+    with pytest.raises(RepositoryError, match="already holds a repository"):
+        Repository.init(backend, PASSWORD, kdf=FAST_KDF)
+
+
+def test_repokey_without_password_is_refused(backend: DirBackend) -> None:
+    with pytest.raises(ConfigError, match="needs a password"):
+        Repository.init(backend, "", kdf=FAST_KDF)
+    assert not backend.directory.exists() or not any(backend.directory.iterdir())
+
+
+def test_newer_format_is_refused(repo: Repository, backend: DirBackend) -> None:
+    import msgpack
+    from pannier.repo.format import CONFIG_MAGIC
+
+    raw = (backend.directory / "config").read_bytes()
+    body = msgpack.unpackb(raw[len(CONFIG_MAGIC) :])
+    body["version"] = 99
+    (backend.directory / "config").write_bytes(CONFIG_MAGIC + msgpack.packb(body))
+    with pytest.raises(RepositoryFormatError, match="format version 99"):
+        Repository.open(backend, PASSWORD)
+
+
+def test_corrupt_config_is_named(repo: Repository, backend: DirBackend) -> None:
+    (backend.directory / "config").write_bytes(b"garbage")
+    with pytest.raises(CorruptObjectError, match="config"):
+        Repository.open(backend, PASSWORD)
+
+
+def test_tampered_settings_fail_authentication(repo: Repository, backend: DirBackend) -> None:
+    raw = bytearray((backend.directory / "config").read_bytes())
+    raw[-3] ^= 0xFF
+    (backend.directory / "config").write_bytes(bytes(raw))
+    with pytest.raises(CorruptObjectError, match="config"):
+        Repository.open(backend, PASSWORD)
+
+
+def test_corrupt_pack_is_detected_and_named(repo: Repository, backend: DirBackend) -> None:
+    ids = repo.store_bytes(os.urandom(2000))
+    repo.flush()
+    pack = next(p for p in backend.directory.iterdir() if p.name.startswith("data-"))
+    raw = bytearray(pack.read_bytes())
+    raw[100] ^= 0x01
+    pack.write_bytes(bytes(raw))
+    again = Repository.open(backend, PASSWORD)
+    with pytest.raises(CorruptObjectError, match=pack.name):
+        again.read_blob(ids[0])
+
+
+def test_missing_pack_is_named(repo: Repository, backend: DirBackend) -> None:
+    ids = repo.store_bytes(b"some data")
+    repo.flush()
+    pack = next(p for p in backend.directory.iterdir() if p.name.startswith("data-"))
+    pack.unlink()
+    again = Repository.open(backend, PASSWORD)
+    with pytest.raises(CorruptObjectError, match=f"{pack.name} is missing"):
+        again.read_blob(ids[0])
+
+
+def test_corrupt_index_is_named(repo: Repository, backend: DirBackend) -> None:
+    repo.store_bytes(b"some data")
+    repo.flush()
+    index = next(p for p in backend.directory.iterdir() if p.name.startswith("index-"))
+    index.write_bytes(index.read_bytes()[:-5])
+    again = Repository.open(backend, PASSWORD)
+    with pytest.raises(CorruptObjectError, match=index.name):
+        _ = again.index
+
+
+def test_snapshots_round_trip_and_prefixes(repo: Repository, backend: DirBackend) -> None:
+    ids = repo.store_bytes(b"tree stream")
+    s1 = Snapshot(hostname="a", paths=["/x"], tags=["t"], streams={"tree": ids})
+    id1 = repo.save_snapshot(s1)
+    s2 = Snapshot(hostname="b", paths=["/y"], streams={"tree": [i.hex() for i in ids]})  # type: ignore[misc]
+    id2 = repo.save_snapshot(s2)
+    again = Repository.open(backend, PASSWORD)
+    loaded = again.load_snapshot(id1[:6])
+    assert loaded.id == id1 and loaded.streams == {"tree": ids}
+    assert loaded.paths == ["/x"] and loaded.tags == ["t"]
+    assert again.load_snapshot("latest").id == id2
+    assert again.load_snapshot("latest", hostname="a").id == id1
+    assert again.load_snapshot("latest", tags=["t"]).id == id1
+    assert [s.id for s in again.list_snapshots()] == [id1, id2]
+    with pytest.raises(ConfigError, match="no snapshot"):
+        again.load_snapshot("ffffffffffff" if not id1.startswith("f") else "000000000000")
+    with pytest.raises(ConfigError, match="not a snapshot id"):
+        again.load_snapshot("xyz")
+    again.remove_snapshots([id1])
+    assert [s.id for s in again.list_snapshots()] == [id2]
+
+
+def test_ambiguous_prefix_names_candidates(repo: Repository) -> None:
+    made = [repo.save_snapshot(Snapshot(hostname=f"h{i}")) for i in range(40)]
+    first = {m[0] for m in made}
+    # with 40 snapshots some leading hex digit is shared by two of them
+    shared = next(c for c in first if sum(m.startswith(c) for m in made) > 1)
+    with pytest.raises(ConfigError, match="ambiguous"):
+        repo.load_snapshot(shared)
+
+
+def test_tampered_snapshot_is_detected(repo: Repository, backend: DirBackend) -> None:
+    sid = repo.save_snapshot(Snapshot(hostname="h"))
+    path = backend.directory / f"snapshot-{sid}"
+    raw = bytearray(path.read_bytes())
+    raw[20] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptObjectError, match=f"snapshot {sid[:8]}"):
+        repo.load_snapshot(sid)
+
+
+def test_several_passwords(repo: Repository, backend: DirBackend) -> None:
+    ids = repo.store_bytes(b"shared secret data")
+    repo.flush()
+    key_id = repo.add_key("second password", kdf=FAST_KDF)
+    other = Repository.open(backend, "second password")
+    assert other.read_blob(ids[0]) == b"shared secret data"
+    assert {k.id for k in other.list_keys()} >= {key_id}
+    assert [k.current for k in other.list_keys() if k.id == key_id] == [True]
+    with pytest.raises(ConfigError, match="in use"):
+        other.remove_key(key_id)
+    original = Repository.open(backend, PASSWORD)
+    original.remove_key(key_id)
+    with pytest.raises(WrongPasswordError):
+        Repository.open(backend, "second password")
+    only = original.list_keys()
+    with pytest.raises(ConfigError, match=r"in use|last key"):
+        original.remove_key(only[0].id)
+
+
+def test_write_order_packs_then_index_then_snapshot(repo: Repository, backend: DirBackend) -> None:
+    backend.puts.clear()
+    ids = repo.store_stream(io.BytesIO(os.urandom(3_000_000)))
+    repo.save_snapshot(Snapshot(streams={"tree": ids}))
+    kinds = [name.split("-")[0] for name in backend.puts]
+    assert kinds[-1] == "snapshot"
+    assert kinds.index("index") > max(i for i, k in enumerate(kinds) if k == "data")
