@@ -1,0 +1,569 @@
+"""swift:// -- OpenStack Swift object storage, via python-swiftclient.
+
+URL: ``swift://CONTAINER/PREFIX`` (the prefix is optional; objects are stored as
+``PREFIX/NAME``). Authentication follows duplicity's Swift backend and its ``SWIFT_*``
+environment variables; each also has a URL query option (which wins over the variable):
+
+==========================  ==========================  ===================================
+option                      environment                 meaning
+==========================  ==========================  ===================================
+``auth-url``                ``SWIFT_AUTHURL``           the auth endpoint (v1 ``/auth/v1.0``
+                                                        or Keystone ``/v3``)
+``user``                    ``SWIFT_USERNAME``          the user (or the URL's user part)
+``password``                ``SWIFT_PASSWORD``          the password or key (or a file named
+                                                        by ``SWIFT_PASSWORD_FILE``)
+``auth-version``            ``SWIFT_AUTHVERSION``       1 (default), 2 or 3
+``tenant-name``             ``SWIFT_TENANTNAME``        v2 tenant
+``user-domain-name``        ``SWIFT_USER_DOMAIN_NAME``  v3 user domain (also ``-id``)
+``project-name``            ``SWIFT_PROJECT_NAME``      v3 project (also ``-id``)
+``project-domain-name``     ``SWIFT_PROJECT_DOMAIN_NAME``  v3 project domain (also ``-id``)
+``region``                  ``SWIFT_REGIONNAME``        the region of the storage endpoint
+``endpoint-type``           ``SWIFT_ENDPOINT_TYPE``     publicURL (default), internalURL...
+``preauth-url``             ``SWIFT_PREAUTHURL``        a storage URL already authenticated
+``preauth-token``           ``SWIFT_PREAUTHTOKEN``      its token (no auth request is made)
+==========================  ==========================  ===================================
+
+Other options: ``segment-threshold`` (size, default 1G): larger objects are uploaded as a
+Static Large Object of ``segment-size`` (size, default 256M) segments kept in the
+container ``segment-container`` (default ``CONTAINER_segments``); ``storage-policy`` (the
+policy of a container made by ``create_folder``); ``timeout`` (seconds, default 60).
+
+Guarantees: a put is atomic (a plain PUT, or segments first and the manifest last, with the
+segments removed when the upload fails); each upload is checked against the MD5 ETag the
+server returns, and each full download against the object's ETag. Listings follow every
+page with ``marker``, so nothing is lost past the server's page limit. Deleting or
+replacing a segmented object deletes its segments. A missing container raises
+FolderMissingError; it is created only by ``create_folder``. swiftclient's own retries are
+off (the host's retry wrapper decides), except the one re-authentication on an expired
+token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+import attrs
+from pannier import (
+    PLUGIN_API_VERSION,
+    Backend,
+    BackendCapabilities,
+    BackendError,
+    ConfigError,
+    FileMissingError,
+    FolderMissingError,
+    ListEntry,
+    PermanentBackendError,
+    RateLimitedError,
+    TransientBackendError,
+)
+from pannier.url import BackendURL
+
+_T = TypeVar("_T")
+MIB = 1 << 20
+_BUFFER = 1 << 20
+#: Auth versions accepted by ``auth-version`` (swiftclient's spellings).
+AUTH_VERSIONS = ("1", "1.0", "2", "2.0", "3")
+#: Environment variables that fill the v2/v3 ``os_options`` of swiftclient.
+_OS_OPTIONS = {
+    "tenant-name": ("tenant_name", "SWIFT_TENANTNAME"),
+    "tenant-id": ("tenant_id", "SWIFT_TENANTID"),
+    "user-id": ("user_id", "SWIFT_USERID"),
+    "user-domain-name": ("user_domain_name", "SWIFT_USER_DOMAIN_NAME"),
+    "user-domain-id": ("user_domain_id", "SWIFT_USER_DOMAIN_ID"),
+    "project-name": ("project_name", "SWIFT_PROJECT_NAME"),
+    "project-id": ("project_id", "SWIFT_PROJECT_ID"),
+    "project-domain-name": ("project_domain_name", "SWIFT_PROJECT_DOMAIN_NAME"),
+    "project-domain-id": ("project_domain_id", "SWIFT_PROJECT_DOMAIN_ID"),
+    "region": ("region_name", "SWIFT_REGIONNAME"),
+    "endpoint-type": ("endpoint_type", "SWIFT_ENDPOINT_TYPE"),
+}
+
+
+class SwiftBackend(Backend):
+    """Objects in a Swift container under an optional prefix; SLO above a threshold."""
+
+    plugin_api_version = PLUGIN_API_VERSION
+    schemes = ("swift",)
+    description = "OpenStack Swift (python-swiftclient), v1/v2/v3 auth or a pre-authenticated URL"
+    capabilities = BackendCapabilities(
+        atomic_put=True,
+        ranged_get=True,
+        rename=True,
+        max_name_length=255,
+        page_size=10000,
+        connections=8,
+        streaming=True,
+        multipart_threshold=1 << 30,
+    )
+
+    def __init__(self, url: BackendURL) -> None:
+        self.url = url
+        self.container = url.host or ""
+        if not self.container:
+            raise ConfigError(
+                f"{url.redacted}: the URL names no container (swift://CONTAINER/PREFIX)"
+            )
+        prefix = url.path.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.preauth_url = url.option("preauth-url", env="SWIFT_PREAUTHURL")
+        self.preauth_token = url.secret("preauth-token", env="SWIFT_PREAUTHTOKEN")
+        self.auth_url = url.option("auth-url", env="SWIFT_AUTHURL")
+        self.user = url.option("user", env="SWIFT_USERNAME") or url.user
+        self.password = url.secret("password", env="SWIFT_PASSWORD", file_env="SWIFT_PASSWORD_FILE")
+        self.auth_version = url.enum_option(
+            "auth-version", AUTH_VERSIONS, "1", env="SWIFT_AUTHVERSION"
+        )
+        self.os_options = {
+            key: value
+            for option, (key, env) in _OS_OPTIONS.items()
+            if (value := url.option(option, env=env))
+        }
+        if self.preauth_url or self.preauth_token:
+            if not (self.preauth_url and self.preauth_token):
+                raise ConfigError(
+                    f"{url.redacted}: a pre-authenticated connection needs both "
+                    "SWIFT_PREAUTHURL and SWIFT_PREAUTHTOKEN"
+                )
+        else:
+            missing = [
+                env
+                for env, value in (
+                    ("SWIFT_AUTHURL", self.auth_url),
+                    ("SWIFT_USERNAME", self.user),
+                    ("SWIFT_PASSWORD", self.password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigError(
+                    f"{url.redacted}: missing Swift credentials: set {', '.join(missing)} "
+                    "(or SWIFT_PREAUTHURL and SWIFT_PREAUTHTOKEN)"
+                )
+        self.segment_size = url.size_option("segment-size", 256 * MIB)
+        self.segment_threshold = url.size_option("segment-threshold", 1 << 30)
+        if self.segment_size < 1 or self.segment_threshold < 1:
+            raise ConfigError(f"{url.redacted}: segment-size and segment-threshold must be > 0")
+        self.segment_container = url.option("segment-container") or f"{self.container}_segments"
+        self.storage_policy = url.option("storage-policy")
+        self.timeout = url.float_option("timeout", 60.0)
+        self._conn: Any = None
+
+    def get_capabilities(self) -> BackendCapabilities:
+        """The class capabilities with this instance's segment threshold."""
+        return attrs.evolve(self.capabilities, multipart_threshold=self.segment_threshold)
+
+    # --- required primitives ------------------------------------------------------------
+
+    def _put(self, source_path: str, remote_filename: str) -> None:
+        with open(source_path, "rb") as source:
+            size = source.seek(0, 2)
+            source.seek(0)
+            self._put_stream(source, remote_filename, size)
+
+    def _get(self, remote_filename: str, local_path: str) -> None:
+        with open(local_path, "wb") as out:
+            self._get_stream(remote_filename, out)
+
+    def _list(self) -> Iterator[ListEntry]:
+        marker = ""
+        while True:
+            page = self._list_page(marker)
+            if not page:
+                return
+            for item in page:
+                if "name" in item:
+                    yield ListEntry(item["name"][len(self.prefix) :], int(item["bytes"]))
+            last = page[-1]
+            marker = last.get("name") or last.get("subdir") or ""
+
+    def _delete(self, filename: str) -> None:
+        key = self._key(filename)
+        headers = self._head(filename)
+        if headers is None:
+            return
+        segments = self._segments(filename) if _is_slo(headers) else []
+        with contextlib.suppress(FileMissingError):
+            self._call("delete", filename, lambda c: c.delete_object(self.container, key))
+        self._delete_segments(segments)
+
+    # --- optional primitives ------------------------------------------------------------
+
+    def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
+        if size is None:
+            with tempfile.SpooledTemporaryFile(max_size=8 * MIB, prefix="pannier-swift-") as spool:
+                while chunk := fileobj.read(_BUFFER):
+                    spool.write(chunk)
+                size = spool.tell()
+                spool.seek(0)
+                self._put_sized(spool, remote_filename, size)
+        else:
+            self._put_sized(fileobj, remote_filename, size)
+
+    def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
+        key = self._key(remote_filename)
+        headers, body = self._call(
+            "get",
+            remote_filename,
+            lambda c: c.get_object(self.container, key, resp_chunk_size=_BUFFER),
+        )
+        md5 = hashlib.md5()
+        try:
+            for chunk in body:
+                md5.update(chunk)
+                fileobj.write(chunk)
+        except Exception as e:
+            raise self._error("get", remote_filename, e) from e
+        etag = headers.get("etag", "").strip('"')
+        if etag and not _is_slo(headers) and etag != md5.hexdigest():
+            raise TransientBackendError(
+                f"get {remote_filename}: the data received does not match the object's ETag",
+                backend=self.display_name,
+            )
+
+    def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            if self._head(remote_filename) is None:
+                raise self._missing(remote_filename)
+            return b""
+        key = self._key(remote_filename)
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        try:
+            _, body = self._call(
+                "get", remote_filename, lambda c: c.get_object(self.container, key, headers=headers)
+            )
+        except PermanentBackendError as e:
+            if getattr(e.__cause__, "http_status", None) == 416:  # offset past the end
+                return b""
+            raise
+        return bytes(body)
+
+    def _query(self, filename: str) -> dict[str, int]:
+        headers = self._head(filename)
+        return {"size": -1 if headers is None else int(headers.get("content-length", 0))}
+
+    def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
+        if len(filename_list) <= 16:
+            return {name: self._query(name) for name in filename_list}
+        sizes = {entry.name: entry.size for entry in self._list()}
+        return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+
+    def _move(self, source_filename: str, remote_filename: str) -> None:
+        source = f"/{self.container}/{self._key(source_filename)}"
+        key = self._key(remote_filename)
+        # Server-side copy; for a segmented object the manifest is copied and the segments
+        # are shared, so only the source's manifest is deleted afterwards.
+        self._call(
+            "move",
+            source_filename,
+            lambda c: c.put_object(
+                self.container,
+                key,
+                contents=b"",
+                content_length=0,
+                headers={"X-Copy-From": source},
+                query_string="multipart-manifest=get",
+            ),
+        )
+        source_key = self._key(source_filename)
+        with contextlib.suppress(FileMissingError):
+            self._call(
+                "move", source_filename, lambda c: c.delete_object(self.container, source_key)
+            )
+
+    # --- the folder ---------------------------------------------------------------------
+
+    def _test(self) -> None:
+        self._call("test", None, lambda c: c.head_container(self.container))
+
+    def _create_folder(self) -> None:
+        headers = {"X-Storage-Policy": self.storage_policy} if self.storage_policy else {}
+        self._call(
+            "create container", None, lambda c: c.put_container(self.container, headers=headers)
+        )
+
+    # --- errors and clean-up ------------------------------------------------------------
+
+    @property
+    def connection(self) -> Any:
+        """The swiftclient Connection, made on first use (authenticates lazily)."""
+        if self._conn is None:
+            from swiftclient.client import Connection
+
+            if self.preauth_url and self.preauth_token:
+                self._conn = Connection(
+                    preauthurl=self.preauth_url,
+                    preauthtoken=self.preauth_token,
+                    retries=0,
+                    retry_on_ratelimit=False,
+                    timeout=self.timeout,
+                )
+            else:
+                self._conn = Connection(
+                    authurl=self.auth_url,
+                    user=self.user,
+                    key=self.password,
+                    auth_version=self.auth_version,
+                    tenant_name=self.os_options.get("tenant_name"),
+                    os_options=dict(self.os_options),
+                    retries=0,
+                    starting_backoff=0.1,
+                    retry_on_ratelimit=False,
+                    timeout=self.timeout,
+                )
+        return self._conn
+
+    def _call(self, operation: str, name: str | None, fn: Callable[[Any], _T]) -> _T:
+        """Run ``fn(connection)`` and turn whatever it raises into a BackendError."""
+        try:
+            return fn(self.connection)
+        except BackendError:
+            raise
+        except Exception as e:
+            if getattr(e, "http_status", None) is None:
+                self._retry_cleanup()  # the HTTP connection may be mid-request
+            raise self._error(operation, name, e) from e
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _head(self, name: str) -> dict[str, str] | None:
+        """The object's headers, or None when it does not exist."""
+        key = self._key(name)
+        try:
+            headers: dict[str, str] = self._call(
+                "query", name, lambda c: c.head_object(self.container, key)
+            )
+        except FileMissingError:
+            return None
+        return headers
+
+    def _put_sized(self, fileobj: IO[bytes], remote_filename: str, size: int) -> None:
+        old_segments: list[str] = []
+        if size > self.segment_threshold:
+            old = self._head(remote_filename)
+            if old is not None and _is_slo(old):
+                old_segments = self._segments(remote_filename)
+            self._put_segmented(fileobj, remote_filename, size)
+            self._delete_segments(old_segments)
+            return
+        self._put_object(self.container, self._key(remote_filename), fileobj, size, remote_filename)
+
+    def _put_object(
+        self, container: str, key: str, fileobj: IO[bytes], size: int, name: str
+    ) -> str:
+        """PUT exactly ``size`` bytes of ``fileobj``; check and return the MD5."""
+        reader = _HashingReader(fileobj, size)
+        etag = self._call(
+            "put",
+            name,
+            lambda c: c.put_object(container, key, contents=reader, content_length=size),
+        )
+        digest = reader.md5.hexdigest()
+        if (etag or "").strip('"') != digest:
+            raise TransientBackendError(
+                f"put {name}: the server's ETag does not match the data sent",
+                backend=self.display_name,
+            )
+        return digest
+
+    def _put_segmented(self, fileobj: IO[bytes], remote_filename: str, size: int) -> None:
+        self._call(
+            "create segment container",
+            None,
+            lambda c: c.put_container(self.segment_container),
+        )
+        base = f"{self._key(remote_filename)}/slo/{time.time():.6f}/{size}/{self.segment_size}/"
+        manifest: list[dict[str, Any]] = []
+        done: list[str] = []
+        try:
+            offset = 0
+            while offset < size:
+                length = min(self.segment_size, size - offset)
+                seg_key = f"{base}{len(manifest):08d}"
+                digest = self._put_object(
+                    self.segment_container, seg_key, fileobj, length, remote_filename
+                )
+                done.append(seg_key)
+                manifest.append(
+                    {
+                        "path": f"/{self.segment_container}/{seg_key}",
+                        "etag": digest,
+                        "size_bytes": length,
+                    }
+                )
+                offset += length
+            body = json.dumps(manifest).encode("utf-8")
+            key = self._key(remote_filename)
+            self._call(
+                "put",
+                remote_filename,
+                lambda c: c.put_object(
+                    self.container, key, contents=body, query_string="multipart-manifest=put"
+                ),
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._delete_segments(done)
+            raise
+
+    def _segments(self, name: str) -> list[str]:
+        """The segment keys (in the segment container) of a segmented object."""
+        key = self._key(name)
+        try:
+            _, body = self._call(
+                "query",
+                name,
+                lambda c: c.get_object(self.container, key, query_string="multipart-manifest=get"),
+            )
+        except FileMissingError:
+            return []
+        prefix = f"/{self.segment_container}/"
+        return [
+            seg["name"][len(prefix) :]
+            for seg in json.loads(body)
+            if str(seg.get("name", "")).startswith(prefix)
+        ]
+
+    def _list_page(self, marker: str) -> list[dict[str, Any]]:
+        """One page of the container listing after ``marker`` (the server's page size)."""
+        _, page = self._call(
+            "list",
+            None,
+            lambda c: c.get_container(
+                self.container, marker=marker, prefix=self.prefix, delimiter="/"
+            ),
+        )
+        return list(page)
+
+    def _delete_segments(self, segment_keys: list[str]) -> None:
+        for seg_key in segment_keys:
+            self._delete_segment(seg_key)
+
+    def _delete_segment(self, seg_key: str) -> None:
+        with contextlib.suppress(FileMissingError):
+            self._call(
+                "delete segment",
+                seg_key,
+                lambda c: c.delete_object(self.segment_container, seg_key),
+            )
+
+    def _missing(self, name: str) -> FileMissingError:
+        return FileMissingError(f"{name} does not exist", backend=self.display_name)
+
+    def _error(self, operation: str, name: str | None, e: Exception) -> BackendError:
+        """Classify a swiftclient or requests exception into the BackendError it means."""
+        if isinstance(e, BackendError):
+            return e
+        what = f"{operation} {name}" if name else operation
+        if isinstance(e, _ShortStreamError):
+            return PermanentBackendError(f"{what}: {e}", backend=self.display_name)
+        error = self._error_code(operation, e)
+        if error is not None:
+            return error
+        status = getattr(e, "http_status", None)
+        reason = getattr(e, "http_reason", "") or ""
+        if status is None:
+            return TransientBackendError(f"{what}: {_one_line(str(e))}", backend=self.display_name)
+        detail = f"{what}: {status} {reason}".rstrip()
+        if status == 404:
+            if name is not None and operation in (
+                "get",
+                "query",
+                "delete",
+                "delete segment",
+                "move",
+            ):
+                return self._missing(name)
+            return FolderMissingError(
+                f"container {self.container} does not exist", backend=self.display_name
+            )
+        if status in (401, 403):
+            if str(e).startswith("Auth"):
+                hint = "authentication refused: check SWIFT_USERNAME and SWIFT_PASSWORD"
+            elif self.preauth_token:
+                hint = "access refused: check SWIFT_PREAUTHTOKEN and the container's ACL"
+            else:
+                hint = "access refused: check the user's rights on the container"
+            return PermanentBackendError(f"{detail} ({hint})", backend=self.display_name)
+        if status in (429, 498):
+            headers = getattr(e, "http_response_headers", None) or {}
+            retry_after = None
+            with contextlib.suppress(TypeError, ValueError):
+                retry_after = float(str(headers.get("Retry-After") or headers.get("retry-after")))
+            return RateLimitedError(detail, backend=self.display_name, retry_after=retry_after)
+        if status >= 500 or status in (408, 409, 422, 499):
+            return TransientBackendError(detail, backend=self.display_name)
+        return PermanentBackendError(detail, backend=self.display_name)
+
+    def _error_code(self, operation: str, e: Exception) -> BackendError | None:
+        import requests
+
+        if isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            where = self.preauth_url or self.auth_url or "the Swift endpoint"
+            return TransientBackendError(
+                f"{operation}: cannot reach {where}: {type(e).__name__}",
+                backend=self.display_name,
+            )
+        return None
+
+    def _retry_cleanup(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn.http_conn = None
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+class _ShortStreamError(Exception):
+    """The stream to upload ended before the size announced."""
+
+
+class _HashingReader:
+    """Read exactly ``size`` bytes of a stream, hashing them with MD5 (swiftclient reads
+    it once; it cannot be rewound)."""
+
+    def __init__(self, fileobj: IO[bytes], size: int) -> None:
+        self.fileobj = fileobj
+        self.remaining = size
+        self.size = size
+        self.md5 = hashlib.md5()
+
+    def read(self, n: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        want = self.remaining if n is None or n < 0 else min(n, self.remaining)
+        data = self.fileobj.read(want)
+        if not data:
+            raise _ShortStreamError(
+                f"the data to upload ended after {self.size - self.remaining} of {self.size} bytes"
+            )
+        self.remaining -= len(data)
+        self.md5.update(data)
+        return data
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _is_slo(headers: dict[str, str]) -> bool:
+    return str(headers.get("x-static-large-object", "")).lower() == "true"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def get_plugin_class() -> type[SwiftBackend]:
+    """The backend class of this plugin module."""
+    return SwiftBackend
