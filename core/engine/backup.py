@@ -1,0 +1,464 @@
+"""Backup: read sources into a repository and save a snapshot.
+
+:func:`run_backup` walks every source once, in index order, side by side with the tree of
+a *parent* snapshot (by default the latest one of the same host and paths):
+
+* a regular file whose size, mtime, ctime and inode match the parent's entry, and whose
+  chunks are all in the repository, is not read again: its chunk ids are reused --
+  except that each such file is re-read with probability ``reread_probability``
+  (Deltaic's probabilistic full backup); a change found that way is stored and counted;
+* any other file is read, chunked and stored (files are read by a small pool of threads,
+  in order of the walk, memory bounded by :attr:`BackupOptions.max_pending`);
+* every active metadata plugin records the entry in its stream;
+* a file that cannot be read is a warning (``pannier_file_error``); the backup goes on,
+  the snapshot lacks that file, and :attr:`BackupSummary.warnings` lists it.
+
+Write order: content, then the tree and metadata streams, then ``repo.flush()`` (packs and
+index), then the snapshot object last -- a snapshot that exists is complete. A source that
+fails as a whole (:class:`~pannier.SourceError`, e.g. a failing dump command) aborts the
+backup before the snapshot is written.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import getpass
+import os
+import random
+import socket
+import stat
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any
+
+import attrs
+
+from ..errors import SourceError
+from ..source import Index, Source, SourceEntry, index_to_path
+from .meta import MetaRecorder
+from .progress import Progress, call_hook
+from .tree import FLAG_SPARSE, TreeEntry, TreeWriter, spooled_file
+from .snapshots import find_parent, load_tree
+
+__all__ = ["BackupOptions", "BackupSummary", "run_backup"]
+
+#: Files up to this size are read in one call and stored as one blob when the chunker
+#: would make a single chunk of them anyway.
+SMALL_FILE = 256 * 1024
+
+
+@attrs.define
+class BackupOptions:
+    """What ``pannier backup`` was asked, besides the sources.
+
+    :ivar tags: tags recorded in the snapshot.
+    :ivar hostname: host name recorded (default: this machine's).
+    :ivar parent: snapshot id (or prefix) to compare with; None picks the latest snapshot
+        of the same host and paths; ``""`` forces a full read (no parent).
+    :ivar reread_probability: chance (0..1) that an unchanged file is read anyway.
+    :ivar workers: threads reading and storing file content.
+    :ivar max_pending: files read ahead of the one being recorded.
+    """
+
+    tags: list[str] = attrs.field(factory=list)
+    hostname: str | None = None
+    parent: str | None = None
+    reread_probability: float = 0.001
+    workers: int = 4
+    max_pending: int = 64
+    random_seed: int | None = None
+
+
+@attrs.define
+class BackupSummary:
+    """What a backup did (also the snapshot's ``summary`` and the JSON summary line)."""
+
+    snapshot_id: str | None = None
+    parent: str | None = None
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_reread: int = 0
+    files_reread_changed: int = 0
+    dirs: int = 0
+    others: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    bytes_read: int = 0
+    bytes_added: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = attrs.field(factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict."""
+        return attrs.asdict(self)
+
+
+class _Stored:
+    """Result of storing one file's content."""
+
+    __slots__ = ("chunks", "error", "nread")
+
+    def __init__(self, chunks: list[bytes] | None, nread: int, error: str | None) -> None:
+        self.chunks = chunks
+        self.nread = nread
+        self.error = error
+
+
+def _store_content(repo: Any, entry: SourceEntry) -> _Stored:
+    """Read one file and store its chunks; never raises for an unreadable file."""
+    try:
+        with entry.open() as f:
+            if entry.stat.st_size <= SMALL_FILE and not entry.sparse:
+                data = f.read(SMALL_FILE + 1)
+                if len(data) <= SMALL_FILE:
+                    if not data:
+                        return _Stored([], 0, None)
+                    blob_id, _ = repo.add_blob(data)
+                    return _Stored([blob_id], len(data), None)
+                rest = _Prefixed(data, f)
+                chunks = list(repo.store_stream(rest))
+                return _Stored(chunks, rest.nread, None)
+            counted = _Counted(f)
+            chunks = list(repo.store_stream(counted))
+            return _Stored(chunks, counted.nread, None)
+    except OSError as e:
+        return _Stored(None, 0, e.strerror or str(e))
+
+
+class _Counted:
+    """A read-only file wrapper counting the bytes read."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.nread = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.nread += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        n = self._f.readinto(buf)  # type: ignore[attr-defined]
+        self.nread += n or 0
+        return int(n or 0)
+
+
+class _Prefixed(_Counted):
+    """``data`` already read, followed by the rest of ``f``."""
+
+    def __init__(self, data: bytes, f: IO[bytes]) -> None:
+        super().__init__(f)
+        self._head = data
+        self.nread = len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                head, self._head = self._head, b""
+                rest = self._f.read()
+                self.nread += len(rest)
+                return head + rest
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return super().read(n)
+
+    def readinto(self, buf: Any) -> int:
+        if self._head:
+            view = memoryview(buf).cast("B")
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return super().readinto(buf)
+
+
+def _tree_entry(entry: SourceEntry, index: Index, chunks: list[bytes] | None) -> TreeEntry:
+    st = entry.stat
+    mode = st.st_mode
+    data: Any = None
+    flags = 0
+    if entry.hardlink_to is not None:
+        kind = "h"
+        data = entry.hardlink_to
+    elif stat.S_ISREG(mode):
+        kind = "f"
+        data = chunks or []
+        if entry.sparse:
+            flags |= FLAG_SPARSE
+    elif stat.S_ISDIR(mode):
+        kind = "d"
+    elif stat.S_ISLNK(mode):
+        kind = "l"
+        data = entry.link_target or b""
+    elif stat.S_ISFIFO(mode):
+        kind = "p"
+    elif stat.S_ISCHR(mode):
+        kind = "c"
+        data = st.st_rdev
+    elif stat.S_ISBLK(mode):
+        kind = "b"
+        data = st.st_rdev
+    else:
+        raise SourceError(f"{index_to_path(index)}: unsupported file type {oct(mode)}")
+    size = st.st_size if kind in "fhl" else 0
+    return TreeEntry(
+        index,
+        kind,
+        mode,
+        st.st_uid,
+        st.st_gid,
+        size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        data,
+        flags,
+    )
+
+
+def _merged_entries(sources: Sequence[Source]) -> Iterator[tuple[Source, Index, SourceEntry]]:
+    """Every source's entries under their snapshot index, in index order.
+
+    One source is stored at the top of the snapshot; several are stored each under its
+    name (the last component of its spec), below a synthetic top directory.
+    """
+    if len(sources) == 1:
+        src = sources[0]
+        for e in src.scan():
+            yield src, e.index, e
+        return
+    names = [s.name for s in sources]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        shown = ", ".join(sorted(os.fsdecode(n) for n in dupes))
+        raise SourceError(f"several sources have the same name: {shown}")
+    for src in sorted(sources, key=lambda s: s.name):
+        for e in src.scan():
+            yield src, (src.name, *e.index), e
+
+
+def _synthetic_top(now_ns: int) -> TreeEntry:
+    return TreeEntry(
+        (), "d", stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), 0, now_ns, now_ns, 0, None, 0
+    )
+
+
+def run_backup(
+    repo: Any,
+    sources: Sequence[Source],
+    options: BackupOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    meta_plugins: Sequence[type] | None = None,
+) -> BackupSummary:
+    """Back up ``sources`` into ``repo`` (open, shared-locked) and save a snapshot.
+
+    Returns the summary with ``snapshot_id`` set. Raises :class:`~pannier.SourceError`
+    (no snapshot written) when a source fails as a whole; unreadable files only add to
+    ``summary.warnings``. ``meta_plugins`` overrides the active metadata plugins (tests).
+    """
+    opts = options or BackupOptions()
+    prog = progress or Progress("backup", quiet=True)
+    started = time.monotonic()
+    summary = BackupSummary()
+    rng = random.Random(opts.random_seed)
+    hostname = opts.hostname or socket.gethostname()
+    paths = [s.display for s in sources]
+
+    parent = find_parent(repo, opts.parent, hostname=hostname, paths=paths)
+    summary.parent = parent.id if parent is not None else None
+    info = {"paths": paths, "hostname": hostname, "tags": list(opts.tags), "parent": summary.parent}
+    call_hook("pannier_backup_start", info=info)
+
+    def on_warning(path: str, message: str) -> None:
+        summary.warnings.append(f"{path}: {message}")
+        prog.file_error(path, message)
+
+    for s in sources:
+        s.set_warning_callback(on_warning)
+
+    if prog.wanted and parent is not None:
+        total = parent.summary or {}
+        if isinstance(total, dict) and "total_bytes" in total:
+            prog.set_total(int(total.get("total_files", 0)), int(total["total_bytes"]))
+
+    parent_iter: Iterator[TreeEntry] = iter(load_tree(repo, parent)) if parent else iter(())
+    parent_entry: TreeEntry | None = next(parent_iter, None)
+    now_ns = time.time_ns()
+
+    tree_file = spooled_file()
+    tree = TreeWriter(tree_file)
+    meta = MetaRecorder(meta_plugins)
+    stored_before = _repo_stored(repo)
+    pending: collections.deque[_Pending] = collections.deque()
+    last_index: Index | None = None
+
+    def emit(item: _Pending) -> None:
+        chunks: list[bytes] | None = None
+        work = item.work
+        if isinstance(work, Future):
+            work = work.result()
+        if work is not None:
+            if work.error is not None:
+                path = item.entry.path
+                on_warning(
+                    index_to_path(item.index) if path is None else os.fsdecode(path), work.error
+                )
+                return
+            chunks = work.chunks
+            summary.bytes_read += work.nread
+            prog.add(nbytes=work.nread)
+            if item.reread:
+                summary.files_reread += 1
+                if item.old is not None and list(item.old.data) != chunks:
+                    summary.files_reread_changed += 1
+                    summary.files_changed += 1
+                else:
+                    summary.files_unchanged += 1
+        te = _tree_entry(item.entry, item.index, chunks)
+        if te.kind == "f":
+            summary.total_files += 1
+            summary.total_bytes += te.size
+        tree.add(te)
+        meta.record(item.entry, item.index)
+        prog.add(files=1)
+
+    try:
+        workers = max(1, opts.workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pannier-read") as pool:
+            if len(sources) > 1:
+                tree.add(_synthetic_top(now_ns))
+            for src, index, entry in _merged_entries(sources):
+                if last_index is not None and index <= last_index:
+                    raise SourceError(
+                        f"source {src.get_name()!r} yielded {index_to_path(index)} out of order"
+                    )
+                last_index = index
+                while parent_entry is not None and parent_entry.index < index:
+                    parent_entry = next(parent_iter, None)
+                old = (
+                    parent_entry
+                    if parent_entry is not None and parent_entry.index == index
+                    else None
+                )
+                item = _Pending(index, entry)
+                if entry.is_file and entry.hardlink_to is None:
+                    st = entry.stat
+                    unchanged = (
+                        old is not None
+                        and old.kind == "f"
+                        and old.size == st.st_size
+                        and old.mtime_ns == st.st_mtime_ns
+                        and old.ctime_ns == st.st_ctime_ns
+                        and old.ino == st.st_ino
+                        and all(repo.has_blob(c) for c in old.data)
+                    )
+                    if unchanged and opts.reread_probability > 0:
+                        if rng.random() < opts.reread_probability:
+                            unchanged = False
+                            item.reread = True
+                            item.old = old
+                    if unchanged:
+                        assert old is not None
+                        summary.files_unchanged += 1
+                        item.work = _Stored(list(old.data), 0, None)
+                        prog.add(nbytes=st.st_size)
+                    else:
+                        if item.reread:
+                            pass
+                        elif old is not None and old.kind == "f":
+                            summary.files_changed += 1
+                        else:
+                            summary.files_new += 1
+                        item.work = pool.submit(_store_content, repo, entry)
+                elif entry.is_dir:
+                    summary.dirs += 1
+                else:
+                    summary.others += 1
+                pending.append(item)
+                while pending and (len(pending) > opts.max_pending or pending[0].ready()):
+                    emit(pending.popleft())
+            while pending:
+                emit(pending.popleft())
+        for s in sources:
+            s.finish()
+        tree.close()
+        tree_file.seek(0)
+        streams: dict[str, list[bytes]] = {"tree": list(repo.store_stream(tree_file))}
+        for name, fileobj in meta.finish():
+            streams[name] = list(repo.store_stream(fileobj))
+            fileobj.close()
+        repo.flush()
+    finally:
+        tree_file.close()
+        meta.close()
+        for s in sources:
+            s.set_warning_callback(None)
+
+    summary.bytes_added = _repo_stored(repo) - stored_before
+    summary.seconds = round(time.monotonic() - started, 3)
+    snap = _make_snapshot(repo, hostname, paths, opts, summary, streams, sources, summary.parent)
+    summary.snapshot_id = repo.save_snapshot(snap)
+    prog.finish()
+    call_hook("pannier_snapshot_saved", snapshot_id=summary.snapshot_id, summary=summary.as_dict())
+    call_hook("pannier_backup_end", summary=summary.as_dict())
+    return summary
+
+
+class _Pending:
+    """An entry waiting to be recorded, with the work storing its content."""
+
+    __slots__ = ("entry", "index", "old", "reread", "work")
+
+    def __init__(self, index: Index, entry: SourceEntry) -> None:
+        self.index = index
+        self.entry = entry
+        self.work: Future[_Stored] | _Stored | None = None
+        self.reread = False
+        self.old: TreeEntry | None = None
+
+    def ready(self) -> bool:
+        """True when recording it now would not wait."""
+        return not isinstance(self.work, Future) or self.work.done()
+
+
+def _repo_stored(repo: Any) -> int:
+    """Bytes the repository has stored so far in this session (0 when it does not say)."""
+    value = getattr(getattr(repo, "stats", None), "bytes_stored", 0)
+    return int(value) if isinstance(value, int) else 0
+
+
+def _make_snapshot(
+    repo: Any,
+    hostname: str,
+    paths: list[str],
+    opts: BackupOptions,
+    summary: BackupSummary,
+    streams: dict[str, list[bytes]],
+    sources: Sequence[Source],
+    parent: str | None,
+) -> Any:
+    from .. import __version__
+    from ..repo import Snapshot
+
+    try:
+        username = getpass.getuser()
+    except (KeyError, OSError):
+        username = str(os.getuid())
+    summary_dict = summary.as_dict()
+    summary_dict.pop("snapshot_id", None)
+    return Snapshot(
+        time=datetime.datetime.now(datetime.timezone.utc),
+        hostname=hostname,
+        username=username,
+        paths=paths,
+        tags=list(opts.tags),
+        parent=parent,
+        streams=streams,
+        summary=summary_dict,
+        program_version=__version__,
+        source_kinds=sorted({s.get_name() for s in sources}),
+    )

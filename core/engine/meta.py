@@ -1,0 +1,197 @@
+"""The engine's side of metadata plugins: recording streams on backup, applying on restore.
+
+On backup, :class:`MetaRecorder` asks every active metadata plugin for each entry's
+record (``from_path(root, index, stat)``) and writes it to that plugin's stream; the
+streams are stored in the snapshot as ``"meta/<prefix>"``. On restore,
+:class:`MetaApplier` reads the streams of the plugins present, joins them to the tree by
+index (the plugins' ``join_iter``), and calls each plugin's ``apply`` on the restored file.
+A stream whose plugin is not installed stays in the snapshot untouched and is reported.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import attrs
+
+from ..source import Index, SourceEntry, index_to_path
+from .tree import spooled_file
+
+__all__ = ["MetaApplier", "MetaRecorder", "StreamReader", "active_meta_plugins"]
+
+STREAM_PREFIX = "meta/"
+
+
+def active_meta_plugins() -> list[type]:
+    """The metadata plugin classes to use, main plugin first (from the meta manager)."""
+    try:
+        from ..meta_manager import get_meta_manager
+    except ImportError:  # pragma: no cover - the meta manager is part of pannier
+        return []
+    return list(get_meta_manager().get_meta_list())
+
+
+class StreamReader(io.RawIOBase):
+    """A read-only binary file over an iterable of byte strings (a stream's blobs)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._it = iter(chunks)
+        self._buf = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while self._pos >= len(self._buf):
+            nxt = next(self._it, None)
+            if nxt is None:
+                return 0
+            self._buf, self._pos = bytes(nxt), 0
+        n = min(len(view), len(self._buf) - self._pos)
+        view[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+class MetaRecorder:
+    """Write one stream per active metadata plugin while a backup walks its sources.
+
+    :param plugins: the plugin classes (default: :func:`active_meta_plugins`); a plugin
+        whose ``is_active`` says no for the first source root is left out.
+    :param warn: called ``(path, message)`` when a file's metadata cannot be read.
+    """
+
+    def __init__(
+        self,
+        plugins: Sequence[type] | None = None,
+        warn: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._candidates = list(active_meta_plugins() if plugins is None else plugins)
+        self._warn = warn
+        self._writers: list[tuple[type, Any, IO[bytes]]] | None = None
+
+    def _open(self, root: bytes) -> list[tuple[type, Any, IO[bytes]]]:
+        writers = []
+        for cls in self._candidates:
+            try:
+                active = cls.is_active(root)
+            except OSError:
+                active = False
+            if active:
+                f = spooled_file()
+                writers.append((cls, cls(f, "w", name=f"meta/{cls.get_prefix()}"), f))
+        return writers
+
+    def record(self, entry: SourceEntry, index: Index) -> None:
+        """Record ``entry`` (stored under ``index``) in every plugin's stream; an entry
+        without a real path gets no records."""
+        root = entry.root
+        if root is None:
+            return
+        if self._writers is None:
+            self._writers = self._open(root)
+        same = index == entry.index
+        for cls, writer, _ in self._writers:
+            try:
+                rec = cls.from_path(root, entry.index, entry.stat)
+            except OSError as e:
+                if self._warn is not None:
+                    self._warn(index_to_path(index), f"{cls.get_prefix()}: {e.strerror or e}")
+                continue
+            if rec is None:
+                continue
+            if not same:
+                rec = attrs.evolve(rec, index=index)
+            writer.write_object(rec)
+
+    def finish(self) -> Iterator[tuple[str, IO[bytes]]]:
+        """Close the streams and yield ``(stream name, file rewound to 0)`` per plugin."""
+        for cls, writer, f in self._writers or []:
+            writer.close()
+            f.seek(0)
+            yield STREAM_PREFIX + cls.get_prefix(), f
+
+    def close(self) -> None:
+        """Release the temporary files."""
+        for _, _, f in self._writers or []:
+            f.close()
+        self._writers = []
+
+
+class MetaApplier:
+    """Apply a snapshot's metadata streams to restored files, joined by index.
+
+    :param repo: the repository (for reading the streams).
+    :param snapshot: the snapshot restored.
+    :param plugins: the plugin classes available (default: :func:`active_meta_plugins`).
+
+    :attr:`missing` lists stream names whose plugin is not available.
+    """
+
+    def __init__(self, repo: Any, snapshot: Any, plugins: Sequence[type] | None = None) -> None:
+        from .snapshots import iter_stream
+
+        available = {
+            c.get_prefix(): c for c in (active_meta_plugins() if plugins is None else plugins)
+        }
+        streams = getattr(snapshot, "streams", None) or {}
+        self.missing: list[str] = []
+        self.plugins: list[type] = []
+        self._readers: list[tuple[type, Any]] = []
+        names = [n for n in streams if n.startswith(STREAM_PREFIX)]
+        # the main plugin first, then by prefix
+        ordered = sorted(
+            names, key=lambda n: (not _is_main(available.get(n[len(STREAM_PREFIX) :])), n)
+        )
+        for name in ordered:
+            cls = available.get(name[len(STREAM_PREFIX) :])
+            if cls is None:
+                self.missing.append(name)
+                continue
+            reader = io.BufferedReader(StreamReader(iter_stream(repo, snapshot, name)), 1 << 16)
+            self._readers.append((cls, cls(reader, "r", name=name)))
+            self.plugins.append(cls)
+        self.orphans = 0
+
+    def join(
+        self, main: Iterator[tuple[Index, dict[str, Any]]]
+    ) -> Iterator[tuple[Index, dict[str, Any]]]:
+        """Join every stream into ``main`` (pairs of index and a dict): each dict gets one
+        key per plugin prefix, its record or None."""
+        joined = main
+        for cls, plugin in self._readers:
+            joined = cls.join_iter(joined, plugin.get_objects(), on_orphan=self._orphan)
+        return joined
+
+    def _orphan(self, record: Any) -> None:
+        self.orphans += 1
+
+    def apply(self, records: dict[str, Any], root: bytes, index: Index) -> bool:
+        """Apply every plugin's record of ``index`` to the file below ``root``; return
+        True when anything was written. Raises OSError when a plugin cannot apply."""
+        changed = False
+        # the main plugin (owner, mode, times) last: other plugins' writes change ctime
+        # and an ACL's mask changes the mode's group bits
+        for cls in (*self.plugins[1:], *self.plugins[:1]):
+            rec = records.get(cls.get_prefix())
+            if rec is not None and cls.apply(rec, root, index):
+                changed = True
+        return changed
+
+    def has(self, prefix: str) -> bool:
+        """True when the stream of plugin ``prefix`` is read."""
+        return any(c.get_prefix() == prefix for c in self.plugins)
+
+    def close(self) -> None:
+        """Close the streams."""
+        for _, plugin in self._readers:
+            plugin.close()
+
+
+def _is_main(cls: type | None) -> bool:
+    return bool(cls is not None and cls.is_main_meta())

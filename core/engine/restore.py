@@ -1,0 +1,589 @@
+"""Restore: write a snapshot's files back into a target directory, safely.
+
+:func:`run_restore` walks the snapshot tree in index order and recreates every entry below
+the target directory, then applies its metadata through the metadata plugins (owner when
+run as root, mode, times, xattrs, ACLs); without a metadata stream it falls back to the
+tree's own mode, owner and mtime.
+
+Guarantees (each checked by a test):
+
+* *Nothing outside the target*: every name is one path component (no ``/``, no ``.`` or
+  ``..``, no NUL); directories are walked from the target's file descriptor with
+  ``O_NOFOLLOW | O_DIRECTORY`` one component at a time, so a symlink -- planted by the
+  snapshot itself or found in the target -- is never followed on the way. An entry that
+  would need one is refused with :class:`~pannier.UnsafePathError` and reported.
+* *No half-written files under real names*: content is written to a temporary name in the
+  same directory and renamed over the real name only when complete; a failure (a full
+  disk, a corrupt or missing pack) removes the temporary file and reports the file, and
+  the other files still restore.
+* *No unnecessary writes* (Deltaic): an existing file whose content already matches (same
+  size and chunk ids, computed locally) is not rewritten, an existing symlink with the
+  same target is kept, and metadata is compared before it is applied.
+* *Hard links are restored as links* to the first name of the inode.
+* Directory metadata (mtime above all) is applied last, deepest first.
+* A non-empty target needs ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import attrs
+
+from ..errors import ConfigError, PannierError, UnsafePathError
+from ..source import Index, index_to_path, path_to_index
+from .meta import MetaApplier
+from .progress import Progress, call_hook
+from .snapshots import load_tree
+from .tree import FLAG_SPARSE, TreeEntry
+
+__all__ = ["RestoreOptions", "RestoreSummary", "check_name", "run_restore"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_TMP_PREFIX = ".pannier-tmp-"
+#: Files up to this size are compared with one blob id (as backup stores them).
+SMALL_FILE = 256 * 1024
+
+
+@attrs.define
+class RestoreOptions:
+    """What ``pannier restore`` was asked.
+
+    :ivar include: snapshot paths to restore (with everything below them); empty = all.
+    :ivar overwrite: allow a non-empty target (existing files are compared and replaced
+        only where they differ).
+    :ivar workers: threads writing files.
+    """
+
+    include: list[str] = attrs.field(factory=list)
+    overwrite: bool = False
+    workers: int = 4
+
+
+@attrs.define
+class RestoreSummary:
+    """What a restore did."""
+
+    snapshot_id: str | None = None
+    target: str = ""
+    files_restored: int = 0
+    files_unchanged: int = 0
+    dirs: int = 0
+    links: int = 0
+    others: int = 0
+    bytes_written: int = 0
+    metadata_changed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = attrs.field(factory=list)
+    missing_meta_streams: list[str] = attrs.field(factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict."""
+        return attrs.asdict(self)
+
+
+def check_name(name: bytes, index: Index) -> bytes:
+    """Return ``name`` if it is a safe single path component, else raise UnsafePathError."""
+    if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
+        raise UnsafePathError(
+            f"snapshot entry {index_to_path(index)!r} has an unsafe name {os.fsdecode(name)!r}"
+        )
+    return name
+
+
+def _is_within(index: Index, includes: Sequence[Index]) -> tuple[bool, bool]:
+    """(restore it, it is only an ancestor of an included path)."""
+    if not includes:
+        return True, False
+    for inc in includes:
+        if index[: len(inc)] == inc:
+            return True, False
+    for inc in includes:
+        if inc[: len(index)] == index:
+            return True, True
+    return False, False
+
+
+class _Dirs:
+    """Open directory fds along the current path, walked without following symlinks."""
+
+    def __init__(self, top_fd: int) -> None:
+        self.top = top_fd
+        self.stack: list[tuple[bytes, int]] = []  # (name, fd), below top
+
+    def fd_for(self, parent: Index, create: bool = True) -> int:
+        """The fd of directory ``parent`` (created when missing and ``create``)."""
+        depth = 0
+        while depth < len(self.stack) and depth < len(parent) and self.stack[depth][0] == parent[depth]:
+            depth += 1
+        while len(self.stack) > depth:
+            os.close(self.stack.pop()[1])
+        for i in range(depth, len(parent)):
+            name = check_name(parent[i], parent)
+            dfd = self.stack[-1][1] if self.stack else self.top
+            fd = _open_dir(dfd, name, parent[: i + 1], create)
+            self.stack.append((name, fd))
+        return self.stack[-1][1] if self.stack else self.top
+
+    def close(self) -> None:
+        while self.stack:
+            os.close(self.stack.pop()[1])
+
+
+def _open_dir(dfd: int, name: bytes, index: Index, create: bool) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dfd)
+    except FileNotFoundError:
+        if not create:
+            raise
+        os.mkdir(name, 0o700, dir_fd=dfd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dfd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(
+                f"{index_to_path(index)} is not a directory in the target (a symlink or a "
+                f"file is in the way); refusing to follow it"
+            ) from None
+        raise
+
+
+def _walk_to_parent(top_fd: int, index: Index) -> int:
+    """Open (a new fd of) the parent directory of ``index``, never following symlinks."""
+    fd = os.dup(top_fd)
+    try:
+        for i in range(len(index) - 1):
+            nfd = _open_dir(fd, check_name(index[i], index), index[: i + 1], create=False)
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _tmp_name() -> bytes:
+    return (_TMP_PREFIX + secrets.token_hex(8)).encode()
+
+
+def _lstat(dfd: int, name: bytes) -> os.stat_result | None:
+    try:
+        return os.lstat(name, dir_fd=dfd)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(dfd: int, name: bytes) -> None:
+    """Remove whatever is at ``name`` (a directory tree too) without following links."""
+    st = _lstat(dfd, name)
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+        try:
+            for child in os.listdir(fd):
+                _remove(fd, os.fsencode(child))
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dfd)
+    else:
+        os.unlink(name, dir_fd=dfd)
+
+
+def _same_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> bool:
+    """True when the regular file at ``name`` has exactly the entry's content (compared by
+    chunk ids computed locally; nothing is read from the repository)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
+            return False
+        chunks = list(entry.data or ())
+        if entry.size == 0:
+            return not chunks
+        if entry.size <= SMALL_FILE and len(chunks) == 1:
+            return bool(repo.blob_id(f.read()) == chunks[0])
+        i = 0
+        for piece in repo.chunk_file(f):
+            if i >= len(chunks) or repo.blob_id(piece) != chunks[i]:
+                return False
+            i += 1
+        return i == len(chunks)
+
+
+def _write_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> int:
+    """Write the entry's content to a temporary name, rename it to ``name``; return the
+    bytes written. On any failure the temporary file is removed and the error raised."""
+    tmp = _tmp_name()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    written = 0
+    try:
+        sparse = bool(entry.flags & FLAG_SPARSE)
+        chunks = list(entry.data or ())
+        if chunks:
+            for data in repo.iter_blobs(chunks):
+                n = len(data)
+                if sparse and data == bytes(n):
+                    os.lseek(fd, n, os.SEEK_CUR)
+                else:
+                    view = memoryview(data)
+                    while view:
+                        k = os.write(fd, view)
+                        view = view[k:]
+                written += n
+        if sparse:
+            os.ftruncate(fd, written)
+        if written != entry.size:
+            raise UnsafePathError(
+                f"{index_to_path(entry.index)}: content is {written} bytes, the snapshot says "
+                f"{entry.size}"
+            )
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+        raise
+    return written
+
+
+def _apply_tree_meta(dfd: int, name: bytes, entry: TreeEntry) -> bool:
+    """Apply the tree's own owner, mode and mtime (when no ``attr`` stream is there)."""
+    st = os.lstat(name, dir_fd=dfd)
+    changed = False
+    is_link = entry.kind == "l"
+    if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
+        os.chown(name, entry.uid, entry.gid, dir_fd=dfd, follow_symlinks=False)
+        changed = True
+        st = os.lstat(name, dir_fd=dfd)
+    if not is_link and stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
+        os.chmod(name, stat.S_IMODE(entry.mode), dir_fd=dfd)
+        changed = True
+    if st.st_mtime_ns != entry.mtime_ns:
+        os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        changed = True
+    return changed
+
+
+class _Restorer:
+    def __init__(self, repo: Any, target: str, opts: RestoreOptions, prog: Progress, meta: MetaApplier) -> None:
+        self.repo = repo
+        self.target = os.fsencode(os.path.abspath(target))
+        self.opts = opts
+        self.prog = prog
+        self.meta = meta
+        self.summary = RestoreSummary(target=target)
+        self.lock = threading.Lock()
+        self.use_attr = meta.has("attr")
+
+    def error(self, index: Index, message: str) -> None:
+        path = index_to_path(index)
+        with self.lock:
+            self.summary.errors.append(f"{path}: {message}")
+        self.prog.file_error(path, message)
+
+    def apply_meta(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
+        try:
+            changed = self.meta.apply(records, self.target, entry.index) if self.meta.plugins else False
+            if not self.use_attr or records.get("attr") is None:
+                changed = _apply_tree_meta(dfd, entry.index[-1] if entry.index else b".", entry) or changed
+        except OSError as e:
+            self.error(entry.index, f"cannot set metadata: {e.strerror or e}")
+            return
+        if changed:
+            with self.lock:
+                self.summary.metadata_changed += 1
+
+    def file_task(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
+        """Restore one regular file (in a worker thread); closes ``dfd``."""
+        name = entry.index[-1]
+        try:
+            st = _lstat(dfd, name)
+            if st is not None and stat.S_ISREG(st.st_mode) and _same_content(self.repo, dfd, name, entry):
+                with self.lock:
+                    self.summary.files_unchanged += 1
+            else:
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    _remove(dfd, name)
+                n = _write_content(self.repo, dfd, name, entry)
+                with self.lock:
+                    self.summary.files_restored += 1
+                    self.summary.bytes_written += n
+            self.apply_meta(dfd, entry, records)
+            self.prog.add(files=1, nbytes=entry.size)
+        except (OSError, PannierError) as e:
+            self.error(entry.index, _message(e))
+        finally:
+            os.close(dfd)
+
+    def make_special(self, dfd: int, entry: TreeEntry) -> bool:
+        """Create a symlink, FIFO or device at the entry's name unless an identical one is
+        there; return True when something was created."""
+        name = entry.index[-1]
+        st = _lstat(dfd, name)
+        if st is not None:
+            if entry.kind == "l" and stat.S_ISLNK(st.st_mode):
+                if os.readlink(name, dir_fd=dfd) == bytes(entry.data or b""):
+                    return False
+            elif stat.S_IFMT(st.st_mode) == stat.S_IFMT(entry.mode) and (
+                entry.kind == "p" or st.st_rdev == entry.data
+            ):
+                return False
+        tmp = _tmp_name()
+        if entry.kind == "l":
+            os.symlink(bytes(entry.data or b""), tmp, dir_fd=dfd)
+        elif entry.kind == "p":
+            os.mkfifo(tmp, 0o600, dir_fd=dfd)
+        else:
+            os.mknod(tmp, stat.S_IFMT(entry.mode) | 0o600, int(entry.data or 0), dir_fd=dfd)
+        try:
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                _remove(dfd, name)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        return True
+
+    def make_dir(self, dfd: int, entry: TreeEntry) -> None:
+        name = entry.index[-1]
+        st = _lstat(dfd, name)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            os.unlink(name, dir_fd=dfd)
+            st = None
+        if st is None:
+            os.mkdir(name, 0o700, dir_fd=dfd)
+
+    def link(self, top: int, entry: TreeEntry) -> None:
+        """Create the hard link ``entry`` to the earlier entry it names."""
+        target_index = tuple(entry.data)
+        sfd = _walk_to_parent(top, target_index)
+        try:
+            dfd = _walk_to_parent(top, entry.index)
+            try:
+                name = check_name(entry.index[-1], entry.index)
+                src = check_name(target_index[-1], target_index)
+                st = _lstat(dfd, name)
+                sst = os.lstat(src, dir_fd=sfd)
+                if st is not None and (st.st_dev, st.st_ino) == (sst.st_dev, sst.st_ino):
+                    return
+                tmp = _tmp_name()
+                os.link(src, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+                try:
+                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                except BaseException:
+                    os.unlink(tmp, dir_fd=dfd)
+                    raise
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+
+    def run(self, snapshot: Any) -> RestoreSummary:
+        includes = [path_to_index(p) for p in self.opts.include]
+        os.makedirs(self.target, exist_ok=True)
+        top = os.open(self.target, _DIR_FLAGS)
+        dirs = _Dirs(top)
+        dir_meta: list[tuple[TreeEntry, dict[str, Any]]] = []
+        links: list[tuple[TreeEntry, dict[str, Any]]] = []
+        matched = not includes
+        try:
+            main: Iterator[tuple[Index, dict[str, Any]]] = (
+                (e.index, {"": e}) for e in load_tree(self.repo, snapshot)
+            )
+            workers = max(1, self.opts.workers)
+            with ThreadPoolExecutor(workers, thread_name_prefix="pannier-restore") as pool:
+                pending: list[Future[None]] = []
+                for index, records in self.meta.join(main):
+                    entry: TreeEntry = records.pop("")
+                    wanted, ancestor = _is_within(index, includes)
+                    if not wanted:
+                        continue
+                    matched = matched or not ancestor
+                    try:
+                        if entry.kind == "d":
+                            if index:
+                                self.make_dir(dirs.fd_for(index[:-1]), entry)
+                            self.summary.dirs += 1
+                            dir_meta.append((entry, records))
+                            continue
+                        if ancestor or not index:
+                            continue
+                        check_name(index[-1], index)
+                        dfd = dirs.fd_for(index[:-1])
+                        if entry.kind == "f":
+                            task = pool.submit(self.file_task, os.dup(dfd), entry, records)
+                            pending.append(task)
+                            if len(pending) > 512:
+                                for f in pending:
+                                    if f.done():
+                                        f.result()
+                                pending = [f for f in pending if not f.done()]
+                        elif entry.kind == "h":
+                            links.append((entry, records))
+                        else:
+                            self.make_special(dfd, entry)
+                            self.summary.others += 1
+                            self.apply_meta(dfd, entry, records)
+                    except (OSError, PannierError) as e:
+                        self.error(index, _message(e))
+                for f in pending:
+                    f.result()
+            dirs.close()
+            self.restore_links(top, snapshot, links, includes)
+            for entry, records in reversed(dir_meta):
+                try:
+                    if entry.index:
+                        dfd = _walk_to_parent(top, entry.index)
+                        try:
+                            self.apply_meta(dfd, entry, records)
+                        finally:
+                            os.close(dfd)
+                    else:
+                        self._apply_top(entry, records)
+                except (OSError, PannierError) as e:
+                    self.error(entry.index, _message(e))
+        finally:
+            dirs.close()
+            os.close(top)
+            self.meta.close()
+        if includes and not matched:
+            raise ConfigError(
+                "no file in the snapshot matches --include " + ", ".join(self.opts.include)
+            )
+        self.summary.missing_meta_streams = list(self.meta.missing)
+        return self.summary
+
+    def restore_links(
+        self,
+        top: int,
+        snapshot: Any,
+        links: list[tuple[TreeEntry, dict[str, Any]]],
+        includes: list[Index],
+    ) -> None:
+        """Create the hard links; a link whose first name was not restored (left out by
+        ``--include``) gets the content itself, and later links of it link to it."""
+        outside: dict[Index, list[tuple[TreeEntry, dict[str, Any]]]] = {}
+        for entry, records in links:
+            target = tuple(entry.data)
+            wanted, ancestor = _is_within(target, includes)
+            if not wanted or ancestor:
+                outside.setdefault(target, []).append((entry, records))
+                continue
+            self._link_one(top, entry, records)
+        if not outside:
+            return
+        for te in load_tree(self.repo, snapshot):
+            group = outside.pop(te.index, None)
+            if not group:
+                continue
+            first, records = group[0]
+            as_file = te._replace(index=first.index)
+            try:
+                dfd = _walk_to_parent(top, first.index)
+            except (OSError, PannierError) as e:
+                self.error(first.index, _message(e))
+                continue
+            self.file_task(dfd, as_file, records)
+            for entry, recs in group[1:]:
+                self._link_one(top, entry._replace(data=first.index), recs)
+        for target, group in outside.items():
+            for entry, _ in group:
+                self.error(entry.index, f"hard link to {index_to_path(target)} which is not in the snapshot")
+
+    def _link_one(self, top: int, entry: TreeEntry, records: dict[str, Any]) -> None:
+        try:
+            self.link(top, entry)
+            self.summary.links += 1
+            dfd = _walk_to_parent(top, entry.index)
+            try:
+                self.apply_meta(dfd, entry, records)
+            finally:
+                os.close(dfd)
+        except (OSError, PannierError) as e:
+            self.error(entry.index, f"cannot link to {index_to_path(tuple(entry.data))}: {_message(e)}")
+
+    def _apply_top(self, entry: TreeEntry, records: dict[str, Any]) -> None:
+        """Apply the top entry's metadata to the target directory itself."""
+        try:
+            changed = self.meta.apply(records, self.target, ()) if self.meta.plugins else False
+            if not self.use_attr or records.get("attr") is None:
+                parent = os.open(os.path.dirname(self.target) or b"/", os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    named = entry._replace(index=(os.path.basename(self.target),))
+                    changed = _apply_tree_meta(parent, named.index[-1], named) or changed
+                finally:
+                    os.close(parent)
+        except OSError as e:
+            self.error((), f"cannot set metadata: {e.strerror or e}")
+            return
+        if changed:
+            self.summary.metadata_changed += 1
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e)
+
+
+def check_target(target: str, overwrite: bool) -> None:
+    """Raise ConfigError when ``target`` is not a directory, or is not empty and
+    ``overwrite`` is false."""
+    if os.path.lexists(target):
+        if not os.path.isdir(target) or os.path.islink(target):
+            raise ConfigError(f"restore target {target!r} exists and is not a directory")
+        if not overwrite and os.listdir(target):
+            raise ConfigError(
+                f"restore target {target!r} is not empty; use --overwrite to restore into it "
+                "(only files that differ are rewritten)"
+            )
+
+
+def run_restore(
+    repo: Any,
+    snapshot: Any,
+    target: str,
+    options: RestoreOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    meta_plugins: Sequence[type] | None = None,
+) -> RestoreSummary:
+    """Restore ``snapshot`` from ``repo`` into the directory ``target``.
+
+    Raises :class:`~pannier.ConfigError` for a non-empty target without ``overwrite`` (or
+    a target that is not a directory) before writing anything. Files that cannot be
+    restored (corrupt data, unsafe names, a full disk) are listed in
+    ``summary.errors``; everything else is restored.
+    """
+    opts = options or RestoreOptions()
+    prog = progress or Progress("restore", quiet=True)
+    check_target(target, opts.overwrite)
+    started = time.monotonic()
+    total = getattr(snapshot, "summary", None) or {}
+    if isinstance(total, dict) and "total_bytes" in total and not opts.include:
+        prog.set_total(int(total.get("total_files", 0)), int(total["total_bytes"]))
+    call_hook("pannier_restore_start", info={"snapshot": snapshot.id, "target": target})
+    meta = MetaApplier(repo, snapshot, meta_plugins)
+    restorer = _Restorer(repo, target, opts, prog, meta)
+    summary = restorer.run(snapshot)
+    summary.snapshot_id = snapshot.id
+    summary.seconds = round(time.monotonic() - started, 3)
+    prog.finish()
+    call_hook("pannier_restore_end", summary=summary.as_dict())
+    return summary
