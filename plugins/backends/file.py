@@ -30,6 +30,7 @@ parents) with mode 0700.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
@@ -172,7 +173,7 @@ class FileBackend(Backend):
         except OSError as e:
             raise self._error("query", filename, e) from e
 
-    def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
+    def _query_list(self, filename_list: builtins.list[str]) -> dict[str, dict[str, int]]:
         return {name: self._query(name) for name in filename_list}
 
     def _move(self, source_filename: str, remote_filename: str) -> None:
