@@ -90,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0) if isinstance(e.code, int) else EXIT_USAGE
     if args.strict_plugins:
         os.environ["PANNIER_STRICT_PLUGINS"] = "1"
+    from ..registry import get_plugin_manager
+
+    plugin_manager = get_plugin_manager()  # built by build_parser before the options were known
+    plugin_manager.strict = plugin_manager.strict or bool(args.strict_plugins)
+    for name in args.disable_plugin or ():
+        plugin_manager.disable(name)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,414 @@
+"""Finding plugins without importing them: the three discovery channels.
+
+A plugin is found through one of three *channels*, recorded as its :class:`PluginOrigin`:
+
+``entry-point``
+    An entry point in the group of its kind (``pannier.backends``, ``pannier.meta``,
+    ``pannier.sources``, ``pannier.hooks``) declared by an installed distribution. The
+    entry point's name is the plugin's name. It names a module that has
+    ``get_plugin_class()``, or the plugin class (or, for hooks, any object) itself.
+``rdb_meta``
+    A top-level module ``rdb_meta_<name>`` (a ``.py`` file or a package directory) in any
+    directory of the search path, with ``get_plugin_class()``; always a metadata plugin
+    named ``<name>``.
+``namespace``
+    A module ``<name>`` in the namespace package of its kind
+    (``pannier.plugins.backends``, ``pannier.plugins.meta``, ``pannier.plugins.sources``),
+    with ``get_plugin_class()``. Every directory that contributes to the namespace
+    package is scanned: pannier's own (the built-ins ship there) and the
+    ``pannier/plugins/<kind>/`` directory of every search-path entry.
+
+Modules whose name starts with ``_`` are ignored. Discovery lists directories and reads
+entry-point metadata only (see :mod:`pannier.entry_point_index`); it imports no plugin.
+:func:`import_plugin` imports one found plugin when it is asked for.
+
+The precedence of the channels, for plugins of one kind with the same name, is
+:data:`CHANNEL_PRECEDENCE`: an explicit registration beats an entry point, which beats an
+``rdb_meta_*`` module, which beats a namespace module. Within one channel the first found
+in search-path order wins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import TypeVar
+
+import attrs
+
+from .errors import PluginError, PluginLoadError
+from .plugin import PluginKind
+
+__all__ = [
+    "CHANNEL_ENTRY_POINT",
+    "CHANNEL_EXPLICIT",
+    "CHANNEL_NAMESPACE",
+    "CHANNEL_PRECEDENCE",
+    "CHANNEL_RDB_META",
+    "DiscoveredPlugin",
+    "PluginOrigin",
+    "builtin_directory",
+    "discover",
+    "import_plugin",
+    "namespace_directories",
+    "one_line",
+    "plugin_error",
+]
+
+#: A plugin registered by code with ``PluginManager.register`` (or a registration hook).
+CHANNEL_EXPLICIT = "explicit"
+#: A plugin declared as an entry point by an installed distribution.
+CHANNEL_ENTRY_POINT = "entry-point"
+#: A top-level ``rdb_meta_*`` module on the search path.
+CHANNEL_RDB_META = "rdb_meta"
+#: A module in a ``pannier.plugins.<kind>`` namespace package.
+CHANNEL_NAMESPACE = "namespace"
+
+#: The channels, strongest first: a plugin shadows every same-named one of a later channel.
+CHANNEL_PRECEDENCE = (CHANNEL_EXPLICIT, CHANNEL_ENTRY_POINT, CHANNEL_RDB_META, CHANNEL_NAMESPACE)
+
+#: The name of pannier's own distribution; its namespace modules are the built-ins.
+PANNIER_DISTRIBUTION = "pannier"
+
+_RDB_META_PREFIX = "rdb_meta_"
+
+
+@attrs.frozen
+class PluginOrigin:
+    """Where a plugin comes from.
+
+    :ivar channel: ``"entry-point"``, ``"namespace"``, ``"rdb_meta"`` or ``"explicit"``.
+    :ivar module: the module imported to load it (for an entry point, its value
+        ``module:attribute``).
+    :ivar file: the module's file, when known without importing it.
+    :ivar distribution: the distribution that ships it (``"pannier"`` for built-ins),
+        when known.
+    :ivar version: that distribution's version, when known.
+    """
+
+    channel: str
+    module: str | None = None
+    file: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is a built-in: a namespace module shipped in pannier itself."""
+        return self.channel == CHANNEL_NAMESPACE and self.distribution == PANNIER_DISTRIBUTION
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``entry point of pannier-ext 1.0 (ext.meta:Plug)``."""
+        if self.channel == CHANNEL_ENTRY_POINT:
+            dist = " ".join(p for p in (self.distribution, self.version) if p)
+            return f"entry point of {dist or 'an unknown distribution'} ({self.module})"
+        if self.channel == CHANNEL_EXPLICIT:
+            via = f" by {self.distribution}" if self.distribution else ""
+            return f"registered{via} ({self.module})"
+        where = self.file or self.module
+        if self.builtin:
+            return f"built-in module {self.module} ({where})"
+        label = "namespace module" if self.channel == CHANNEL_NAMESPACE else "rdb_meta module"
+        return f"{label} {self.module} ({where})"
+
+    def as_dict(self) -> dict[str, str | bool | None]:
+        """The origin as a JSON-ready mapping (``builtin`` included)."""
+        return {
+            "channel": self.channel,
+            "module": self.module,
+            "file": self.file,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+        }
+
+
+@attrs.frozen
+class DiscoveredPlugin:
+    """A plugin found by a channel, not imported yet.
+
+    :ivar kind: its :class:`~pannier.PluginKind`.
+    :ivar name: its name (entry-point name or module name without ``rdb_meta_``).
+    :ivar origin: where it was found.
+    :ivar target: what :func:`import_plugin` imports: a module name, or ``module:attr``.
+    """
+
+    kind: PluginKind
+    name: str
+    origin: PluginOrigin
+    target: str
+
+
+# --- the channels ----------------------------------------------------------------------
+
+
+def discover(
+    kind: PluginKind,
+    *,
+    entry_points: bool = True,
+    search_path: Sequence[str] | None = None,
+) -> list[DiscoveredPlugin]:
+    """Every plugin of ``kind`` found on ``search_path`` (default ``sys.path``), unimported.
+
+    The list is in precedence order: entry points, then ``rdb_meta_*`` modules (metadata
+    plugins only), then namespace modules; within a channel, search-path order. Several
+    entries may share a name; the first one wins and the others are shadowed. With
+    ``entry_points=False`` installed distributions are not consulted at all.
+    """
+    found: list[DiscoveredPlugin] = []
+    if entry_points:
+        found.extend(_entry_point_plugins(kind, search_path))
+    if kind is PluginKind.META:
+        found.extend(_rdb_meta_plugins(search_path))
+    found.extend(_namespace_plugins(kind, search_path))
+    return found
+
+
+def _entry_point_plugins(
+    kind: PluginKind, search_path: Sequence[str] | None
+) -> Iterable[DiscoveredPlugin]:
+    from .entry_point_index import read_entry_points
+
+    group = kind.entry_point_group
+    for ep in read_entry_points(search_path):
+        if ep.group != group:
+            continue
+        origin = PluginOrigin(
+            channel=CHANNEL_ENTRY_POINT,
+            module=ep.value,
+            file=ep.path,
+            distribution=ep.distribution,
+            version=ep.version,
+        )
+        yield DiscoveredPlugin(kind, ep.name, origin, ep.value)
+
+
+def _rdb_meta_plugins(search_path: Sequence[str] | None) -> Iterable[DiscoveredPlugin]:
+    for directory in _search_directories(search_path):
+        for module, file in _modules_in(directory):
+            if module.startswith(_RDB_META_PREFIX) and len(module) > len(_RDB_META_PREFIX):
+                origin = PluginOrigin(channel=CHANNEL_RDB_META, module=module, file=file)
+                name = module[len(_RDB_META_PREFIX) :]
+                yield DiscoveredPlugin(PluginKind.META, name, origin, module)
+
+
+def _namespace_plugins(
+    kind: PluginKind, search_path: Sequence[str] | None
+) -> Iterable[DiscoveredPlugin]:
+    package = kind.namespace_package
+    if package is None:
+        return
+    builtin = builtin_directory(kind)
+    version = _pannier_version()
+    for directory in namespace_directories(kind, search_path):
+        is_builtin = builtin is not None and _same_dir(directory, builtin)
+        for module, file in _modules_in(directory):
+            if module.startswith("_"):
+                continue
+            origin = PluginOrigin(
+                channel=CHANNEL_NAMESPACE,
+                module=f"{package}.{module}",
+                file=file,
+                distribution=PANNIER_DISTRIBUTION if is_builtin else None,
+                version=version if is_builtin else None,
+            )
+            yield DiscoveredPlugin(kind, module, origin, f"{package}.{module}")
+
+
+def builtin_directory(kind: PluginKind) -> str | None:
+    """The directory of pannier's own (built-in) plugins of ``kind``, or None.
+
+    That is ``<pannier.plugins>/<kind>``; finding it imports nothing but ``pannier``.
+    """
+    if kind.namespace_package is None:
+        return None
+    try:
+        spec = importlib.util.find_spec("pannier.plugins")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return os.path.join(os.path.dirname(spec.origin), kind.namespace_package.rsplit(".", 1)[1])
+
+
+def namespace_directories(kind: PluginKind, search_path: Sequence[str] | None = None) -> list[str]:
+    """Every directory that contributes modules to the namespace package of ``kind``.
+
+    The built-in directory comes first, then ``<entry>/pannier/plugins/<kind>`` for every
+    search-path entry that has one, then (with the default search path) any other
+    directory the import system already counts in the namespace package's ``__path__``.
+    """
+    if kind.namespace_package is None:
+        return []
+    sub = kind.namespace_package.rsplit(".", 1)[1]
+    candidates: list[str] = []
+    builtin = builtin_directory(kind)
+    if builtin is not None:
+        candidates.append(builtin)
+    for entry in _search_directories(search_path):
+        candidates.append(os.path.join(entry, "pannier", "plugins", sub))
+    if search_path is None:
+        module = sys.modules.get(kind.namespace_package)
+        candidates.extend(str(p) for p in getattr(module, "__path__", ()))
+    result: list[str] = []
+    seen: set[str] = set()
+    for directory in candidates:
+        real = os.path.realpath(directory)
+        if real not in seen and os.path.isdir(directory):
+            seen.add(real)
+            result.append(directory)
+    return result
+
+
+def _search_directories(search_path: Sequence[str] | None) -> list[str]:
+    entries = sys.path if search_path is None else search_path
+    result: list[str] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            absolute = os.path.abspath(entry or os.curdir)
+            if absolute not in result:
+                result.append(absolute)
+    return result
+
+
+def _modules_in(directory: str) -> list[tuple[str, str]]:
+    """(module name, file) for every importable Python module or package in ``directory``."""
+    found: list[tuple[str, str]] = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return found
+    for filename in names:
+        if filename.endswith(".py"):
+            module = filename[:-3]
+            path = os.path.join(directory, filename)
+        elif "." not in filename and filename.isidentifier():
+            path = os.path.join(directory, filename, "__init__.py")
+            if not os.path.isfile(path):
+                continue
+            module = filename
+        else:
+            continue
+        if module.isidentifier():
+            found.append((module, path))
+    return found
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _pannier_version() -> str | None:
+    pannier = sys.modules.get("pannier")
+    version = getattr(pannier, "__version__", None)
+    return version if isinstance(version, str) else None
+
+
+# --- importing one plugin --------------------------------------------------------------
+
+
+def import_plugin(plugin: DiscoveredPlugin) -> object:
+    """Import ``plugin`` and return what it provides: its class, or for a hook its object.
+
+    A module (every namespace and ``rdb_meta`` plugin, and an entry point that names a
+    module) provides ``get_plugin_class()``'s result; a hook module provides the module.
+    An entry point ``module:attr`` provides that attribute. Any failure raises
+    :class:`~pannier.PluginLoadError` whose message names the plugin, its origin and the
+    cause in one line; a module that failed to import is not left in ``sys.modules``.
+    """
+    module_name, _, attribute = plugin.target.partition(":")
+    module_name = module_name.strip()
+    attribute = attribute.split("[", 1)[0].strip()  # drop entry-point extras
+    try:
+        module = _import_module(module_name, plugin.origin)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise _load_error(plugin, f"import failed: {one_line(e)}") from e
+    if attribute:
+        obj: object = module
+        for part in attribute.split("."):
+            if not hasattr(obj, part):
+                raise _load_error(plugin, f"module {module_name} has no attribute {attribute!r}")
+            obj = getattr(obj, part)
+        return obj
+    if plugin.kind is PluginKind.HOOK:
+        return module
+    get_plugin_class = getattr(module, "get_plugin_class", None)
+    if get_plugin_class is None:
+        raise _load_error(plugin, f"module {module_name} has no get_plugin_class()")
+    if not callable(get_plugin_class):
+        raise _load_error(plugin, f"{module_name}.get_plugin_class is not callable")
+    try:
+        provided: object = get_plugin_class()
+        return provided
+    except Exception as e:
+        raise _load_error(plugin, f"get_plugin_class() raised {one_line(e)}") from e
+
+
+def _import_module(name: str, origin: PluginOrigin) -> ModuleType:
+    """Import ``name``; a namespace or rdb_meta module not on the import path by its file."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    if origin.channel in (CHANNEL_NAMESPACE, CHANNEL_RDB_META) and origin.file:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not _same_file(spec.origin, origin.file):
+            return _import_file(name, origin.file)
+    return importlib.import_module(name)
+
+
+def _import_file(name: str, file: str) -> ModuleType:
+    is_package = os.path.basename(file) == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name,
+        file,
+        submodule_search_locations=[os.path.dirname(file)] if is_package else None,
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {name} from {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _same_file(a: str | None, b: str) -> bool:
+    return a is not None and os.path.realpath(a) == os.path.realpath(b)
+
+
+def _load_error(plugin: DiscoveredPlugin, cause: str) -> PluginLoadError:
+    return plugin_error(PluginLoadError, plugin.kind, plugin.name, plugin.origin, cause)
+
+
+_E = TypeVar("_E", bound=PluginError)
+
+
+def plugin_error(
+    error_class: type[_E], kind: PluginKind, name: str, origin: PluginOrigin, reason: str
+) -> _E:
+    """An ``error_class`` whose one-line message names the plugin, its origin and ``reason``.
+
+    The bare reason is kept as the error's ``reason`` attribute (what ``pannier plugins``
+    shows in its error column).
+    """
+    error = error_class(f"{kind.value} plugin {name!r} ({origin.describe()}): {reason}")
+    setattr(error, "reason", reason)  # noqa: B010 - PannierError has no such field
+    return error
+
+
+def one_line(error: BaseException) -> str:
+    """``ExceptionType: message`` on one line; a SyntaxError also names its file and line."""
+    if isinstance(error, SyntaxError):
+        where = os.path.basename(error.filename or "?")
+        return f"SyntaxError: {error.msg} ({where}, line {error.lineno})"
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
