@@ -1,0 +1,766 @@
+"""Benchmark pannier's backup and restore against restic and borg on one dataset, in one run.
+
+Steps, for every tool, each measured with the page cache dropped ("cold") and warm:
+
+1. ``initial``   first backup of the dataset (bench/dataset.py) into a fresh repository;
+2. ``no-change`` a second backup with nothing changed;
+3. ``mutation``  a backup after the deterministic 1 % mutation (bench/mutate.py);
+4. ``restore``   a full restore of the last snapshot into an empty directory, then a check that
+   the restored tree is identical to the dataset in content, mode, mtime (ns), owner, symlink
+   targets and xattrs (``compare_trees``).
+
+Cold and warm runs use two repositories per tool, so both see the same history. Steps run one
+after the other for all tools (step 1 for every tool, then step 2, ...), so that a burst of load
+from elsewhere on the machine hits the tools alike. A cold run starts after
+``sync; echo 3 > /proc/sys/vm/drop_caches``; when that is not permitted, each file of the dataset
+and the repositories is evicted with ``posix_fadvise(DONTNEED)`` instead and the results say so.
+A warm run first reads its inputs (the dataset for a backup, the repository for a restore).
+
+Figures per run: wall seconds, CPU seconds (user + system of the process and its children, from
+``wait4``), peak RSS (the larger of ``wait4``'s maximum and the sum over the process tree sampled
+every 50 ms) and the repository size (bytes of all its files). Each tool runs as its users run
+it: pannier with encryption (``repokey``), restic 0.14 (repository v2, compression ``auto``,
+always encrypted) and borg 1.2 (``--compression zstd,3``, encryption ``repokey``); each with its
+own cache directory kept between runs, as a user's would be.
+
+The table printed at the end gives pannier's ratio to the better peer of each figure (the faster
+for times, the smaller for sizes and RSS) beside the targets (initial backup <= 0.6, no-change
+<= 0.3, after mutation <= 0.4, restore <= 0.7, repository size <= 1.0, peak RSS <= 1.2). The
+whole result goes to ``bench/results/backup-<time>.json`` and ``bench/results/latest.json``; a
+Markdown table to ``bench/results/latest.md``; bench/plot.py draws the JSON.
+
+Usage::
+
+    python bench/bench_backup.py [--tools pannier,restic,borg] [--modes cold,warm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dataset import DEFAULT_DEST, Manifest, describe, ensure_dataset, fingerprint
+from mutate import DEFAULT_SEED, mutate_dataset
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+DEFAULT_WORKDIR = BENCH_DIR / "data" / "work"
+STEPS = ("initial", "no-change", "mutation", "restore")
+MODES = ("cold", "warm")
+PEERS = ("restic", "borg")
+#: pannier's figure divided by the better peer's must not exceed these.
+TARGETS = {
+    "initial": 0.6,
+    "no-change": 0.3,
+    "mutation": 0.4,
+    "restore": 0.7,
+    "repo size": 1.0,
+    "peak RSS": 1.2,
+}
+PASSWORD = "pannier-bench-password"
+RSS_SAMPLE_SECONDS = 0.05
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Measure:
+    """One measured command: times in seconds, peak RSS in bytes, exit code."""
+
+    wall: float
+    cpu: float
+    user: float
+    system: float
+    peak_rss: int
+    returncode: int
+    loadavg: float
+    timed_out: bool = False
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants, now."""
+    total = 0
+    todo = [pid]
+    seen: set[int] = set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        total += _rss(p)
+        todo.extend(_children(p))
+    return total
+
+
+def run_measured(
+    argv: list[str], *, cwd: Path, env: dict[str, str], log: Path, timeout: float
+) -> Measure:
+    """Run ``argv`` to completion and measure it; output goes to ``log`` (appended).
+
+    A command still running after ``timeout`` seconds is killed with its process group and
+    reported with ``timed_out``.
+    """
+    load = os.getloadavg()[0]
+    with log.open("ab") as out:
+        out.write(f"\n$ {' '.join(argv)}   (cwd {cwd})\n".encode())
+        out.flush()
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+        peak = 0
+        done = threading.Event()
+        timed_out = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss(proc.pid))
+                if time.monotonic() - start > timeout and not timed_out.is_set():
+                    timed_out.set()
+                    os.killpg(proc.pid, signal.SIGKILL)
+                done.wait(RSS_SAMPLE_SECONDS)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measure(
+        wall=round(wall, 3),
+        cpu=round(usage.ru_utime + usage.ru_stime, 3),
+        user=round(usage.ru_utime, 3),
+        system=round(usage.ru_stime, 3),
+        peak_rss=max(peak, usage.ru_maxrss * 1024),
+        returncode=proc.returncode,
+        loadavg=round(load, 2),
+        timed_out=timed_out.is_set(),
+    )
+
+
+def _iter_files(root: Path) -> Iterator[str]:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                yield p
+
+
+def drop_caches_works() -> bool:
+    """True when ``echo 3 > /proc/sys/vm/drop_caches`` is permitted here."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def make_cold(paths: list[Path], method: str) -> None:
+    """Empty the page cache (``drop_caches``), or evict ``paths`` file by file (``fadvise``)."""
+    os.sync()
+    if method == "drop_caches":
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return
+    for root in paths:
+        for p in _iter_files(root):
+            try:
+                fd = os.open(p, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def make_warm(paths: list[Path]) -> None:
+    """Read every file under ``paths`` once, so a warm run finds them in the page cache."""
+    for root in paths:
+        for p in _iter_files(root):
+            try:
+                with open(p, "rb") as f:
+                    while f.read(1 << 20):
+                        pass
+            except OSError:
+                continue
+
+
+def dir_bytes(root: Path) -> int:
+    """Sum of the sizes of all regular files under ``root`` (what a remote store would bill)."""
+    return sum(os.lstat(p).st_size for p in _iter_files(root))
+
+
+# --------------------------------------------------------------------------- restore check
+
+
+@dataclass
+class Comparison:
+    """Differences between an original tree and its restored copy, by category."""
+
+    entries: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+    mode: list[str] = field(default_factory=list)
+    mtime: list[str] = field(default_factory=list)
+    owner: list[str] = field(default_factory=list)
+    symlink: list[str] = field(default_factory=list)
+    xattr: list[str] = field(default_factory=list)
+
+    CATEGORIES = ("missing", "extra", "kind", "content", "mode", "mtime", "owner", "symlink",
+                  "xattr")  # fmt: skip
+
+    @property
+    def identical(self) -> bool:
+        """True when no category holds a difference."""
+        return not any(getattr(self, c) for c in self.CATEGORIES)
+
+    def summary(self) -> str:
+        """``identical (N entries)`` or the count of each kind of difference with an example."""
+        if self.identical:
+            return f"identical ({self.entries} entries)"
+        parts = []
+        for c in self.CATEGORIES:
+            found: list[str] = getattr(self, c)
+            if found:
+                parts.append(f"{c}: {len(found)} (e.g. {found[0]})")
+        return "DIFFERENT: " + "; ".join(parts)
+
+    def to_json(self, limit: int = 20) -> dict[str, object]:
+        """Counts and up to ``limit`` examples per category."""
+        out: dict[str, object] = {"entries": self.entries, "identical": self.identical}
+        for c in self.CATEGORIES:
+            found: list[str] = getattr(self, c)
+            out[c] = {"count": len(found), "examples": found[:limit]}
+        return out
+
+
+def _xattrs(path: str) -> dict[str, bytes]:
+    try:
+        return {
+            n: os.getxattr(path, n, follow_symlinks=False)
+            for n in os.listxattr(path, follow_symlinks=False)
+        }
+    except OSError:
+        return {}
+
+
+def _same_content(a: str, b: str) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x = fa.read(1 << 20)
+            y = fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def _walk(root: str) -> dict[str, os.stat_result]:
+    out: dict[str, os.stat_result] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            out[os.path.relpath(p, root)] = os.lstat(p)
+    out["."] = os.lstat(root)
+    return out
+
+
+def compare_trees(original: Path, restored: Path) -> Comparison:
+    """Compare a restored tree with its original, entry by entry.
+
+    Checked for every entry: it exists on both sides with the same type; regular files have
+    the same bytes; files and directories have the same permission bits (including setuid,
+    setgid, sticky), mtime to the nanosecond, owner and group, and the same xattrs (names and
+    values); symlinks have the same target. Symlinks' own mtimes and modes are not checked.
+    """
+    a_root, b_root = str(original), str(restored)
+    a, b = _walk(a_root), _walk(b_root)
+    c = Comparison(entries=len(a))
+    c.missing = sorted(set(a) - set(b))
+    c.extra = sorted(set(b) - set(a))
+    for rel in sorted(set(a) & set(b)):
+        sa, sb = a[rel], b[rel]
+        if stat.S_IFMT(sa.st_mode) != stat.S_IFMT(sb.st_mode):
+            c.kind.append(rel)
+            continue
+        pa, pb = os.path.join(a_root, rel), os.path.join(b_root, rel)
+        if stat.S_ISLNK(sa.st_mode):
+            if os.readlink(pa) != os.readlink(pb):
+                c.symlink.append(rel)
+            continue
+        if stat.S_IMODE(sa.st_mode) != stat.S_IMODE(sb.st_mode):
+            c.mode.append(rel)
+        if sa.st_mtime_ns != sb.st_mtime_ns:
+            c.mtime.append(rel)
+        if (sa.st_uid, sa.st_gid) != (sb.st_uid, sb.st_gid):
+            c.owner.append(rel)
+        if _xattrs(pa) != _xattrs(pb):
+            c.xattr.append(rel)
+        if stat.S_ISREG(sa.st_mode) and (sa.st_size != sb.st_size or not _same_content(pa, pb)):
+            c.content.append(rel)
+    return c
+
+
+def restored_root(target: Path, name: str) -> Path:
+    """Where a tool put the restored tree ``name`` inside ``target``.
+
+    restic and pannier may recreate the absolute source path; borg the relative one. The
+    first directory called ``name`` found breadth-first is the restored dataset.
+    """
+    queue = [target]
+    while queue:
+        here = queue.pop(0)
+        if here.name == name and here != target:
+            return here
+        try:
+            queue.extend(sorted(p for p in here.iterdir() if p.is_dir() and not p.is_symlink()))
+        except OSError:
+            continue
+    return target / name
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class Tool:
+    """A backup program under test: how to init, back up and restore with it."""
+
+    name = ""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.cache = home / "cache"
+
+    def env(self) -> dict[str, str]:
+        """The environment for this tool's commands (passwords, cache directories)."""
+        env = dict(os.environ)
+        env["HOME"] = str(self.home)
+        env["XDG_CACHE_HOME"] = str(self.cache)
+        return env
+
+    def version(self) -> str | None:
+        """The tool's version line, or None when it is not installed."""
+        raise NotImplementedError
+
+    def init(self, repo: Path) -> list[str]:
+        """Command that creates an encrypted repository at ``repo``."""
+        raise NotImplementedError
+
+    def backup(self, repo: Path, source: str, snapshot: str) -> list[str]:
+        """Command, run in the dataset's parent, that backs up ``source`` as ``snapshot``."""
+        raise NotImplementedError
+
+    def restore(self, repo: Path, snapshot: str, target: Path) -> list[str]:
+        """Command, run inside ``target``, that restores ``snapshot`` into ``target``."""
+        raise NotImplementedError
+
+
+def _version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0]
+
+
+class Restic(Tool):
+    """restic: repository v2 (compression ``auto``), always encrypted."""
+
+    name = "restic"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["RESTIC_PASSWORD"] = PASSWORD
+        env["RESTIC_CACHE_DIR"] = str(self.cache)
+        return env
+
+    def version(self) -> str | None:
+        return _version(["restic", "version"])
+
+    def init(self, repo: Path) -> list[str]:
+        return ["restic", "-r", str(repo), "init", "--repository-version", "2"]
+
+    def backup(self, repo: Path, source: str, snapshot: str) -> list[str]:
+        return ["restic", "-r", str(repo), "backup", "--host", "bench", "--tag", snapshot,
+                source]  # fmt: skip
+
+    def restore(self, repo: Path, snapshot: str, target: Path) -> list[str]:
+        return ["restic", "-r", str(repo), "restore", "latest", "--target", str(target)]
+
+
+class Borg(Tool):
+    """borg 1.2: ``--compression zstd,3``, encryption ``repokey``."""
+
+    name = "borg"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["BORG_PASSPHRASE"] = PASSWORD
+        env["BORG_BASE_DIR"] = str(self.home)
+        env["BORG_CACHE_DIR"] = str(self.cache)
+        return env
+
+    def version(self) -> str | None:
+        return _version(["borg", "--version"])
+
+    def init(self, repo: Path) -> list[str]:
+        return ["borg", "init", "--encryption", "repokey", str(repo)]
+
+    def backup(self, repo: Path, source: str, snapshot: str) -> list[str]:
+        return ["borg", "create", "--compression", "zstd,3", f"{repo}::{snapshot}", source]
+
+    def restore(self, repo: Path, snapshot: str, target: Path) -> list[str]:
+        return ["borg", "extract", f"{repo}::{snapshot}"]
+
+
+class Pannier(Tool):
+    """pannier, from this checkout's environment, with encryption ``repokey``."""
+
+    name = "pannier"
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(home)
+        beside = Path(sys.executable).parent / "pannier"
+        self.exe = str(beside) if beside.exists() else (shutil.which("pannier") or "pannier")
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["PANNIER_PASSWORD"] = PASSWORD
+        return env
+
+    def version(self) -> str | None:
+        return _version([self.exe, "--version"])
+
+    def url(self, repo: Path) -> str:
+        """The repository URL of a local directory."""
+        return f"file://{repo}"
+
+    def init(self, repo: Path) -> list[str]:
+        return [self.exe, "init", "-r", self.url(repo), "--encryption", "repokey"]
+
+    def backup(self, repo: Path, source: str, snapshot: str) -> list[str]:
+        return [self.exe, "backup", source, "-r", self.url(repo), "--tag", snapshot]
+
+    def restore(self, repo: Path, snapshot: str, target: Path) -> list[str]:
+        return [self.exe, "restore", "latest", "--target", str(target), "-r", self.url(repo)]
+
+
+TOOLS: dict[str, type[Tool]] = {"pannier": Pannier, "restic": Restic, "borg": Borg}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Record:
+    """One measured step of one tool in one cache mode."""
+
+    tool: str
+    step: str
+    mode: str
+    measure: Measure
+    repo_bytes: int
+    check: dict[str, object] | None = None
+
+
+class Run:
+    """One benchmark run over all tools, steps and modes."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.dataset: Path = args.dataset.resolve()
+        self.work: Path = args.workdir.resolve()
+        self.modes: list[str] = args.modes
+        self.timeout: float = args.timeout
+        self.seed: int = args.seed
+        self.records: list[Record] = []
+        self.tools: list[Tool] = []
+        self.versions: dict[str, str] = {}
+        self.cold_method = "drop_caches" if drop_caches_works() else "fadvise"
+        self.log = self.work / "commands.log"
+        self.failed: dict[tuple[str, str], str] = {}
+        for name in args.tools:
+            tool = TOOLS[name](self.work / name)
+            v = tool.version()
+            if v is None:
+                say(f"{name}: not installed, left out")
+                continue
+            self.versions[name] = v
+            self.tools.append(tool)
+
+    def repo(self, tool: Tool, mode: str) -> Path:
+        """The repository of ``tool`` for cache ``mode``."""
+        return tool.home / f"repo-{mode}"
+
+    def prepare(self) -> Manifest:
+        """Fresh working directory, pristine dataset, one empty repository per tool and mode."""
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        manifest = ensure_dataset(self.dataset)
+        say(f"dataset: {describe(manifest)}")
+        for tool in self.tools:
+            tool.home.mkdir(parents=True)
+            for mode in self.modes:
+                m = run_measured(
+                    tool.init(self.repo(tool, mode)),
+                    cwd=tool.home,
+                    env=tool.env(),
+                    log=self.log,
+                    timeout=self.timeout,
+                )
+                if m.returncode != 0:
+                    self.failed[(tool.name, mode)] = f"init exited {m.returncode}"
+                    say(f"{tool.name} {mode}: init FAILED (exit {m.returncode}), see {self.log}")
+        return manifest
+
+    def step(self, step: str) -> None:
+        """Run ``step`` for every tool, cold then warm."""
+        for tool in self.tools:
+            for mode in self.modes:
+                if (tool.name, mode) in self.failed:
+                    continue
+                repo = self.repo(tool, mode)
+                target = tool.home / f"restore-{mode}"
+                if step == "restore":
+                    target.mkdir()
+                    argv = tool.restore(repo, "mutation", target)
+                    cwd, inputs = target, [repo]
+                else:
+                    argv = tool.backup(repo, self.dataset.name, step)
+                    cwd, inputs = self.dataset.parent, [self.dataset]
+                if mode == "cold":
+                    make_cold([self.dataset, repo], self.cold_method)
+                else:
+                    make_warm(inputs)
+                m = run_measured(argv, cwd=cwd, env=tool.env(), log=self.log,
+                                 timeout=self.timeout)  # fmt: skip
+                rec = Record(tool.name, step, mode, m, dir_bytes(repo))
+                status = "" if m.returncode == 0 else f" EXIT {m.returncode}"
+                if m.timed_out:
+                    status += " TIMED OUT"
+                # restic and borg exit 1 (warnings) on files they could not read: keep going.
+                if m.returncode != 0 and not (tool.name in PEERS and m.returncode == 1):
+                    self.failed[(tool.name, mode)] = f"{step} exited {m.returncode}"
+                if step == "restore" and m.returncode == 0:
+                    comparison = compare_trees(
+                        self.dataset, restored_root(target, self.dataset.name)
+                    )
+                    rec.check = comparison.to_json()
+                    status += " " + comparison.summary()
+                if step == "restore":
+                    shutil.rmtree(target, ignore_errors=True)
+                self.records.append(rec)
+                say(
+                    f"{step:9} {tool.name:7} {mode:4} wall {m.wall:8.2f} s  cpu {m.cpu:8.2f} s  "
+                    f"rss {m.peak_rss / 2**20:7.1f} MiB  repo {rec.repo_bytes / 1e6:8.1f} MB  "
+                    f"load {m.loadavg:.2f}{status}"
+                )
+
+    def execute(self) -> dict[str, object]:
+        """Run every step and return the full result document."""
+        started = time.time()
+        say(f"cold runs use: {self.cold_method}")
+        manifest = self.prepare()
+        self.step("initial")
+        self.step("no-change")
+        mutation = mutate_dataset(self.dataset, self.seed)
+        mutated = fingerprint(self.dataset)
+        say(f"mutation: {mutation.touched} files touched, "
+            f"{mutation.bytes_written / 1e6:.1f} MB written; now {describe(mutated)}")  # fmt: skip
+        self.step("mutation")
+        self.step("restore")
+        return {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(time.time() - started, 1),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "loadavg_end": os.getloadavg(),
+                "mem_total_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            },
+            "cold_method": self.cold_method,
+            "versions": self.versions,
+            "dataset": asdict(manifest),
+            "mutation": asdict(mutation) | {"touched": mutation.touched},
+            "mutated_fingerprint": mutated.fingerprint,
+            "failed": {f"{t} {m}": why for (t, m), why in self.failed.items()},
+            "records": [asdict(r) for r in self.records],
+            "ratios": ratios(self.records, self.modes),
+        }
+
+
+# --------------------------------------------------------------------------- ratios and tables
+
+
+def _best(records: list[Record], step: str, mode: str, key: str) -> tuple[str, float] | None:
+    """The peer with the lowest ``key`` figure for ``step`` and ``mode``."""
+    best: tuple[str, float] | None = None
+    for r in records:
+        if r.tool in PEERS and r.step == step and r.mode == mode and r.measure.returncode in (0, 1):
+            v = float(getattr(r.measure, key))
+            if best is None or v < best[1]:
+                best = (r.tool, v)
+    return best
+
+
+def ratios(records: list[Record], modes: list[str]) -> list[dict[str, object]]:
+    """pannier's figure over the better peer's, per step and mode, with the target for each."""
+    out: list[dict[str, object]] = []
+
+    def add(figure: str, mode: str, ours: float | None, best: tuple[str, float] | None) -> None:
+        ratio = None if ours is None or best is None or best[1] == 0 else ours / best[1]
+        target = TARGETS[figure]
+        out.append({
+            "figure": figure, "mode": mode, "pannier": ours,
+            "peer": best[0] if best else None, "peer_value": best[1] if best else None,
+            "ratio": None if ratio is None else round(ratio, 3), "target": target,
+            "met": None if ratio is None else ratio <= target,
+        })  # fmt: skip
+
+    def ours(step: str, mode: str) -> Record | None:
+        for r in records:
+            if r.tool == "pannier" and r.step == step and r.mode == mode:
+                return r if r.measure.returncode == 0 else None
+        return None
+
+    for mode in modes:
+        for step in STEPS:
+            r = ours(step, mode)
+            add(step, mode, r.measure.wall if r else None, _best(records, step, mode, "wall"))
+        # Repository size after the last backup, and the largest peak RSS over all steps.
+        sizes: dict[str, float] = {}
+        rss: dict[str, float] = {}
+        for r in records:
+            if r.mode != mode:
+                continue
+            if r.step == "mutation":
+                sizes[r.tool] = r.repo_bytes
+            rss[r.tool] = max(rss.get(r.tool, 0), r.measure.peak_rss)
+        for figure, table in (("repo size", sizes), ("peak RSS", rss)):
+            peers = [(t, v) for t, v in table.items() if t in PEERS]
+            best = min(peers, key=lambda tv: tv[1]) if peers else None
+            mine = table.get("pannier") if ours("mutation", mode) else None
+            add(figure, mode, mine, best)
+    return out
+
+
+def markdown(result: dict[str, object]) -> str:
+    """The figures and the ratios as two Markdown tables."""
+    lines = [
+        "| step | mode | tool | wall s | CPU s | peak RSS MiB | repo MB | restore check |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    records = result["records"]
+    assert isinstance(records, list)
+    for r in records:
+        m = r["measure"]
+        check = ""
+        if r["check"] is not None:
+            check = "identical" if r["check"]["identical"] else "DIFFERENT"
+        if m["returncode"] != 0:
+            check = (check + f" exit {m['returncode']}").strip()
+        lines.append(
+            f"| {r['step']} | {r['mode']} | {r['tool']} | {m['wall']:.1f} | {m['cpu']:.1f} | "
+            f"{m['peak_rss'] / 2**20:.0f} | {r['repo_bytes'] / 1e6:.0f} | {check} |"
+        )
+    lines += ["", "| figure | mode | pannier | better peer | ratio | target | met |",
+              "|---|---|---:|---|---:|---:|---|"]  # fmt: skip
+    rs = result["ratios"]
+    assert isinstance(rs, list)
+    for q in rs:
+        fig = q["figure"]
+        unit = {"repo size": 1e6, "peak RSS": 2**20}.get(fig, 1.0)
+
+        def fmt(v: object, unit: float = unit) -> str:
+            return "n/a" if v is None else f"{float(v) / unit:.1f}"  # type: ignore[arg-type]
+
+        peer = f"{q['peer']} {fmt(q['peer_value'])}" if q["peer"] else "n/a"
+        ratio = "n/a" if q["ratio"] is None else f"{q['ratio']:.2f}"
+        met = {None: "n/a", True: "yes", False: "no"}[q["met"]]
+        lines.append(
+            f"| {fig} | {q['mode']} | {fmt(q['pannier'])} | {peer} | {ratio} | "
+            f"<= {q['target']} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def say(msg: str) -> None:
+    """Print a progress line with the time of day."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the benchmark, print the tables, write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tools", default="pannier,restic,borg",
+                        type=lambda s: [t for t in s.split(",") if t])  # fmt: skip
+    parser.add_argument("--modes", default="cold,warm",
+                        type=lambda s: [m for m in s.split(",") if m])  # fmt: skip
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DEST)
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds after which one command is killed")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep repositories afterwards")
+    args = parser.parse_args(argv)
+    bad = [t for t in args.tools if t not in TOOLS] + [m for m in args.modes if m not in MODES]
+    if bad:
+        parser.error(f"unknown tool or mode: {', '.join(bad)}")
+    run = Run(args)
+    if not run.tools:
+        parser.error("none of the tools is installed (see scripts/install-bench-deps.sh)")
+    result = run.execute()
+    table = markdown(result)
+    print()
+    print(table)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    text = json.dumps(result, indent=1) + "\n"
+    (RESULTS_DIR / f"backup-{stamp}.json").write_text(text)
+    (RESULTS_DIR / "latest.json").write_text(text)
+    (RESULTS_DIR / "latest.md").write_text(table)
+    say(f"results: {RESULTS_DIR / f'backup-{stamp}.json'}")
+    if not args.keep:
+        shutil.rmtree(run.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
