@@ -139,6 +139,9 @@ class Backend:
         redacted = getattr(self.url, "redacted", None)
         return str(redacted) if redacted is not None else type(self).__name__
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_name})"
+
     def get_capabilities(self) -> BackendCapabilities:
         """The capabilities of this instance (a prefix backend reports its inner one's)."""
         return self.capabilities

@@ -21,8 +21,6 @@ bandwidth limit and validation after put.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import threading
 from typing import Any
 
@@ -33,8 +31,6 @@ from .errors import (
     PermanentBackendError,
     PluginAPIVersionError,
     PluginContractError,
-    PluginError,
-    PluginLoadError,
     PluginNotFoundError,
 )
 from .plugin import SUPPORTED_PLUGIN_API_VERSIONS, PluginKind
@@ -96,121 +92,39 @@ def unregister_backend(scheme: str) -> None:
 # --- discovery through the plugin manager -----------------------------------------------
 
 
-class _Record:
-    def __init__(self, name: str, load: Any) -> None:
-        self.name = name
-        self.load = load
-        self.cls: Any = None
-        self.error: str | None = None
-
-
-class _NamespaceManager:
-    """Stand-in for ``pannier.registry`` while it is absent: the namespace package and
-    the ``pannier.backends`` entry points, imported lazily, failures recorded."""
-
-    def __init__(self) -> None:
-        import importlib.metadata as md
-        import pkgutil
-
-        self._records: dict[str, _Record] = {}
-        for ep in md.entry_points(group=PluginKind.BACKEND.entry_point_group):
-            self._records.setdefault(ep.name, _Record(ep.name, ep.load))
-        package = importlib.import_module(str(PluginKind.BACKEND.namespace_package))
-        for info in pkgutil.iter_modules(package.__path__):
-            module = f"{package.__name__}.{info.name}"
-            self._records.setdefault(
-                info.name, _Record(info.name, lambda m=module: importlib.import_module(m))
-            )
-
-    def records(self, kind: PluginKind) -> list[_Record]:
-        return list(self._records.values())
-
-    def get(self, kind: PluginKind, name: str) -> Any:
-        record = self._records.get(name)
-        if record is None:
-            raise PluginNotFoundError(f"no backend plugin named {name!r}")
-        if record.cls is None and record.error is None:
-            try:
-                obj = record.load()
-                if hasattr(obj, "get_plugin_class"):
-                    obj = obj.get_plugin_class()
-                record.cls = obj
-            except Exception as e:
-                record.error = f"{type(e).__name__}: {e}"
-        if record.error is not None:
-            raise PluginLoadError(f"backend plugin {name!r} failed to load: {record.error}")
-        return record.cls
-
-    def load_all(self, kind: PluginKind) -> None:
-        for name in self._records:
-            with contextlib.suppress(PluginError):
-                self.get(kind, name)
-
-
 def _manager() -> Any:
-    try:
-        module = importlib.import_module("pannier.registry")
-    except ImportError:
-        return _NamespaceManager()
-    return module.get_plugin_manager()
+    from .registry import get_plugin_manager
 
-
-def _record_name(record: Any) -> str:
-    return str(getattr(record, "name", record))
-
-
-def _record_error(record: Any) -> str | None:
-    error = getattr(record, "error", None)
-    return None if error is None else redact(str(error))
-
-
-def _plugin_class(record_or_obj: Any) -> Any:
-    return getattr(record_or_obj, "cls", getattr(record_or_obj, "plugin_class", record_or_obj))
+    return get_plugin_manager()
 
 
 def _discovered() -> tuple[dict[str, type[Backend]], dict[str, type[Backend]], dict[str, str]]:
-    """Load every backend plugin: (schemes, prefixes, failures name -> error)."""
+    """Load every enabled backend plugin: (schemes, prefixes, failures name -> error).
+
+    In strict mode the manager raises the first plugin failure instead."""
     manager = _manager()
+    loaded = manager.load_all(PluginKind.BACKEND)
     schemes: dict[str, type[Backend]] = {}
     prefixes: dict[str, type[Backend]] = {}
-    failures: dict[str, str] = {}
-    try:
-        manager.load_all(PluginKind.BACKEND)
-    except PannierError as e:  # strict mode: the manager raises on the first failure
-        raise e
-    for record in manager.records(PluginKind.BACKEND):
-        name = _record_name(record)
-        error = _record_error(record)
-        if error is not None:
-            failures[name] = error
-            continue
-        cls = _plugin_class(record)
+    for name, cls in sorted(loaded.items()):
         if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            try:
-                cls = manager.get(PluginKind.BACKEND, name)
-            except PluginError as e:
-                failures[name] = redact(str(e))
-                continue
-            except Exception as e:
-                failures[name] = redact(f"{type(e).__name__}: {e}")
-                continue
-        if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            failures[name] = f"{cls!r} is not a pannier.Backend"
             continue
         target = prefixes if cls.is_prefix else schemes
         for scheme in cls.schemes or (name,):
             target.setdefault(scheme.lower(), cls)
+    failures = {
+        record.name: redact(str(record.error)) for record in manager.failed(PluginKind.BACKEND)
+    }
     return schemes, prefixes, failures
 
 
 def _by_name(scheme: str, prefix: bool) -> type[Backend] | None:
-    """The plugin whose module name is ``scheme``, imported alone; None when none is."""
+    """The plugin whose name is ``scheme``, imported alone; None when there is none or it
+    does not serve ``scheme``. Its own load error propagates: it was asked for."""
     manager = _manager()
-    names = {_record_name(r) for r in manager.records(PluginKind.BACKEND)}
-    if scheme not in names:
+    if manager.record(PluginKind.BACKEND, scheme) is None:
         return None
-    cls = manager.get(PluginKind.BACKEND, scheme)  # its own import error propagates
-    cls = _check_class(cls, scheme)
+    cls = _check_class(manager.get(PluginKind.BACKEND, scheme), scheme)
     if scheme in (s.lower() for s in cls.schemes) and cls.is_prefix == prefix:
         return cls
     return None
