@@ -25,32 +25,46 @@ from .context import CLIContext
 __all__ = ["build_parser", "main"]
 
 
-def _global_options() -> argparse.ArgumentParser:
+def _global_options(*, for_command: bool = False) -> argparse.ArgumentParser:
+    # A command's copy leaves an option unset unless given after the command name, so
+    # `pannier --json plugins` keeps the --json given before it.
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if for_command else value
+
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("global options")
-    g.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
+    g.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print machine-readable JSON to stdout",
+    )
     g.add_argument(
         "--strict-plugins",
         action="store_true",
-        default=None,
+        default=default(None),
         help="fail when any plugin fails to load (also PANNIER_STRICT_PLUGINS=1)",
     )
     g.add_argument(
         "--disable-plugin",
         action="append",
-        default=[],
+        default=default([]),
         metavar="NAME",
         help="do not load the plugin NAME (repeatable)",
     )
-    g.add_argument("-v", "--verbose", action="count", default=0, help="say more")
-    g.add_argument("-q", "--quiet", action="store_true", help="say only errors")
+    g.add_argument("-v", "--verbose", action="count", default=default(0), help="say more")
+    g.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False), help="say only errors"
+    )
     return common
 
 
 def _command_modules() -> list[str]:
     from . import commands
 
-    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pannier {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _global_options(for_command=True)
     for name in _command_modules():
         module = importlib.import_module(f"pannier.cli.commands.{name}")
         module.register(subparsers, [common])
