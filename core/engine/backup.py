@@ -97,14 +97,24 @@ class BackupSummary:
 
 
 class _Stored:
-    """Result of storing one file's content."""
+    """Result of storing one file's content (and, read then, its metadata records)."""
 
-    __slots__ = ("chunks", "error", "nread")
+    __slots__ = ("chunks", "error", "nread", "records")
 
     def __init__(self, chunks: list[bytes] | None, nread: int, error: str | None) -> None:
         self.chunks = chunks
         self.nread = nread
         self.error = error
+        self.records: list[Any] | None = None
+
+
+def _store_file(repo: Any, entry: SourceEntry, index: Index, meta: MetaRecorder) -> _Stored:
+    """Store a file's content, then read its metadata records while it is hot in the
+    page cache (a worker thread runs this)."""
+    stored = _store_content(repo, entry)
+    if stored.error is None:
+        stored.records = meta.compute(entry, index)
+    return stored
 
 
 def _store_content(repo: Any, entry: SourceEntry) -> _Stored:
@@ -291,7 +301,9 @@ def run_backup(
 
     tree_file = spooled_file()
     tree = TreeWriter(tree_file)
-    meta = MetaRecorder(meta_plugins)
+    meta = MetaRecorder(
+        meta_plugins, warn=on_warning, parent=(repo, parent) if parent is not None else None
+    )
     stored_before = _repo_stored(repo)
     pending: collections.deque[_Pending] = collections.deque()
     last_index: Index | None = None
@@ -323,8 +335,11 @@ def run_backup(
             summary.total_files += 1
             summary.total_bytes += te.size
         tree.add(te)
-        meta.record(item.entry, item.index)
-        prog.add(files=1)
+        records = work.records if work is not None and work.records is not None else item.records
+        if records is None:
+            records = meta.compute(item.entry, item.index)
+        meta.write(records)
+        prog.add(files=1 if te.kind == "f" else 0)
 
     try:
         workers = max(1, opts.workers)
@@ -345,6 +360,8 @@ def run_backup(
                     else None
                 )
                 item = _Pending(index, entry)
+                if not meta.started and entry.root is not None:
+                    meta.start(entry.root)
                 if entry.is_file and entry.hardlink_to is None:
                     st = entry.stat
                     unchanged = (
@@ -373,11 +390,14 @@ def run_backup(
                             summary.files_changed += 1
                         else:
                             summary.files_new += 1
-                        item.work = pool.submit(_store_content, repo, entry)
+                        item.work = pool.submit(_store_file, repo, entry, index, meta)
                 elif entry.is_dir:
                     summary.dirs += 1
                 else:
                     summary.others += 1
+                if not isinstance(item.work, Future) and not item.reread:
+                    known = meta.lookup_parent(index) if _same_inode(old, entry) else None
+                    item.records = meta.compute(entry, index, known)
                 pending.append(item)
                 while pending and (len(pending) > opts.max_pending or pending[0].ready()):
                     emit(pending.popleft())
@@ -408,14 +428,32 @@ def run_backup(
     return summary
 
 
+def _same_inode(old: TreeEntry | None, entry: SourceEntry) -> bool:
+    """True when nothing about the inode changed since the parent (its ctime would have):
+    the parent's metadata records can be reused."""
+    if old is None or entry.hardlink_to is not None:
+        return False
+    st = entry.stat
+    return (
+        old.mode == st.st_mode
+        and old.ctime_ns == st.st_ctime_ns
+        and old.mtime_ns == st.st_mtime_ns
+        and old.ino == st.st_ino
+        and old.uid == st.st_uid
+        and old.gid == st.st_gid
+        and (old.size == st.st_size or old.kind not in "fl")
+    )
+
+
 class _Pending:
     """An entry waiting to be recorded, with the work storing its content."""
 
-    __slots__ = ("entry", "index", "old", "reread", "work")
+    __slots__ = ("entry", "index", "old", "records", "reread", "work")
 
     def __init__(self, index: Index, entry: SourceEntry) -> None:
         self.index = index
         self.entry = entry
+        self.records: list[Any] | None = None
         self.work: Future[_Stored] | _Stored | None = None
         self.reread = False
         self.old: TreeEntry | None = None

@@ -58,69 +58,140 @@ class StreamReader(io.RawIOBase):
         return n
 
 
+#: In a list of parent records: this plugin has no stream in the parent snapshot.
+ABSENT: Any = object()
+
+
 class MetaRecorder:
     """Write one stream per active metadata plugin while a backup walks its sources.
 
     :param plugins: the plugin classes (default: :func:`active_meta_plugins`); a plugin
         whose ``is_active`` says no for the first source root is left out.
     :param warn: called ``(path, message)`` when a file's metadata cannot be read.
+    :param parent: ``(repo, snapshot)`` of the parent snapshot, whose records are reused
+        for entries the engine found unchanged (same type, size, mtime, ctime and inode:
+        nothing about the inode changed, so neither did its metadata).
+
+    The engine calls :meth:`start` with the first real root, :meth:`lookup_parent` for
+    each index in order, :meth:`compute` (thread-safe: worker threads call it right
+    after reading a file) and :meth:`write` in index order.
     """
 
     def __init__(
         self,
         plugins: Sequence[type] | None = None,
         warn: Callable[[str, str], None] | None = None,
+        parent: tuple[Any, Any] | None = None,
     ) -> None:
         self._candidates = list(active_meta_plugins() if plugins is None else plugins)
         self._warn = warn
-        self._writers: list[tuple[type, Any, IO[bytes]]] | None = None
+        self._parent = parent
+        self.plugins: list[type] = []
+        self._writers: list[tuple[Any, IO[bytes]]] = []
+        self._cursors: list[_Cursor | None] = []
+        self.started = False
 
-    def _open(self, root: bytes) -> list[tuple[type, Any, IO[bytes]]]:
-        writers = []
+    def start(self, root: bytes) -> None:
+        """Choose the active plugins (``is_active`` on ``root``) and open the streams."""
+        self.started = True
+        from .snapshots import iter_stream
+
+        parent_streams = {}
+        if self._parent is not None:
+            parent_streams = getattr(self._parent[1], "streams", None) or {}
         for cls in self._candidates:
             try:
                 active = cls.is_active(root)
             except OSError:
                 active = False
-            if active:
-                f = spooled_file()
-                writers.append((cls, cls(f, "w", name=f"meta/{cls.get_prefix()}"), f))
-        return writers
+            if not active:
+                continue
+            prefix = cls.get_prefix()
+            f = spooled_file()
+            self.plugins.append(cls)
+            self._writers.append((cls(f, "w", name=STREAM_PREFIX + prefix), f))
+            cursor = None
+            if self._parent is not None and STREAM_PREFIX + prefix in parent_streams:
+                repo, snap = self._parent
+                reader = io.BufferedReader(
+                    StreamReader(iter_stream(repo, snap, STREAM_PREFIX + prefix)), 1 << 16
+                )
+                cursor = _Cursor(cls(reader, "r", name=f"parent {STREAM_PREFIX}{prefix}"))
+            self._cursors.append(cursor)
 
-    def record(self, entry: SourceEntry, index: Index) -> None:
-        """Record ``entry`` (stored under ``index``) in every plugin's stream; an entry
-        without a real path gets no records."""
+    def lookup_parent(self, index: Index) -> list[Any] | None:
+        """The parent's records of ``index`` per plugin (None where the parent has no
+        record, :data:`ABSENT` where the parent has no stream of that plugin), or None
+        when there is no parent stream at all. Call with increasing indexes."""
+        if not any(self._cursors):
+            return None
+        return [c.get(index) if c is not None else ABSENT for c in self._cursors]
+
+    def compute(self, entry: SourceEntry, index: Index, known: list[Any] | None = None) -> list[Any]:
+        """The records of ``entry`` (stored under ``index``) per plugin: taken from
+        ``known`` where it has one, else read with ``from_path``. An entry without a
+        real path has no records."""
         root = entry.root
-        if root is None:
-            return
-        if self._writers is None:
-            self._writers = self._open(root)
-        same = index == entry.index
-        for cls, writer, _ in self._writers:
+        out: list[Any] = []
+        for i, cls in enumerate(self.plugins):
+            if known is not None and known[i] is not ABSENT:
+                out.append(known[i])
+                continue
+            if root is None:
+                out.append(None)
+                continue
             try:
                 rec = cls.from_path(root, entry.index, entry.stat)
             except OSError as e:
                 if self._warn is not None:
                     self._warn(index_to_path(index), f"{cls.get_prefix()}: {e.strerror or e}")
-                continue
-            if rec is None:
-                continue
-            if not same:
+                rec = None
+            if rec is not None and index != entry.index:
                 rec = attrs.evolve(rec, index=index)
-            writer.write_object(rec)
+            out.append(rec)
+        return out
+
+    def write(self, records: list[Any]) -> None:
+        """Append one entry's records (from :meth:`compute`) to the streams."""
+        for (writer, _), rec in zip(self._writers, records):
+            if rec is not None:
+                writer.write_object(rec)
 
     def finish(self) -> Iterator[tuple[str, IO[bytes]]]:
         """Close the streams and yield ``(stream name, file rewound to 0)`` per plugin."""
-        for cls, writer, f in self._writers or []:
+        for cls, (writer, f) in zip(self.plugins, self._writers):
             writer.close()
             f.seek(0)
             yield STREAM_PREFIX + cls.get_prefix(), f
 
     def close(self) -> None:
-        """Release the temporary files."""
-        for _, _, f in self._writers or []:
+        """Release the temporary files and the parent streams."""
+        for _, f in self._writers:
             f.close()
+        for c in self._cursors:
+            if c is not None:
+                c.close()
         self._writers = []
+        self._cursors = []
+
+
+class _Cursor:
+    """Walks one parent stream forward, by index."""
+
+    def __init__(self, plugin: Any) -> None:
+        self._plugin = plugin
+        self._it = plugin.get_objects()
+        self._next: Any = next(self._it, None)
+
+    def get(self, index: Index) -> Any:
+        while self._next is not None and self._next.index < index:
+            self._next = next(self._it, None)
+        if self._next is not None and self._next.index == index:
+            return self._next
+        return None
+
+    def close(self) -> None:
+        self._plugin.close()
 
 
 class MetaApplier:
