@@ -17,6 +17,8 @@ environment keeps them out of ``argv``. Options (URL query, command line, enviro
 * ``storage-class`` (default ``STANDARD``): one of :data:`STORAGE_CLASSES`, any case;
 * ``multipart-threshold`` (size, default 16M): objects larger than this are uploaded in
   parts; ``part-size`` (size, default 16M, at least 5M, the S3 minimum);
+* ``page-size`` (1 to 1000, default 1000): keys asked for per listing request (a server
+  may return fewer; every page is followed either way);
 * ``timeout`` (seconds, default 60): connect and read timeout of each request.
 
 Guarantees: an object appears only when its upload completes (a single PUT, or a multipart
@@ -136,12 +138,19 @@ class S3Backend(Backend):
                 f"S3 minimum of {MIN_PART_SIZE} (5M)"
             )
         self.multipart_threshold = url.size_option("multipart-threshold", 16 * MIB)
+        self.page_size = url.int_option("page-size", 1000)
+        if not 1 <= self.page_size <= 1000:
+            raise ConfigError(f"{url.redacted}: option page-size must be between 1 and 1000")
         self.timeout = url.float_option("timeout", 60.0)
         self._client: Any = None
 
     def get_capabilities(self) -> BackendCapabilities:
-        """The class capabilities with this instance's multipart threshold."""
-        return attrs.evolve(self.capabilities, multipart_threshold=self.multipart_threshold)
+        """The class capabilities with this instance's multipart threshold and page size."""
+        return attrs.evolve(
+            self.capabilities,
+            multipart_threshold=self.multipart_threshold,
+            page_size=self.page_size,
+        )
 
     # --- required primitives ------------------------------------------------------------
 
@@ -155,7 +164,12 @@ class S3Backend(Backend):
 
     def _list(self) -> Iterator[ListEntry]:
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            Delimiter="/",
+            PaginationConfig={"PageSize": self.page_size},
+        )
         try:
             for page in pages:
                 for item in page.get("Contents", ()):
@@ -176,11 +190,12 @@ class S3Backend(Backend):
     # --- optional primitives ------------------------------------------------------------
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
-        first = _read_full(fileobj, self.multipart_threshold + 1)
+        stream = _Stream(fileobj)
+        first = stream.read_full(self.multipart_threshold + 1)
         if len(first) <= self.multipart_threshold:
             self._put_single(remote_filename, first)
         else:
-            self._put_multipart(remote_filename, first, fileobj)
+            self._put_multipart(remote_filename, first, stream)
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         try:
@@ -333,7 +348,7 @@ class S3Backend(Backend):
         except Exception as e:
             raise self._error("put", remote_filename, e) from e
 
-    def _put_multipart(self, remote_filename: str, first: bytes, fileobj: IO[bytes]) -> None:
+    def _put_multipart(self, remote_filename: str, first: bytes, stream: _Stream) -> None:
         key = self._key(remote_filename)
         try:
             upload = self.client.create_multipart_upload(
@@ -344,7 +359,7 @@ class S3Backend(Backend):
         upload_id = upload["UploadId"]
         try:
             parts = []
-            for number, data in enumerate(_parts(first, fileobj, self.part_size), start=1):
+            for number, data in enumerate(stream.parts(first, self.part_size), start=1):
                 response = self.client.upload_part(
                     Bucket=self.bucket,
                     Key=key,
@@ -432,33 +447,40 @@ class S3Backend(Backend):
             self._client = None
 
 
-def _read_full(fileobj: IO[bytes], size: int) -> bytes:
-    """Read up to ``size`` bytes, looping over short reads; fewer only at the end."""
-    chunks = []
-    remaining = size
-    while remaining > 0:
-        chunk = fileobj.read(min(remaining, 8 * MIB))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+class _Stream:
+    """Reads a stream once, front to back, in full blocks; never reads past its end."""
 
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self.fileobj = fileobj
+        self.eof = False
 
-def _parts(first: bytes, fileobj: IO[bytes], part_size: int) -> Iterator[bytes]:
-    """Cut ``first`` followed by the rest of ``fileobj`` into parts of ``part_size`` bytes
-    (the last one shorter); the stream is read once, one part at a time."""
-    buffer = first
-    while True:
-        while len(buffer) >= part_size:
-            yield buffer[:part_size]
-            buffer = buffer[part_size:]
-        more = _read_full(fileobj, part_size - len(buffer))
-        if not more:
-            break
-        buffer += more
-    if buffer:
-        yield buffer
+    def read_full(self, size: int) -> bytes:
+        """Up to ``size`` bytes, looping over short reads; fewer only at the end."""
+        chunks = []
+        remaining = size
+        while remaining > 0 and not self.eof:
+            chunk = self.fileobj.read(min(remaining, 8 * MIB))
+            if not chunk:
+                self.eof = True
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def parts(self, first: bytes, part_size: int) -> Iterator[bytes]:
+        """``first`` followed by the rest of the stream, cut into parts of ``part_size``
+        bytes (the last one shorter), read one part at a time."""
+        buffer = first
+        while True:
+            while len(buffer) >= part_size:
+                yield buffer[:part_size]
+                buffer = buffer[part_size:]
+            more = self.read_full(part_size - len(buffer))
+            if not more:
+                break
+            buffer += more
+        if buffer:
+            yield buffer
 
 
 def _md5_b64(data: bytes) -> str:

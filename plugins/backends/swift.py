@@ -26,7 +26,9 @@ option                      environment                 meaning
 Other options: ``segment-threshold`` (size, default 1G): larger objects are uploaded as a
 Static Large Object of ``segment-size`` (size, default 256M) segments kept in the
 container ``segment-container`` (default ``CONTAINER_segments``); ``storage-policy`` (the
-policy of a container made by ``create_folder``); ``timeout`` (seconds, default 60).
+policy of a container made by ``create_folder``); ``page-size`` (names per listing
+request; default: the server's limit, 10,000 unless configured otherwise; every page is
+followed either way); ``timeout`` (seconds, default 60).
 
 Guarantees: a put is atomic (a plain PUT, or segments first and the manifest last, with the
 segments removed when the upload fails); each upload is checked against the MD5 ETag the
@@ -151,12 +153,19 @@ class SwiftBackend(Backend):
             raise ConfigError(f"{url.redacted}: segment-size and segment-threshold must be > 0")
         self.segment_container = url.option("segment-container") or f"{self.container}_segments"
         self.storage_policy = url.option("storage-policy")
+        self.page_size = url.int_option("page-size", 0)
+        if self.page_size < 0:
+            raise ConfigError(f"{url.redacted}: option page-size must be positive")
         self.timeout = url.float_option("timeout", 60.0)
         self._conn: Any = None
 
     def get_capabilities(self) -> BackendCapabilities:
-        """The class capabilities with this instance's segment threshold."""
-        return attrs.evolve(self.capabilities, multipart_threshold=self.segment_threshold)
+        """The class capabilities with this instance's segment threshold and page size."""
+        return attrs.evolve(
+            self.capabilities,
+            multipart_threshold=self.segment_threshold,
+            page_size=self.page_size or self.capabilities.page_size,
+        )
 
     # --- required primitives ------------------------------------------------------------
 
@@ -436,7 +445,11 @@ class SwiftBackend(Backend):
             "list",
             None,
             lambda c: c.get_container(
-                self.container, marker=marker, prefix=self.prefix, delimiter="/"
+                self.container,
+                marker=marker,
+                prefix=self.prefix,
+                delimiter="/",
+                limit=self.page_size or None,
             ),
         )
         return list(page)

@@ -16,6 +16,8 @@ command line, environment):
   ``SWIFT_CONTAINER_FULL_TOKEN_FILE``): the full key, sent as ``X-Container-Meta-Full-Key``;
 * ``read-token`` (env ``SWIFT_CONTAINER_READ_TOKEN``): a read key, used when no full key is
   given; it allows listing and reading only (enough to restore);
+* ``page-size``: names per listing request (default: the server's limit, 10,000 unless
+  configured otherwise); every page is followed either way;
 * ``timeout`` (seconds, default 60).
 
 No ``X-Auth-Token`` is ever sent, and no library global is patched: every request carries
@@ -36,6 +38,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote
 
+import attrs
 from pannier import (
     PLUGIN_API_VERSION,
     Backend,
@@ -107,9 +110,18 @@ class SwiftKeysBackend(Backend):
                 f"{url.redacted}: set SWIFT_CONTAINER_FULL_TOKEN (or SWIFT_CONTAINER_READ_TOKEN "
                 "for read-only access) to the container's key"
             )
+        self.page_size = url.int_option("page-size", 0)
+        if self.page_size < 0:
+            raise ConfigError(f"{url.redacted}: option page-size must be positive")
         self.timeout = url.float_option("timeout", 60.0)
         self.container_url = f"{self.storage_url}/{quote(self.container, safe='')}"
         self._session: Any = None
+
+    def get_capabilities(self) -> BackendCapabilities:
+        """The class capabilities with this instance's listing page size."""
+        if not self.page_size:
+            return self.capabilities
+        return attrs.evolve(self.capabilities, page_size=self.page_size)
 
     # --- required primitives ------------------------------------------------------------
 
@@ -127,6 +139,8 @@ class SwiftKeysBackend(Backend):
         marker = ""
         while True:
             params = {"format": "json", "marker": marker, "prefix": self.prefix, "delimiter": "/"}
+            if self.page_size:
+                params["limit"] = str(self.page_size)
             response = self._request("GET", self.container_url, "list", None, params=params)
             try:
                 page = response.json()
