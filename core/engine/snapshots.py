@@ -17,6 +17,7 @@ from .tree import TreeEntry, iter_tree
 
 __all__ = [
     "content_blobs",
+    "find_entry",
     "filter_snapshots",
     "find_parent",
     "iter_stream",
@@ -171,3 +172,13 @@ def find_parent(repo: Any, parent: str | None, *, hostname: str, paths: Sequence
     if not candidates:
         return None
     return max(candidates, key=snapshot_time)
+
+
+def find_entry(repo: Any, snapshot: Any, index: tuple[bytes, ...]) -> TreeEntry | None:
+    """The tree entry of ``index`` in ``snapshot``, or None (reads the tree up to it)."""
+    for entry in load_tree(repo, snapshot):
+        if entry.index == index:
+            return entry
+        if entry.index > index:
+            return None
+    return None

@@ -19,7 +19,10 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
         "--tag", action="append", default=[], metavar="TAG[,TAG]",
         help="only snapshots with all these tags (repeatable: any of them)",
     )
-    g.add_argument("--path", action="append", default=[], metavar="PATH", help="only snapshots of PATH (repeatable)")
+    g.add_argument(
+        "--path", action="append", default=[], dest="path_filter", metavar="PATH",
+        help="only snapshots of PATH (repeatable)",
+    )
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     from ...engine.snapshots import filter_snapshots, snapshot_time
 
     repo = open_repository(args, ctx, lock=None)
-    snaps = filter_snapshots(repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path)
+    snaps = filter_snapshots(repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter)
     if args.latest > 0:
         snaps = snaps[-args.latest :]
     if ctx.json:
