@@ -108,7 +108,7 @@ def _freeze(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BackendURL:
     """A parsed backend URL; immutable. Build one with :func:`parse_url`.
 
@@ -148,6 +148,9 @@ class BackendURL:
 
     def __str__(self) -> str:
         return self.redacted
+
+    def __repr__(self) -> str:
+        return f"BackendURL({self.redacted!r})"
 
     # --- derived URLs -------------------------------------------------------------------
 
