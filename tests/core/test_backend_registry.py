@@ -3,13 +3,11 @@ unknown schemes that name the plugins that failed, and the wrapped backend."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import pannier.registry as registry
+import pytest
 from pannier.backend import Backend, BackendCapabilities, ListEntry
 from pannier.backend_registry import (
     available_schemes,
@@ -112,7 +110,7 @@ def test_explicit_registration_wins_and_is_unregistered(manager: Path, memtest: 
 
 
 def test_registration_refuses_a_non_backend_and_a_wrong_api_version() -> None:
-    with pytest.raises(PluginContractError, match="not a subclass of pannier.Backend"):
+    with pytest.raises(PluginContractError, match=r"not a subclass of pannier\.Backend"):
         register_backend("nope", dict)  # type: ignore[arg-type]
 
     class Future(Memory):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pannier.errors import ConfigError
 from pannier.url import BackendURL, parse_bool, parse_size, parse_url, redact
 
@@ -160,7 +159,7 @@ def test_unreadable_secret_file_names_the_file_not_a_secret(
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("T_PW_FILE", str(tmp_path / "absent"))
     u = parse_url("sftp://u:pw@h/x")
-    with pytest.raises(ConfigError, match="cannot read the token file .*absent.* T_PW_FILE"):
+    with pytest.raises(ConfigError, match=r"cannot read the token file .*absent.* T_PW_FILE"):
         u.secret("token", file_env="T_PW_FILE")
 
 

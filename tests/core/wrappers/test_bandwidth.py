@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-
 from pannier.backend_registry import get_backend_object
 from pannier.errors import ConfigError
 from pannier.wrappers.bandwidth import BandwidthWrapper, RateSchedule, TokenBucket

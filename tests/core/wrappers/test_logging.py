@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from pannier.backend_registry import get_backend_object
 from pannier.errors import FileMissingError
 from pannier.url import parse_url

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from pannier.backend import Backend, ListEntry
 from pannier.backend_registry import get_backend_object
 from pannier.errors import (

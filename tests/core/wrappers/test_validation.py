@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pannier.backend_registry import get_backend, get_backend_object
 from pannier.errors import TransientBackendError
 from pannier.wrappers.validation import ValidationWrapper
@@ -32,7 +31,7 @@ def test_a_short_object_fails_validation_with_the_reason(tmp_path: Path) -> None
     backend = ValidationWrapper(lossy(tmp_path, [True]))
     with pytest.raises(
         TransientBackendError,
-        match="validation of a after put failed: .*size on server is 4, expected 5",
+        match=r"validation of a after put failed: .*size on server is 4, expected 5",
     ):
         backend.put_bytes("a", b"12345")
 
