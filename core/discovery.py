@@ -30,6 +30,7 @@ in search-path order wins.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -53,6 +54,7 @@ __all__ = [
     "PluginOrigin",
     "builtin_directory",
     "discover",
+    "discover_all",
     "import_plugin",
     "namespace_directories",
     "one_line",
@@ -159,23 +161,37 @@ def discover(
     entries may share a name; the first one wins and the others are shadowed. With
     ``entry_points=False`` installed distributions are not consulted at all.
     """
-    found: list[DiscoveredPlugin] = []
+    return discover_all(entry_points=entry_points, search_path=search_path, kinds=[kind])[kind]
+
+
+def discover_all(
+    *,
+    entry_points: bool = True,
+    search_path: Sequence[str] | None = None,
+    kinds: Iterable[PluginKind] | None = None,
+) -> dict[PluginKind, list[DiscoveredPlugin]]:
+    """:func:`discover` for every kind (or ``kinds``) in one pass over the search path."""
+    wanted = list(PluginKind) if kinds is None else list(kinds)
+    directories = _search_directories(search_path)
+    found: dict[PluginKind, list[DiscoveredPlugin]] = {kind: [] for kind in wanted}
     if entry_points:
-        found.extend(_entry_point_plugins(kind, search_path))
-    if kind is PluginKind.META:
-        found.extend(_rdb_meta_plugins(search_path))
-    found.extend(_namespace_plugins(kind, search_path))
+        for plugin in _entry_point_plugins(search_path):
+            if plugin.kind in found:
+                found[plugin.kind].append(plugin)
+    if PluginKind.META in found:
+        found[PluginKind.META].extend(_rdb_meta_plugins(directories))
+    for kind in wanted:
+        found[kind].extend(_namespace_plugins(kind, directories, search_path is None))
     return found
 
 
-def _entry_point_plugins(
-    kind: PluginKind, search_path: Sequence[str] | None
-) -> Iterable[DiscoveredPlugin]:
+def _entry_point_plugins(search_path: Sequence[str] | None) -> Iterable[DiscoveredPlugin]:
     from .entry_point_index import read_entry_points
 
-    group = kind.entry_point_group
+    kinds = {kind.entry_point_group: kind for kind in PluginKind}
     for ep in read_entry_points(search_path):
-        if ep.group != group:
+        kind = kinds.get(ep.group)
+        if kind is None:
             continue
         origin = PluginOrigin(
             channel=CHANNEL_ENTRY_POINT,
@@ -187,25 +203,25 @@ def _entry_point_plugins(
         yield DiscoveredPlugin(kind, ep.name, origin, ep.value)
 
 
-def _rdb_meta_plugins(search_path: Sequence[str] | None) -> Iterable[DiscoveredPlugin]:
-    for directory in _search_directories(search_path):
-        for module, file in _modules_in(directory):
-            if module.startswith(_RDB_META_PREFIX) and len(module) > len(_RDB_META_PREFIX):
+def _rdb_meta_plugins(directories: list[str]) -> Iterable[DiscoveredPlugin]:
+    for directory in directories:
+        for module, file in _modules_in(directory, _RDB_META_PREFIX):
+            if len(module) > len(_RDB_META_PREFIX):
                 origin = PluginOrigin(channel=CHANNEL_RDB_META, module=module, file=file)
                 name = module[len(_RDB_META_PREFIX) :]
                 yield DiscoveredPlugin(PluginKind.META, name, origin, module)
 
 
 def _namespace_plugins(
-    kind: PluginKind, search_path: Sequence[str] | None
+    kind: PluginKind, directories: list[str], include_imported: bool
 ) -> Iterable[DiscoveredPlugin]:
     package = kind.namespace_package
     if package is None:
         return
     builtin = builtin_directory(kind)
     version = _pannier_version()
-    for directory in namespace_directories(kind, search_path):
-        is_builtin = builtin is not None and _same_dir(directory, builtin)
+    for directory in _namespace_directories(kind, directories, include_imported):
+        is_builtin = directory == builtin
         for module, file in _modules_in(directory):
             if module.startswith("_"):
                 continue
@@ -219,20 +235,26 @@ def _namespace_plugins(
             yield DiscoveredPlugin(kind, module, origin, f"{package}.{module}")
 
 
-def builtin_directory(kind: PluginKind) -> str | None:
-    """The directory of pannier's own (built-in) plugins of ``kind``, or None.
-
-    That is ``<pannier.plugins>/<kind>``; finding it imports nothing but ``pannier``.
-    """
-    if kind.namespace_package is None:
-        return None
+@functools.cache
+def _plugins_package_directory() -> str | None:
     try:
         spec = importlib.util.find_spec("pannier.plugins")
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.origin:
         return None
-    return os.path.join(os.path.dirname(spec.origin), kind.namespace_package.rsplit(".", 1)[1])
+    return os.path.dirname(spec.origin)
+
+
+def builtin_directory(kind: PluginKind) -> str | None:
+    """The directory of pannier's own (built-in) plugins of ``kind``, or None.
+
+    That is ``<pannier.plugins>/<kind>``; finding it imports nothing but ``pannier``.
+    """
+    package_directory = _plugins_package_directory()
+    if kind.namespace_package is None or package_directory is None:
+        return None
+    return os.path.join(package_directory, kind.namespace_package.rsplit(".", 1)[1])
 
 
 def namespace_directories(kind: PluginKind, search_path: Sequence[str] | None = None) -> list[str]:
@@ -242,6 +264,12 @@ def namespace_directories(kind: PluginKind, search_path: Sequence[str] | None = 
     search-path entry that has one, then (with the default search path) any other
     directory the import system already counts in the namespace package's ``__path__``.
     """
+    return _namespace_directories(kind, _search_directories(search_path), search_path is None)
+
+
+def _namespace_directories(
+    kind: PluginKind, directories: list[str], include_imported: bool
+) -> list[str]:
     if kind.namespace_package is None:
         return []
     sub = kind.namespace_package.rsplit(".", 1)[1]
@@ -249,17 +277,19 @@ def namespace_directories(kind: PluginKind, search_path: Sequence[str] | None = 
     builtin = builtin_directory(kind)
     if builtin is not None:
         candidates.append(builtin)
-    for entry in _search_directories(search_path):
+    for entry in directories:
         candidates.append(os.path.join(entry, "pannier", "plugins", sub))
-    if search_path is None:
+    if include_imported:
         module = sys.modules.get(kind.namespace_package)
         candidates.extend(str(p) for p in getattr(module, "__path__", ()))
     result: list[str] = []
     seen: set[str] = set()
     for directory in candidates:
+        if directory in seen or not os.path.isdir(directory):
+            continue
         real = os.path.realpath(directory)
-        if real not in seen and os.path.isdir(directory):
-            seen.add(real)
+        if real not in seen:
+            seen.update((real, directory))
             result.append(directory)
     return result
 
@@ -275,11 +305,12 @@ def _search_directories(search_path: Sequence[str] | None) -> list[str]:
     return result
 
 
-def _modules_in(directory: str) -> list[tuple[str, str]]:
-    """(module name, file) for every importable Python module or package in ``directory``."""
+def _modules_in(directory: str, prefix: str = "") -> list[tuple[str, str]]:
+    """(module name, file) for every Python module or package in ``directory`` whose name
+    starts with ``prefix``."""
     found: list[tuple[str, str]] = []
     try:
-        names = sorted(os.listdir(directory))
+        names = sorted(n for n in os.listdir(directory) if n.startswith(prefix))
     except OSError:
         return found
     for filename in names:
@@ -296,10 +327,6 @@ def _modules_in(directory: str) -> list[tuple[str, str]]:
         if module.isidentifier():
             found.append((module, path))
     return found
-
-
-def _same_dir(a: str, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _pannier_version() -> str | None:

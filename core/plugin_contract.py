@@ -112,7 +112,11 @@ _PROBLEMS = {
 
 
 def _describe(value: object) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    if value is None or isinstance(value, (str, bytes, int, float, bool, tuple, list, dict)):
+        text = repr(value)
+        if len(text) > 40:
+            text = text[:37] + "..."
+        return f"{type(value).__name__} {text}"
+    if callable(value) and not isinstance(value, type):
+        return f"the callable {getattr(value, '__qualname__', type(value).__name__)}"
+    return f"an instance of {type(value).__qualname__}"

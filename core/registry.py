@@ -46,7 +46,7 @@ from .discovery import (
     CHANNEL_PRECEDENCE,
     DiscoveredPlugin,
     PluginOrigin,
-    discover,
+    discover_all,
     import_plugin,
     one_line,
 )
@@ -378,11 +378,8 @@ class PluginManager:
 
     def _discover(self) -> dict[PluginKind, list[PluginRecord]]:
         if self._discovered is None:
-            discovered: dict[PluginKind, list[PluginRecord]] = {}
-            for kind in PluginKind:
-                found = discover(kind, entry_points=self.entry_points, search_path=self.search_path)
-                discovered[kind] = [_record_of(p) for p in found]
-            self._discovered = discovered
+            found = discover_all(entry_points=self.entry_points, search_path=self.search_path)
+            self._discovered = {kind: [_record_of(p) for p in found[kind]] for kind in PluginKind}
             self._resolve()
         return self._discovered
 
