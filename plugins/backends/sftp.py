@@ -338,10 +338,13 @@ class SFTPBackend(Backend):
         if isinstance(e, (socket.timeout, TimeoutError)):
             return TransientBackendError(f"{operation}: timed out: {_one_line(e)}", backend=where)
         if isinstance(e, OSError) and (
-            e.errno in _NETWORK_ERRNOS or isinstance(e, (ConnectionError, socket.gaierror))
+            e.errno in _NETWORK_ERRNOS
+            or isinstance(e, (ConnectionError, socket.gaierror))
+            or isinstance(e, paramiko.ssh_exception.NoValidConnectionsError)
         ):
+            detail = _one_line(e).replace("[Errno None] ", "")
             return TransientBackendError(
-                f"{operation}: cannot reach {self._host_id()}: {_one_line(e)}", backend=where
+                f"{operation}: cannot reach {self._host_id()}: {detail}", backend=where
             )
         if isinstance(e, (paramiko.SSHException, EOFError, OSError)):
             return TransientBackendError(f"{operation}: {_one_line(e)}", backend=where)

@@ -26,7 +26,8 @@ start() {
 
   ssh-keygen -q -t ed25519 -N '' -C pannier-test-host -f "$dir/host_ed25519"
   ssh-keygen -q -t ed25519 -N '' -C pannier-test-client -f "$dir/client_ed25519"
-  # A second, unrelated host key: tests use it to build a known_hosts that does not match.
+  # A second, unrelated key: a known_hosts entry that does not match, and a client key
+  # the server does not accept.
   ssh-keygen -q -t ed25519 -N '' -C pannier-test-other -f "$dir/other_ed25519"
   cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
 
@@ -95,6 +96,7 @@ PANNIER_TEST_SFTP_HOST=127.0.0.1
 PANNIER_TEST_SFTP_PORT=$port
 PANNIER_TEST_SFTP_USER=$user
 PANNIER_TEST_SFTP_KEY_FILE=$dir/client_ed25519
+PANNIER_TEST_SFTP_WRONG_KEY_FILE=$dir/other_ed25519
 PANNIER_TEST_SFTP_KNOWN_HOSTS=$dir/known_hosts
 PANNIER_TEST_SFTP_KNOWN_HOSTS_WRONG=$dir/known_hosts_wrong
 PANNIER_TEST_SFTP_ROOT=$dir/root
