@@ -119,3 +119,12 @@ def plain_repo(backend: DirBackend) -> Iterator[Repository]:
     r = Repository.init(backend, None, encryption="none")
     yield r
     r.close()
+
+
+@pytest.fixture(autouse=True)
+def no_engine_walkers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests store raw streams, not the engine's tree: keep the engine's walker
+    (which parses "tree" streams) out, so referenced blobs are the stream blobs."""
+    from pannier.repo import repository
+
+    monkeypatch.setattr(repository, "_walkers", [lambda repo, snap: ()])
