@@ -36,12 +36,13 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, cast
 
 from pannier import (
     PLUGIN_API_VERSION,
     Backend,
     BackendCapabilities,
+    BackendError,
     ConfigError,
     ListEntry,
     RateLimitedError,
@@ -100,7 +101,7 @@ class FaultyBackend(Backend):
         if url.inner is None:
             raise ConfigError(f"{url.redacted}: faulty+ needs an inner URL, e.g. faulty+file:///x")
         self.url = url
-        self.inner = get_backend_object(url.inner)
+        self.inner: Backend = get_backend_object(url.inner)
         self.random = random.Random(url.int_option("seed", 0))
         self.fail = {op: _numbers(url, f"fail-{op}") for op in _OPERATIONS}
         self.fail_rate = url.float_option("fail-rate", 0.0)
@@ -194,9 +195,13 @@ class FaultyBackend(Backend):
     # --- optional primitives ------------------------------------------------------------
 
     def _short_put(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
-        data_limit = (size if size is not None else 2) // 2
+        if size is None:  # half of an unknown size: read it all to know
+            data = fileobj.read()
+            fileobj, size = io.BytesIO(data), len(data)
+        data_limit = size // 2
         message = f"injected short upload of {remote_filename} after {data_limit} bytes"
-        self.inner._put_stream(_HalfReader(fileobj, data_limit, message), remote_filename, size)  # type: ignore[arg-type]
+        half = cast(IO[bytes], _HalfReader(fileobj, data_limit, message))
+        self.inner._put_stream(half, remote_filename, size)
         raise TransientBackendError(message, backend=self.display_name)
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
@@ -216,16 +221,18 @@ class FaultyBackend(Backend):
 
     def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
         self._enter("get", remote_filename)
-        data = self.inner._get_range(remote_filename, offset, length)
+        data: bytes = self.inner._get_range(remote_filename, offset, length)
         return self._flip(data) if self._next_get_flips() else data
 
     def _query(self, filename: str) -> dict[str, int]:
         self._enter("query", filename)
-        return self.inner._query(filename)
+        info: dict[str, int] = self.inner._query(filename)
+        return info
 
     def _query_list(self, filename_list: builtins.list[str]) -> dict[str, dict[str, int]]:
         self._enter("query")
-        return self.inner._query_list(filename_list)
+        infos: dict[str, dict[str, int]] = self.inner._query_list(filename_list)
+        return infos
 
     def _delete_list(self, filename_list: builtins.list[str]) -> None:
         self._enter("delete")
@@ -236,7 +243,8 @@ class FaultyBackend(Backend):
         self.inner._move(source_filename, remote_filename)
 
     def _validate(self, remote_filename: str, size: int, **kwargs: object) -> tuple[bool, str]:
-        return self.inner._validate(remote_filename, size, **kwargs)
+        verdict: tuple[bool, str] = self.inner._validate(remote_filename, size, **kwargs)
+        return verdict
 
     # --- the folder ---------------------------------------------------------------------
 
@@ -252,8 +260,9 @@ class FaultyBackend(Backend):
     def _retry_cleanup(self) -> None:
         self.inner._retry_cleanup()
 
-    def _error_code(self, operation: str, e: Exception) -> TransientBackendError | None:
-        return self.inner._error_code(operation, e)  # type: ignore[return-value]
+    def _error_code(self, operation: str, e: Exception) -> BackendError | None:
+        mapped: BackendError | None = self.inner._error_code(operation, e)
+        return mapped
 
     def _close(self) -> None:
         self.inner._close()

@@ -187,6 +187,10 @@ class FileBackend(Backend):
     # --- the folder ---------------------------------------------------------------------
 
     def _test(self) -> None:
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise PermanentBackendError(
+                f"{self.directory} is not a directory", backend=self.display_name
+            )
         if not os.path.isdir(self.directory):
             raise FolderMissingError(
                 f"directory {self.directory} does not exist", backend=self.display_name
@@ -219,6 +223,10 @@ class FileBackend(Backend):
                 )
             if name is not None:
                 return self._missing(name)
+        if e.errno == errno.ENOTDIR and not os.path.isdir(self.directory):
+            return PermanentBackendError(
+                f"{self.directory} is not a directory", backend=self.display_name
+            )
         what = f"{operation} {name}" if name else operation
         message = f"{what}: {e.strerror or e}"
         if e.errno in _PERMANENT_ERRNOS:

@@ -135,18 +135,25 @@ class MultiBackend(Backend):
                     member._put(tmp.name, remote_filename)
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
-        for i, member in enumerate(self.members):
-            if i < len(self.members) - 1 and member._query(remote_filename)["size"] < 0:
-                continue
-            member._get_stream(remote_filename, fileobj)
-            return
+        # Ask before reading: a stream written to cannot be taken back.
+        for member in self.members:
+            if member._query(remote_filename)["size"] >= 0:
+                member._get_stream(remote_filename, fileobj)
+                return
+        raise FileMissingError(
+            f"{remote_filename} does not exist on any of {len(self.members)} backends",
+            backend=self.display_name,
+        )
 
     def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
-        return self._first(remote_filename, lambda m: m._get_range(remote_filename, offset, length))
+        data: bytes = self._first(
+            remote_filename, lambda m: m._get_range(remote_filename, offset, length)
+        )
+        return data
 
     def _query(self, filename: str) -> dict[str, int]:
         for member in self.members:
-            info = member._query(filename)
+            info: dict[str, int] = member._query(filename)
             if info["size"] >= 0:
                 return info
         return {"size": -1}

@@ -1,0 +1,104 @@
+"""file:// -- the conformance kit, then what only a local directory promises."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pannier.backend import Backend
+from pannier.backend_registry import get_backend_object
+from pannier.errors import FileMissingError, FolderMissingError, PermanentBackendError
+from pannier.testing.backend_suite import BackendConformance
+
+
+class TestFileConformance(BackendConformance):
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> Callable[[], Backend]:
+        return lambda: get_backend_object(f"file://{tmp_path}")
+
+
+class TestFileConformanceWithFsync(BackendConformance):
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> str:
+        return f"file://{tmp_path}?fsync=true"
+
+
+def test_missing_directory_raises_folder_missing_and_create_folder_makes_it(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    backend = get_backend_object(f"file://{target}")
+    for call in (backend.test, backend.list, lambda: backend.put_bytes("x", b"1")):
+        with pytest.raises(FolderMissingError, match="does not exist"):
+            call()
+    backend.create_folder()
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
+    backend.create_folder()  # again: no error
+    backend.put_bytes("x", b"1")
+    assert backend.get_bytes("x") == b"1"
+
+
+def test_temporary_files_and_directories_are_not_listed(tmp_path: Path) -> None:
+    (tmp_path / ".pannier-tmp-abc").write_bytes(b"partial")
+    (tmp_path / "subdir").mkdir()
+    (tmp_path / "real").write_bytes(b"12")
+    names = [(e.name, e.size) for e in get_backend_object(f"file://{tmp_path}").list()]
+    assert names == [("real", 2)]
+
+
+def test_a_failed_put_leaves_no_temporary_file(tmp_path: Path) -> None:
+    class Breaks(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+            raise OSError("source disk failed")
+
+    backend = get_backend_object(f"file://{tmp_path}")
+    with pytest.raises(Exception, match="source disk failed"):
+        backend.put_stream(Breaks(), "x")  # type: ignore[arg-type]
+    assert os.listdir(tmp_path) == []
+
+
+def test_objects_are_private_to_the_owner(tmp_path: Path) -> None:
+    get_backend_object(f"file://{tmp_path}").put_bytes("x", b"1")
+    assert stat.S_IMODE(os.stat(tmp_path / "x").st_mode) == 0o600
+
+
+def test_relative_url_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel" / "dir").mkdir(parents=True)
+    get_backend_object("file://rel/dir").put_bytes("x", b"1")
+    assert (tmp_path / "rel" / "dir" / "x").read_bytes() == b"1"
+
+
+def test_a_file_where_the_directory_should_be_is_a_permanent_error(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_bytes(b"")
+    backend = get_backend_object(f"file://{tmp_path}/plain")
+    with pytest.raises(PermanentBackendError, match="is not a directory"):
+        backend.test()
+    with pytest.raises(PermanentBackendError, match="is not a directory"):
+        backend.list()
+
+
+def test_a_read_only_file_system_error_is_permanent(tmp_path: Path) -> None:
+    backend = get_backend_object(f"file://{tmp_path}")
+    (tmp_path / "x").mkdir()  # a directory where an object should be
+    with pytest.raises(PermanentBackendError):
+        backend.put_bytes("x", b"1")
+
+
+def test_move_of_a_missing_name_raises_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileMissingError):
+        get_backend_object(f"file://{tmp_path}").move("a", "b")
+
+
+def test_fsync_option_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert get_backend_object(f"file://{tmp_path}?fsync=yes").fsync is True  # type: ignore[attr-defined]
+    monkeypatch.setenv("PANNIER_FILE_FSYNC", "1")
+    assert get_backend_object(f"file://{tmp_path}").fsync is True  # type: ignore[attr-defined]
+    assert get_backend_object(f"file://{tmp_path}?fsync=off").fsync is False  # type: ignore[attr-defined]
