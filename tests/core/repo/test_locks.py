@@ -19,7 +19,7 @@ from .helpers import spawn, wait_for_line
 def test_shared_locks_coexist_exclusive_excludes(repo: Repository) -> None:
     with repo.lock(), repo.lock():
         assert len(list_locks(repo.backend, repo.cipher)) == 2
-        with pytest.raises(LockedError, match="locked by shared lock by .* PID"):
+        with pytest.raises(LockedError, match=r"locked by shared lock by .* PID"):
             repo.lock(exclusive=True).acquire()
     with repo.lock(exclusive=True), pytest.raises(LockedError, match="exclusive lock by"):
         repo.lock().acquire()
