@@ -1,0 +1,215 @@
+"""webdav:// against BOTH test servers of scripts/servers/webdav.sh: `rclone serve webdav`
+(Basic authentication) and WsgiDAV (Digest authentication, under /dav/). Their quirks
+differ, so code that leans on one of them fails on the other."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pannier import (
+    ConfigError,
+    FileMissingError,
+    FolderMissingError,
+    PermanentBackendError,
+    RateLimitedError,
+)
+from pannier.backend_registry import get_backend, get_backend_object
+from pannier.errors import TransientBackendError
+from pannier.testing.backend_suite import BackendConformance
+from pannier.url import parse_url
+
+from tests.servers import require_server
+
+SERVERS = ("rclone", "wsgidav")
+
+
+@pytest.fixture(scope="module")
+def webdav() -> dict[str, str]:
+    return require_server("webdav")
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest, webdav: dict[str, str]) -> str:
+    """The base URL (http://host:port/path/) of one of the two servers."""
+    return webdav[f"PANNIER_TEST_WEBDAV_{request.param.upper()}_URL"]
+
+
+@pytest.fixture
+def password_env(webdav: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANNIER_WEBDAV_PASSWORD", webdav["PANNIER_TEST_WEBDAV_PASS"])
+
+
+def dav_url(base: str, user: str | None, folder: str, query: str = "") -> str:
+    """``webdav://user@host:port/base/folder/`` from a server's http:// base URL."""
+    rest = base.removeprefix("http://")
+    userinfo = f"{user}@" if user else ""
+    return f"webdav://{userinfo}{rest}{folder}/" + (f"?{query}" if query else "")
+
+
+def fresh(url: str) -> str:
+    backend = get_backend_object(url)
+    try:
+        backend.create_folder()
+    finally:
+        backend.close()
+    return url
+
+
+def unique(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+class TestWebDAVConformance(BackendConformance):
+    """The whole conformance kit, once per server; the password comes from the
+    environment, the user from the URL."""
+
+    @pytest.fixture
+    def make_backend(self, server: str, webdav: dict[str, str], password_env: None) -> str:
+        return fresh(dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("kit")))
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+def test_wrong_password_is_permanent_redacted_and_not_retried(
+    server: str, webdav: dict[str, str]
+) -> None:
+    user = webdav["PANNIER_TEST_WEBDAV_USER"]
+    url = dav_url(f"{server}", None, "").replace("webdav://", f"webdav://{user}:Wr0ng-Secret@")
+    with pytest.raises(PermanentBackendError) as err:
+        get_backend(url + "?retries=3&retry-delay=0.01").test()
+    message = str(err.value)
+    assert "authentication failed" in message
+    assert "Wr0ng-Secret" not in message
+    assert "gave up after" not in message and "\n" not in message
+
+
+def test_no_credentials_names_what_is_missing(server: str, monkeypatch) -> None:
+    monkeypatch.delenv("PANNIER_WEBDAV_USER", raising=False)
+    with pytest.raises(PermanentBackendError, match="asks for a user and password"):
+        get_backend_object(dav_url(server, None, "")).test()
+
+
+def test_password_without_user_is_a_config_error(server: str, password_env: None) -> None:
+    with pytest.raises(ConfigError, match="no user"):
+        get_backend_object(dav_url(server, None, ""))
+
+
+def test_password_from_file_and_forced_scheme(webdav: dict[str, str], tmp_path, monkeypatch):
+    secret = tmp_path / "pw"
+    secret.write_text(webdav["PANNIER_TEST_WEBDAV_PASS"] + "\n")
+    monkeypatch.delenv("PANNIER_WEBDAV_PASSWORD", raising=False)
+    monkeypatch.setenv("PANNIER_WEBDAV_PASSWORD_FILE", str(secret))
+    user = webdav["PANNIER_TEST_WEBDAV_USER"]
+    rclone, wsgidav = (webdav[f"PANNIER_TEST_WEBDAV_{s.upper()}_URL"] for s in SERVERS)
+    # Each server speaks one scheme: forcing it works, forcing the other one fails.
+    for base, good, bad in ((rclone, "basic", "digest"), (wsgidav, "digest", "basic")):
+        backend = get_backend_object(fresh(dav_url(base, user, unique("auth"), f"auth={good}")))
+        with backend:
+            backend.put_bytes("a", b"authenticated")
+            assert backend.get_bytes("a") == b"authenticated"
+        with pytest.raises(PermanentBackendError):
+            get_backend_object(dav_url(base, user, "", f"auth={bad}")).test()
+
+
+# --- collections ------------------------------------------------------------------------
+
+
+def test_missing_collection_then_create_folder(
+    server: str, webdav: dict[str, str], password_env: None
+) -> None:
+    folder = f"{unique('missing')}/deeper/still"
+    backend = get_backend_object(dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], folder))
+    with backend:
+        with pytest.raises(FolderMissingError, match="does not exist"):
+            backend.test()
+        with pytest.raises(FolderMissingError):
+            backend.list()
+        with pytest.raises(FolderMissingError):  # PUT without parent: 404 or 409
+            backend.put_bytes("x", b"x")
+        backend.create_folder()  # parents too
+        backend.create_folder()  # existing: 201 on one server, 405 on the other
+        backend.test()
+        backend.put_bytes("x", b"x")
+        assert [(e.name, e.size) for e in backend.list()] == [("x", 1)]
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_listing_skips_collections_and_temp_names(
+    name: str, webdav: dict[str, str], password_env: None
+) -> None:
+    base, root = (webdav[f"PANNIER_TEST_WEBDAV_{name.upper()}_{k}"] for k in ("URL", "ROOT"))
+    folder = unique("skip")
+    backend = get_backend_object(fresh(dav_url(base, webdav["PANNIER_TEST_WEBDAV_USER"], folder)))
+    with backend:
+        # What an interrupted put leaves behind, and a sub-collection: neither is listed.
+        (Path(root) / folder / ".pannier-tmp-leftover").write_bytes(b"half")
+        (Path(root) / folder / "sub").mkdir()
+        backend.put_bytes("real", b"12")
+        assert [(e.name, e.size) for e in backend.list()] == [("real", 2)]
+
+
+def test_in_place_put_when_atomic_put_is_off(
+    server: str, webdav: dict[str, str], password_env: None
+) -> None:
+    url = dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("inplace"), "atomic-put=0")
+    backend = get_backend_object(fresh(url))
+    with backend:
+        backend.put_bytes("a", b"first")
+        backend.put_bytes("a", b"2nd")
+        assert backend.get_bytes("a") == b"2nd"
+        assert backend.get_range("a", 1, 10) == b"nd"
+        with pytest.raises(FileMissingError):
+            backend.move("nope", "b")
+
+
+# --- network and server answers -----------------------------------------------------------
+
+
+def test_server_unreachable_gives_one_line_after_bounded_retries() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = get_backend(f"webdav://127.0.0.1:{port}/x/?retries=3&retry-delay=0.01&timeout=5")
+    with pytest.raises(TransientBackendError) as err:
+        backend.test()
+    message = str(err.value)
+    assert f"cannot reach http://127.0.0.1:{port}" in message
+    assert "gave up after 3 attempts" in message and "\n" not in message
+
+
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """A server that is always too busy: 503 with Retry-After (no WebDAV server here can
+    be made to answer that on demand)."""
+
+    def do_PROPFIND(self) -> None:
+        self.send_response(503)
+        self.send_header("Retry-After", "7")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_server() -> Iterator[int]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_busy_server_is_rate_limited_with_its_retry_after(busy_server: int) -> None:
+    backend = get_backend_object(parse_url(f"webdav://127.0.0.1:{busy_server}/x/"))
+    with pytest.raises(RateLimitedError) as err:
+        backend.test()
+    assert err.value.retry_after == 7.0
