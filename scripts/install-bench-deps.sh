@@ -2,8 +2,14 @@
 # Install the Debian packages the benchmarks compare pannier with (bench/ only, never the tests):
 # restic and borgbackup (bench/bench_backup.py), rdiff-backup and duplicity (other peers a user
 # may want to try), rclone (bench/peers.py, used by bench/bench_backends.py) and GNU time.
+# Also installs matplotlib (for bench/plot.py's PNG) into the project's .venv when there is one.
 # Idempotent: installs only what is missing. Needs root (or sudo) and the Debian mirrors.
 set -euo pipefail
+venv_python="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python"
+if [ -x "$venv_python" ] && ! "$venv_python" -c 'import matplotlib' 2>/dev/null; then
+  echo "benchmark packages: installing matplotlib into .venv"
+  "$venv_python" -m pip install -q "matplotlib>=3.8" || echo "matplotlib not installed: plot.py writes SVG" >&2
+fi
 packages=(restic borgbackup rdiff-backup duplicity rclone time)
 missing=()
 for p in "${packages[@]}"; do
