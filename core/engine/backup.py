@@ -22,7 +22,6 @@ backup before the snapshot is written.
 from __future__ import annotations
 
 import collections
-import datetime
 import getpass
 import os
 import random
@@ -36,11 +35,12 @@ from typing import IO, Any
 import attrs
 
 from ..errors import SourceError
+from ..meta import MetaPlugin
 from ..source import Index, Source, SourceEntry, index_to_path
 from .meta import MetaRecorder
 from .progress import Progress, call_hook
-from .tree import FLAG_SPARSE, TreeEntry, TreeWriter, spooled_file
 from .snapshots import find_parent, load_tree
+from .tree import FLAG_SPARSE, TreeEntry, TreeWriter, spooled_file
 
 __all__ = ["BackupOptions", "BackupSummary", "run_backup"]
 
@@ -262,7 +262,7 @@ def run_backup(
     options: BackupOptions | None = None,
     *,
     progress: Progress | None = None,
-    meta_plugins: Sequence[type] | None = None,
+    meta_plugins: Sequence[type[MetaPlugin]] | None = None,
 ) -> BackupSummary:
     """Back up ``sources`` into ``repo`` (open, shared-locked) and save a snapshot.
 
@@ -373,11 +373,11 @@ def run_backup(
                         and old.ino == st.st_ino
                         and all(repo.has_blob(c) for c in old.data)
                     )
-                    if unchanged and opts.reread_probability > 0:
-                        if rng.random() < opts.reread_probability:
-                            unchanged = False
-                            item.reread = True
-                            item.old = old
+                    p_reread = opts.reread_probability
+                    if unchanged and p_reread > 0 and rng.random() < p_reread:
+                        unchanged = False
+                        item.reread = True
+                        item.old = old
                     if unchanged:
                         assert old is not None
                         summary.files_unchanged += 1
@@ -489,7 +489,6 @@ def _make_snapshot(
     summary_dict = summary.as_dict()
     summary_dict.pop("snapshot_id", None)
     return Snapshot(
-        time=datetime.datetime.now(datetime.timezone.utc),
         hostname=hostname,
         username=username,
         paths=paths,

@@ -89,8 +89,14 @@ class Policy:
     def empty(self) -> bool:
         """True when no rule is set."""
         return not (
-            self.last or self.hourly or self.daily or self.weekly or self.monthly
-            or self.yearly or self.within or self.tags
+            self.last
+            or self.hourly
+            or self.daily
+            or self.weekly
+            or self.monthly
+            or self.yearly
+            or self.within
+            or self.tags
         )
 
 
@@ -133,7 +139,7 @@ def apply_policy(snapshots: Iterable[Any], policy: Policy) -> list[Decision]:
             continue
         last_bucket: tuple[int, ...] | None = None
         count = 0
-        for d, t in zip(decisions, local):
+        for d, t in zip(decisions, local, strict=False):
             if count >= n:
                 break
             b = bucket(t)
@@ -157,12 +163,16 @@ def apply_policy(snapshots: Iterable[Any], policy: Policy) -> list[Decision]:
     return decisions
 
 
-def group_snapshots(snapshots: Iterable[Any], group_by: Sequence[str]) -> dict[tuple[Any, ...], list[Any]]:
+def group_snapshots(
+    snapshots: Iterable[Any], group_by: Sequence[str]
+) -> dict[tuple[Any, ...], list[Any]]:
     """Group snapshots by the fields named in ``group_by`` (``host``, ``paths``, ``tags``);
     an empty ``group_by`` puts them all in one group."""
     unknown = set(group_by) - {"host", "paths", "tags"}
     if unknown:
-        raise ConfigError(f"--group-by takes host, paths and tags, not {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"--group-by takes host, paths and tags, not {', '.join(sorted(unknown))}"
+        )
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for s in snapshots:
         key: list[Any] = []

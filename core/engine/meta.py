@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import attrs
 
+from ..meta import MetaPlugin
 from ..source import Index, SourceEntry, index_to_path
 from .tree import spooled_file
 
@@ -24,7 +25,7 @@ __all__ = ["MetaApplier", "MetaRecorder", "StreamReader", "active_meta_plugins"]
 STREAM_PREFIX = "meta/"
 
 
-def active_meta_plugins() -> list[type]:
+def active_meta_plugins() -> list[type[MetaPlugin]]:
     """The metadata plugin classes to use, main plugin first (from the meta manager)."""
     try:
         from ..meta_manager import get_meta_manager
@@ -79,14 +80,14 @@ class MetaRecorder:
 
     def __init__(
         self,
-        plugins: Sequence[type] | None = None,
+        plugins: Sequence[type[MetaPlugin]] | None = None,
         warn: Callable[[str, str], None] | None = None,
         parent: tuple[Any, Any] | None = None,
     ) -> None:
         self._candidates = list(active_meta_plugins() if plugins is None else plugins)
         self._warn = warn
         self._parent = parent
-        self.plugins: list[type] = []
+        self.plugins: list[type[MetaPlugin]] = []
         self._writers: list[tuple[Any, IO[bytes]]] = []
         self._cursors: list[_Cursor | None] = []
         self.started = False
@@ -96,7 +97,7 @@ class MetaRecorder:
         self.started = True
         from .snapshots import iter_stream
 
-        parent_streams = {}
+        parent_streams: dict[str, Any] = {}
         if self._parent is not None:
             parent_streams = getattr(self._parent[1], "streams", None) or {}
         for cls in self._candidates:
@@ -127,7 +128,9 @@ class MetaRecorder:
             return None
         return [c.get(index) if c is not None else ABSENT for c in self._cursors]
 
-    def compute(self, entry: SourceEntry, index: Index, known: list[Any] | None = None) -> list[Any]:
+    def compute(
+        self, entry: SourceEntry, index: Index, known: list[Any] | None = None
+    ) -> list[Any]:
         """The records of ``entry`` (stored under ``index``) per plugin: taken from
         ``known`` where it has one, else read with ``from_path``. An entry without a
         real path has no records."""
@@ -153,13 +156,13 @@ class MetaRecorder:
 
     def write(self, records: list[Any]) -> None:
         """Append one entry's records (from :meth:`compute`) to the streams."""
-        for (writer, _), rec in zip(self._writers, records):
+        for (writer, _), rec in zip(self._writers, records, strict=False):
             if rec is not None:
                 writer.write_object(rec)
 
     def finish(self) -> Iterator[tuple[str, IO[bytes]]]:
         """Close the streams and yield ``(stream name, file rewound to 0)`` per plugin."""
-        for cls, (writer, f) in zip(self.plugins, self._writers):
+        for cls, (writer, f) in zip(self.plugins, self._writers, strict=False):
             writer.close()
             f.seek(0)
             yield STREAM_PREFIX + cls.get_prefix(), f
@@ -204,7 +207,7 @@ class MetaApplier:
     :attr:`missing` lists stream names whose plugin is not available.
     """
 
-    def __init__(self, repo: Any, snapshot: Any, plugins: Sequence[type] | None = None) -> None:
+    def __init__(self, repo: Any, snapshot: Any, plugins: Sequence[type[MetaPlugin]] | None = None) -> None:
         from .snapshots import iter_stream
 
         available = {
@@ -212,8 +215,8 @@ class MetaApplier:
         }
         streams = getattr(snapshot, "streams", None) or {}
         self.missing: list[str] = []
-        self.plugins: list[type] = []
-        self._readers: list[tuple[type, Any]] = []
+        self.plugins: list[type[MetaPlugin]] = []
+        self._readers: list[tuple[type[MetaPlugin], Any]] = []
         names = [n for n in streams if n.startswith(STREAM_PREFIX)]
         # the main plugin first, then by prefix
         ordered = sorted(
@@ -264,5 +267,5 @@ class MetaApplier:
             plugin.close()
 
 
-def _is_main(cls: type | None) -> bool:
+def _is_main(cls: type[MetaPlugin] | None) -> bool:
     return bool(cls is not None and cls.is_main_meta())

@@ -26,6 +26,7 @@ Guarantees (each checked by a test):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -39,6 +40,7 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigError, PannierError, UnsafePathError
+from ..meta import MetaPlugin
 from ..source import Index, index_to_path, path_to_index
 from .meta import MetaApplier
 from .progress import Progress, call_hook
@@ -122,7 +124,11 @@ class _Dirs:
     def fd_for(self, parent: Index, create: bool = True) -> int:
         """The fd of directory ``parent`` (created when missing and ``create``)."""
         depth = 0
-        while depth < len(self.stack) and depth < len(parent) and self.stack[depth][0] == parent[depth]:
+        while (
+            depth < len(self.stack)
+            and depth < len(parent)
+            and self.stack[depth][0] == parent[depth]
+        ):
             depth += 1
         while len(self.stack) > depth:
             os.close(self.stack.pop()[1])
@@ -225,7 +231,9 @@ def _write_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> int:
     """Write the entry's content to a temporary name, rename it to ``name``; return the
     bytes written. On any failure the temporary file is removed and the error raised."""
     tmp = _tmp_name()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
+    )
     written = 0
     try:
         sparse = bool(entry.flags & FLAG_SPARSE)
@@ -254,10 +262,8 @@ def _write_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> int:
     except BaseException:
         if fd >= 0:
             os.close(fd)
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dfd)
-        except OSError:
-            pass
         raise
     return written
 
@@ -281,7 +287,9 @@ def _apply_tree_meta(dfd: int, name: bytes, entry: TreeEntry) -> bool:
 
 
 class _Restorer:
-    def __init__(self, repo: Any, target: str, opts: RestoreOptions, prog: Progress, meta: MetaApplier) -> None:
+    def __init__(
+        self, repo: Any, target: str, opts: RestoreOptions, prog: Progress, meta: MetaApplier
+    ) -> None:
         self.repo = repo
         self.target = os.fsencode(os.path.abspath(target))
         self.opts = opts
@@ -299,9 +307,14 @@ class _Restorer:
 
     def apply_meta(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
         try:
-            changed = self.meta.apply(records, self.target, entry.index) if self.meta.plugins else False
+            changed = (
+                self.meta.apply(records, self.target, entry.index) if self.meta.plugins else False
+            )
             if not self.use_attr or records.get("attr") is None:
-                changed = _apply_tree_meta(dfd, entry.index[-1] if entry.index else b".", entry) or changed
+                changed = (
+                    _apply_tree_meta(dfd, entry.index[-1] if entry.index else b".", entry)
+                    or changed
+                )
         except OSError as e:
             self.error(entry.index, f"cannot set metadata: {e.strerror or e}")
             return
@@ -314,7 +327,11 @@ class _Restorer:
         name = entry.index[-1]
         try:
             st = _lstat(dfd, name)
-            if st is not None and stat.S_ISREG(st.st_mode) and _same_content(self.repo, dfd, name, entry):
+            if (
+                st is not None
+                and stat.S_ISREG(st.st_mode)
+                and _same_content(self.repo, dfd, name, entry)
+            ):
                 with self.lock:
                     self.summary.files_unchanged += 1
             else:
@@ -504,7 +521,10 @@ class _Restorer:
                 self._link_one(top, entry._replace(data=first.index), recs)
         for target, group in outside.items():
             for entry, _ in group:
-                self.error(entry.index, f"hard link to {index_to_path(target)} which is not in the snapshot")
+                self.error(
+                    entry.index,
+                    f"hard link to {index_to_path(target)} which is not in the snapshot",
+                )
 
     def _link_one(self, top: int, entry: TreeEntry, records: dict[str, Any]) -> None:
         try:
@@ -516,7 +536,9 @@ class _Restorer:
             finally:
                 os.close(dfd)
         except (OSError, PannierError) as e:
-            self.error(entry.index, f"cannot link to {index_to_path(tuple(entry.data))}: {_message(e)}")
+            self.error(
+                entry.index, f"cannot link to {index_to_path(tuple(entry.data))}: {_message(e)}"
+            )
 
     def _apply_top(self, entry: TreeEntry, records: dict[str, Any]) -> None:
         """Apply the top entry's metadata to the target directory itself."""
@@ -562,7 +584,7 @@ def run_restore(
     options: RestoreOptions | None = None,
     *,
     progress: Progress | None = None,
-    meta_plugins: Sequence[type] | None = None,
+    meta_plugins: Sequence[type[MetaPlugin]] | None = None,
 ) -> RestoreSummary:
     """Restore ``snapshot`` from ``repo`` into the directory ``target``.
 

@@ -17,8 +17,8 @@ from .tree import TreeEntry, iter_tree
 
 __all__ = [
     "content_blobs",
-    "find_entry",
     "filter_snapshots",
+    "find_entry",
     "find_parent",
     "iter_stream",
     "load_tree",

@@ -57,7 +57,7 @@ _FORMAT = "pannier-tree"
 class TreeEntry(NamedTuple):
     """One entry of a snapshot tree (see the module docstring for each field)."""
 
-    index: Index
+    index: Index  # type: ignore[assignment]
     kind: str
     mode: int
     uid: int
@@ -112,7 +112,7 @@ class TreeWriter:
 
 def spooled_file() -> IO[bytes]:
     """A temporary binary file kept in memory up to 16 MiB, then on disk."""
-    return tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
+    return tempfile.SpooledTemporaryFile(max_size=16 << 20)
 
 
 def iter_tree(chunks: Iterable[bytes], name: str = "tree stream") -> Iterator[TreeEntry]:

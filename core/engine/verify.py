@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from ..meta import MetaPlugin
 from ..source import Index, Source, SourceEntry, index_to_path
 from .backup import _merged_entries, _tree_entry
 from .meta import STREAM_PREFIX, MetaApplier
@@ -47,7 +48,9 @@ def _chunk_ids(repo: Any, entry: SourceEntry) -> list[bytes]:
         return [repo.blob_id(c) for c in repo.chunk_file(f)]
 
 
-def _compare(repo: Any, old: TreeEntry, new: TreeEntry, entry: SourceEntry, content: bool) -> list[tuple[str, str]]:
+def _compare(
+    repo: Any, old: TreeEntry, new: TreeEntry, entry: SourceEntry, content: bool
+) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if old.kind != new.kind:
         return [("T", f"was {old.kind}, is {new.kind}")]
@@ -77,13 +80,15 @@ def verify_snapshot(
     sources: Sequence[Source],
     *,
     content: bool = True,
-    meta_plugins: Sequence[type] | None = None,
+    meta_plugins: Sequence[type[MetaPlugin]] | None = None,
 ) -> Iterator[Difference]:
     """Yield the differences between ``snapshot`` and the live ``sources``, in index
     order."""
     meta = MetaApplier(repo, snapshot, meta_plugins)
     compared = [c for c in meta.plugins if STREAM_PREFIX + c.get_prefix() in snapshot.streams]
-    ignored = {c.get_prefix(): set(getattr(c, "unrestorable_fields", ())) | {"extra"} for c in compared}
+    ignored = {
+        c.get_prefix(): set(getattr(c, "unrestorable_fields", ())) | {"extra"} for c in compared
+    }
     try:
         main: Iterator[tuple[Index, dict[str, Any]]] = (
             (e.index, {"": e}) for e in load_tree(repo, snapshot)
@@ -111,7 +116,9 @@ def verify_snapshot(
                 try:
                     live = cls.from_path(entry.root, entry.index, entry.stat)
                 except OSError as e:
-                    yield Difference("U", index_to_path(index), f"{prefix}: cannot read: {e.strerror}")
+                    yield Difference(
+                        "U", index_to_path(index), f"{prefix}: cannot read: {e.strerror}"
+                    )
                     continue
                 if _differs(stored, live, ignored[prefix], index):
                     yield Difference("U", index_to_path(index), f"{prefix} metadata differs")
@@ -125,6 +132,14 @@ def verify_snapshot(
 def _differs(stored: Any, live: Any, ignored: set[str], index: Index) -> bool:
     if stored is None or live is None:
         return (stored is None) != (live is None)
-    a = {k: v for k, v in attrs.asdict(stored, recurse=False).items() if k not in ignored and k != "index"}
-    b = {k: v for k, v in attrs.asdict(live, recurse=False).items() if k not in ignored and k != "index"}
+    a = {
+        k: v
+        for k, v in attrs.asdict(stored, recurse=False).items()
+        if k not in ignored and k != "index"
+    }
+    b = {
+        k: v
+        for k, v in attrs.asdict(live, recurse=False).items()
+        if k not in ignored and k != "index"
+    }
     return a != b

@@ -73,8 +73,18 @@ class CommandSource(Source):
         os.chmod(out_path, 0o600)
         top = os.stat(self._tmp)
         top_st = os.stat_result(
-            (stat.S_IFDIR | 0o755, 0, 0, 2, top.st_uid, top.st_gid, 0, started // 10**9,
-             started // 10**9, started // 10**9)
+            (
+                stat.S_IFDIR | 0o755,
+                0,
+                0,
+                2,
+                top.st_uid,
+                top.st_gid,
+                0,
+                started // 10**9,
+                started // 10**9,
+                started // 10**9,
+            )
         )
         yield SourceEntry((), top_st, None)
         yield SourceEntry((name,), os.lstat(out_path), os.fsencode(self._tmp))

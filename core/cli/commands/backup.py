@@ -30,8 +30,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="KIND",
         help="the source plugin: filesystem (default), sqlite, command, or any installed",
     )
-    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the snapshot (repeatable)")
-    p.add_argument("--host", default=None, metavar="NAME", help="host name to record (default: this machine)")
+    p.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="tag the snapshot (repeatable)"
+    )
+    p.add_argument(
+        "--host", default=None, metavar="NAME", help="host name to record (default: this machine)"
+    )
     p.add_argument(
         "--parent",
         default=None,
@@ -40,31 +44,51 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--force", action="store_true", help="read every file (no parent snapshot)")
     p.add_argument(
-        "-e", "--exclude", action="append", default=[], metavar="PATTERN",
+        "-e",
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
         help="exclude names or paths matching the glob PATTERN (repeatable)",
     )
     p.add_argument(
-        "--exclude-file", action="append", default=[], metavar="FILE",
+        "--exclude-file",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="read exclude patterns from FILE, one per line (repeatable)",
     )
     p.add_argument(
-        "--exclude-if-present", action="append", default=[], metavar="NAME",
+        "--exclude-if-present",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="exclude directories that contain a file NAME (repeatable)",
     )
     p.add_argument(
-        "-x", "--one-file-system", action="store_true",
+        "-x",
+        "--one-file-system",
+        action="store_true",
         help="do not cross filesystem boundaries",
     )
     p.add_argument(
-        "--reread-probability", type=float, default=0.001, metavar="P",
+        "--reread-probability",
+        type=float,
+        default=0.001,
+        metavar="P",
         help="chance that an unchanged file is read anyway (default 0.001; 0 never, 1 always)",
     )
     p.add_argument(
-        "--filename", default=None, metavar="NAME",
+        "--filename",
+        default=None,
+        metavar="NAME",
         help="name of the stored file for the sqlite and command sources",
     )
     p.add_argument(
-        "--source-option", action="append", default=[], metavar="KEY=VALUE",
+        "--source-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="an option for the source plugin (repeatable)",
     )
     p.set_defaults(func=run)
@@ -120,10 +144,14 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         ctx.out_json({"message_type": "summary", **summary.as_dict()})
     elif not ctx.quiet:
         s = summary
-        ctx.out(f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unchanged} unchanged")
+        ctx.out(
+            f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unchanged} unchanged"
+        )
         ctx.out(f"Dirs: {s.dirs}, other entries: {s.others}")
         if s.files_reread:
-            ctx.out(f"Re-read unchanged files: {s.files_reread} ({s.files_reread_changed} had changed)")
+            ctx.out(
+                f"Re-read unchanged files: {s.files_reread} ({s.files_reread_changed} had changed)"
+            )
         ctx.out(
             f"Added to the repository: {format_bytes(s.bytes_added)} "
             f"(read {format_bytes(s.bytes_read)} of {format_bytes(s.total_bytes)})"

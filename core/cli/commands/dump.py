@@ -36,7 +36,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
 
     index = path_to_index(args.path)
     repo = open_repository(args, ctx, lock=None)
-    snap = resolve_snapshot(repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter)
+    snap = resolve_snapshot(
+        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+    )
     entry = find_entry(repo, snap, index)
     if entry is None:
         raise ConfigError(f"no {index_to_path(index)!r} in snapshot {snap.short_id}")

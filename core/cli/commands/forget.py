@@ -36,13 +36,20 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     ]:
         g.add_argument(f"--keep-{name}", type=int, default=0, metavar="N", help=f"keep {what}")
     g.add_argument(
-        "--keep-within", default=None, metavar="DURATION",
+        "--keep-within",
+        default=None,
+        metavar="DURATION",
         help="keep snapshots younger than DURATION (e.g. 1y6m, 2w3d, 12h) before the newest",
     )
-    g.add_argument("--keep-tag", action="append", default=[], metavar="TAG", help="keep snapshots with TAG")
+    g.add_argument(
+        "--keep-tag", action="append", default=[], metavar="TAG", help="keep snapshots with TAG"
+    )
     p.add_argument(
-        "--group-by", default="host,paths", metavar="FIELDS",
-        help="apply the policy per group of host, paths and/or tags (default host,paths; '' = one group)",
+        "--group-by",
+        default="host,paths",
+        metavar="FIELDS",
+        help="apply the policy per group of host, paths and/or tags "
+        "(default host,paths; '' = one group)",
     )
     p.add_argument("-n", "--dry-run", action="store_true", help="only say what would be removed")
     p.add_argument("--prune", action="store_true", help="then delete the data no snapshot uses")
@@ -67,16 +74,27 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
                 ctx.out(f"remove {s.short_id}  {s.time}  {s.hostname}  {', '.join(s.paths)}")
     else:
         policy = Policy(
-            last=args.keep_last, hourly=args.keep_hourly, daily=args.keep_daily,
-            weekly=args.keep_weekly, monthly=args.keep_monthly, yearly=args.keep_yearly,
-            within=args.keep_within, tags=list(args.keep_tag),
+            last=args.keep_last,
+            hourly=args.keep_hourly,
+            daily=args.keep_daily,
+            weekly=args.keep_weekly,
+            monthly=args.keep_monthly,
+            yearly=args.keep_yearly,
+            within=args.keep_within,
+            tags=list(args.keep_tag),
         )
-        snaps = filter_snapshots(repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter)
+        snaps = filter_snapshots(
+            repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter
+        )
         group_by = [f for f in args.group_by.split(",") if f]
-        for key, group in sorted(group_snapshots(snaps, group_by).items(), key=lambda kv: repr(kv[0])):
+        for key, group in sorted(
+            group_snapshots(snaps, group_by).items(), key=lambda kv: repr(kv[0])
+        ):
             decisions = apply_policy(group, policy)
             if not ctx.json:
-                label = "; ".join(f"{k} {v if isinstance(v, str) else ', '.join(v)}" for k, v in key)
+                label = "; ".join(
+                    f"{k} {v if isinstance(v, str) else ', '.join(v)}" for k, v in key
+                )
                 ctx.out(f"snapshots of {label or 'all'}:")
             for d in decisions:
                 s = d.snapshot
@@ -89,7 +107,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     if not args.dry_run and remove:
         repo.remove_snapshots([s.id for s in remove])
     if ctx.json:
-        ctx.out_json({"dry_run": args.dry_run, "removed": [s.id for s in remove], "snapshots": report})
+        ctx.out_json(
+            {"dry_run": args.dry_run, "removed": [s.id for s in remove], "snapshots": report}
+        )
     else:
         done = "would remove" if args.dry_run else "removed"
         ctx.out(f"{done} {len(remove)} snapshots")

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
 
     prefix = path_to_index(args.path)
     repo = open_repository(args, ctx, lock=None)
-    snap = resolve_snapshot(repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter)
+    snap = resolve_snapshot(
+        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+    )
     found = False
     for entry in load_tree(repo, snap):
         if entry.index[: len(prefix)] != prefix:
@@ -81,7 +83,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
             ctx.out_json({"message_type": "node", **entry_json(entry)})
         elif args.long:
             mode = stat.filemode(entry.mode)
-            when = datetime.datetime.fromtimestamp(entry.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+            when = datetime.datetime.fromtimestamp(entry.mtime_ns / 1e9).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
             line = f"{mode} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} {when} {entry.path}"
             if entry.kind == "l":
                 line += f" -> {os.fsdecode(bytes(entry.data or b''))}"

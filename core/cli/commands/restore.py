@@ -26,11 +26,16 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot id, prefix, or 'latest'")
     p.add_argument("-t", "--target", required=True, metavar="DIR", help="directory to restore into")
     p.add_argument(
-        "-i", "--include", action="append", default=[], metavar="PATH",
+        "-i",
+        "--include",
+        action="append",
+        default=[],
+        metavar="PATH",
         help="restore only PATH (a path in the snapshot) and what is below it (repeatable)",
     )
     p.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="restore into a non-empty target, replacing files that differ",
     )
     add_filter_options(p)
@@ -45,7 +50,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
 
     check_target(args.target, args.overwrite)
     repo = open_repository(args, ctx, lock="shared")
-    snap = resolve_snapshot(repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter)
+    snap = resolve_snapshot(
+        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+    )
     progress = Progress(
         "restore", stream=ctx.stderr, json_stream=ctx.stdout if ctx.json else None, quiet=ctx.quiet
     )

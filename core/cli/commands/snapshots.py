@@ -14,13 +14,26 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--host``, ``--tag`` and ``--path`` (snapshot filters; ``latest`` honours
     them) to ``parser``."""
     g = parser.add_argument_group("snapshot filters")
-    g.add_argument("--host", action="append", default=[], metavar="HOST", help="only snapshots of HOST (repeatable)")
     g.add_argument(
-        "--tag", action="append", default=[], metavar="TAG[,TAG]",
+        "--host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="only snapshots of HOST (repeatable)",
+    )
+    g.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG[,TAG]",
         help="only snapshots with all these tags (repeatable: any of them)",
     )
     g.add_argument(
-        "--path", action="append", default=[], dest="path_filter", metavar="PATH",
+        "--path",
+        action="append",
+        default=[],
+        dest="path_filter",
+        metavar="PATH",
         help="only snapshots of PATH (repeatable)",
     )
 
@@ -63,7 +76,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     from ...engine.snapshots import filter_snapshots, snapshot_time
 
     repo = open_repository(args, ctx, lock=None)
-    snaps = filter_snapshots(repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter)
+    snaps = filter_snapshots(
+        repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter
+    )
     if args.latest > 0:
         snaps = snaps[-args.latest :]
     if ctx.json:
@@ -85,6 +100,6 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        ctx.out("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        ctx.out("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     ctx.out(f"{len(snaps)} snapshots")
     return EXIT_OK

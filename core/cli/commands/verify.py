@@ -27,9 +27,15 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot id, prefix, or 'latest'")
     p.add_argument("sources", nargs="+", metavar="SRC", help="what the snapshot was taken of")
     p.add_argument("--source", default="filesystem", metavar="KIND", help="the source plugin")
-    p.add_argument("-e", "--exclude", action="append", default=[], metavar="PATTERN", help="as for backup")
-    p.add_argument("--exclude-file", action="append", default=[], metavar="FILE", help="as for backup")
-    p.add_argument("--exclude-if-present", action="append", default=[], metavar="NAME", help="as for backup")
+    p.add_argument(
+        "-e", "--exclude", action="append", default=[], metavar="PATTERN", help="as for backup"
+    )
+    p.add_argument(
+        "--exclude-file", action="append", default=[], metavar="FILE", help="as for backup"
+    )
+    p.add_argument(
+        "--exclude-if-present", action="append", default=[], metavar="NAME", help="as for backup"
+    )
     p.add_argument("-x", "--one-file-system", action="store_true", help="as for backup")
     p.add_argument("--metadata-only", action="store_true", help="do not hash the files' content")
     add_filter_options(p)
@@ -52,13 +58,22 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     }
     sources = [source_class(spec, options) for spec in args.sources]
     repo = open_repository(args, ctx, lock="shared")
-    snap = resolve_snapshot(repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter)
+    snap = resolve_snapshot(
+        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+    )
     count = 0
     try:
         for d in verify_snapshot(repo, snap, sources, content=not args.metadata_only):
             count += 1
             if ctx.json:
-                ctx.out_json({"message_type": "difference", "modifier": d.kind, "path": d.path, "detail": d.detail})
+                ctx.out_json(
+                    {
+                        "message_type": "difference",
+                        "modifier": d.kind,
+                        "path": d.path,
+                        "detail": d.detail,
+                    }
+                )
             else:
                 ctx.out(f"{d.kind}    {d.path}: {d.detail}")
     finally:
