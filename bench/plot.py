@@ -3,7 +3,8 @@
 Three panels: wall seconds per step with the page cache dropped, the same warm, and the
 repository size and peak RSS of each tool (relative to the better peer, so 1.0 is that peer's
 figure). One bar per tool; a dashed line marks pannier's target in each group. With
-matplotlib installed (scripts/install-bench-deps.sh puts it in the project's venv) the picture is a PNG; without it, a plain SVG written by this script.
+matplotlib installed (scripts/install-bench-deps.sh puts it in the project's venv) the
+picture is a PNG; without it, a plain SVG written by this script.
 
 Usage::
 
