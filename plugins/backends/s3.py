@@ -377,7 +377,7 @@ class S3Backend(Backend):
             # invisible incomplete upload, which a bucket lifecycle rule removes.
             with contextlib.suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            if isinstance(e, Exception) and not isinstance(e, BackendError):
+            if isinstance(e, Exception) and _is_sdk_error(e):  # not the source stream's error
                 raise self._error("put", remote_filename, e) from e
             raise
 
@@ -481,6 +481,12 @@ class _Stream:
             buffer += more
         if buffer:
             yield buffer
+
+
+def _is_sdk_error(e: BaseException) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(e, BotoCoreError | ClientError)
 
 
 def _md5_b64(data: bytes) -> str:

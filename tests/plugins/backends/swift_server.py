@@ -1,0 +1,86 @@
+"""Helpers for the tests that use the local Swift server (scripts/servers/swift.sh): the
+admin token, raw S3 and Swift clients to inspect what a backend did, unique names."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import requests
+
+
+def unique(label: str) -> str:
+    """A container/bucket name no other test uses (S3 bucket rules: lower case, digits,
+    ``-``)."""
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+def admin_session(facts: dict[str, str], user: str = "", key: str = "") -> tuple[str, str]:
+    """``(storage_url, token)`` of the tempauth user (the admin ``test:tester`` by
+    default)."""
+    response = requests.get(
+        facts["PANNIER_TEST_SWIFT_AUTH_URL"],
+        headers={
+            "X-Auth-User": user or facts["PANNIER_TEST_SWIFT_USER"],
+            "X-Auth-Key": key or facts["PANNIER_TEST_SWIFT_KEY"],
+        },
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.headers["X-Storage-Url"], response.headers["X-Auth-Token"]
+
+
+class SwiftAdmin:
+    """Raw Swift requests with the admin token, to set up and inspect containers."""
+
+    def __init__(self, facts: dict[str, str]) -> None:
+        self.storage_url, self.token = admin_session(facts)
+        self.session = requests.Session()
+        self.session.headers["X-Auth-Token"] = self.token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """``method`` on ``storage_url/path``."""
+        return self.session.request(method, f"{self.storage_url}/{path}", timeout=60, **kwargs)
+
+    def create_container(self, name: str, **headers: str) -> None:
+        """Create a container, with metadata headers given as keyword arguments."""
+        self.request("PUT", name, headers=headers).raise_for_status()
+
+    def listing(self, container: str, **params: str) -> list[dict[str, Any]]:
+        """One raw listing page (the server's page size unless ``limit`` is given)."""
+        response = self.request("GET", container, params={"format": "json", **params})
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        page: list[dict[str, Any]] = response.json()
+        return page
+
+    def delete_container(self, name: str) -> None:
+        """Delete a container and everything in it (best effort)."""
+        while page := self.listing(name):
+            for item in page:
+                self.request("DELETE", f"{name}/{item['name']}")
+        self.request("DELETE", name)
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        self.session.close()
+
+
+def s3_client(facts: dict[str, str], secret: str | None = None) -> Any:
+    """A raw boto3 client for the server's s3api (path style, retries off)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=facts["PANNIER_TEST_S3_ENDPOINT"],
+        aws_access_key_id=facts["PANNIER_TEST_S3_ACCESS_KEY"],
+        aws_secret_access_key=secret or facts["PANNIER_TEST_S3_SECRET_KEY"],
+        region_name=facts["PANNIER_TEST_S3_REGION"],
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"total_max_attempts": 1},
+            request_checksum_calculation="when_required",
+        ),
+    )
