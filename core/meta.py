@@ -110,18 +110,8 @@ class FSAbilities:
     def probe(cls, path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> FSAbilities:
         """Find the abilities of the filesystem holding ``path``, without writing to it."""
         bpath = os.fsencode(path)
-        unsupported = {errno.ENOTSUP, errno.EOPNOTSUPP}
-        try:
-            os.listxattr(bpath)
-            xattr = True
-        except OSError as exc:
-            xattr = exc.errno not in unsupported
-        acl = xattr
-        if xattr:
-            try:
-                os.getxattr(bpath, "system.posix_acl_access")
-            except OSError as exc:
-                acl = exc.errno not in unsupported
+        xattr = _supports(bpath, "user.pannier-probe")
+        acl = xattr and _supports(bpath, "system.posix_acl_access")
         return cls(xattr=xattr, acl=acl, is_root=os.geteuid() == 0, path=bpath)
 
     @classmethod
@@ -130,6 +120,15 @@ class FSAbilities:
     ) -> FSAbilities:
         """``fs`` itself if it is an FSAbilities, else the abilities probed at that path."""
         return fs if isinstance(fs, FSAbilities) else cls.probe(fs)
+
+
+def _supports(path: bytes, attribute: str) -> bool:
+    """Whether reading ``attribute`` is supported (absent or present) at ``path``."""
+    try:
+        os.getxattr(path, attribute)
+    except OSError as exc:
+        return exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP)
+    return True
 
 
 class MetaPlugin:

@@ -7,7 +7,7 @@ each one a msgpack array of field values, sorted by index.
 
 Layout (all integers big-endian)::
 
-    magic      10 bytes  b"\\x89PNMETA\\r\\n\\x1a\\n"
+    magic      11 bytes  b"\\x89PNMETA\\r\\n\\x1a\\n"
     frame      header frame: payload is a msgpack map (see StreamHeader)
     frame ...  data frames: payload is ``count`` msgpack arrays, one per record
     frame      end frame: payload is a msgpack map {"records": total}
@@ -369,6 +369,8 @@ class MetaStreamReader:
             try:
                 for row in unpacker:
                     n += 1
+                    if type(row) is not tuple or not row:
+                        raise TypeError("a record is not an array")
                     index = row[0]
                     if first:
                         first = False
