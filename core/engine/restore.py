@@ -433,6 +433,8 @@ class _Restorer:
                         continue
                     matched = matched or not ancestor
                     try:
+                        if index:
+                            check_name(index[-1], index)
                         if entry.kind == "d":
                             if index:
                                 self.make_dir(dirs.fd_for(index[:-1]), entry)
