@@ -103,7 +103,7 @@ def tree_facts(root: Path) -> dict[bytes, tuple[Any, ...]]:
                         if n.startswith("user.")
                     )
                 )
-            mtime = st.st_mtime_ns if kind != 0o040000 else st.st_mtime_ns
+            mtime = st.st_mtime_ns
             out[rel] = (kind, st.st_mode & 0o7777, mtime, data, xattrs, first)
     return out
 
