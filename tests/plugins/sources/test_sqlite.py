@@ -57,7 +57,7 @@ def test_bad_database_is_a_source_error(tmp_path: Path, content: bytes | None) -
         db.write_bytes(content)
     src = source(str(db))
     try:
-        with pytest.raises(SourceError, match="bad.db"):
+        with pytest.raises(SourceError, match=r"bad\.db"):
             list(src.scan())
     finally:
         src.close()
