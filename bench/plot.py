@@ -94,7 +94,7 @@ def plot_png(data: Panels, subtitle: str, output: Path) -> None:
                             ha="center", va="bottom", fontsize=7)  # fmt: skip
         # The target: the largest figure pannier may have, from the better peer's.
         for j, label in enumerate(labels):
-            peers = [row[j] for tool, row in values.items() if tool != "pannier" and row[j]]
+            peers = [v for t, row in values.items() if t != "pannier" and (v := row[j])]
             if peers and label in TARGETS:
                 y = min(peers) * TARGETS[label]
                 ax.hlines(y, j - 0.45, j + 0.45, colors="black", linestyles="dashed", lw=1,

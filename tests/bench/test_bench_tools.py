@@ -46,7 +46,7 @@ def _tree(root: Path) -> Path:
 
 
 def test_compare_identical_copy(tmp_path: Path) -> None:
-    from bench_backup import compare_trees
+    from compare import compare_trees
 
     a = _tree(tmp_path / "a")
     subprocess.run(["cp", "-a", str(a), str(tmp_path / "b")], check=True)
@@ -60,7 +60,7 @@ def test_compare_identical_copy(tmp_path: Path) -> None:
     ["missing", "extra", "kind", "content", "mode", "mtime", "symlink", "xattr", "owner"],
 )
 def test_compare_finds_each_difference(tmp_path: Path, category: str) -> None:
-    from bench_backup import compare_trees
+    from compare import compare_trees
 
     a = _tree(tmp_path / "a")
     b = tmp_path / "b"
@@ -100,7 +100,7 @@ def test_compare_finds_each_difference(tmp_path: Path, category: str) -> None:
 
 
 def test_copy_tree_keeps_metadata(tmp_path: Path) -> None:
-    from bench_backup import compare_trees
+    from compare import compare_trees
     from dataset import _copy_tree
 
     a = _tree(tmp_path / "a")
@@ -151,7 +151,7 @@ def test_mutation_refuses_a_mutated_dataset(tmp_path: Path) -> None:
 
 
 def test_run_measured_reports_cpu_rss_and_exit(tmp_path: Path) -> None:
-    from bench_backup import run_measured
+    from measure import run_measured
 
     code = (
         "b = bytearray(150 * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\nraise SystemExit(3)"
@@ -170,7 +170,7 @@ def test_run_measured_reports_cpu_rss_and_exit(tmp_path: Path) -> None:
 
 
 def test_run_measured_kills_after_timeout(tmp_path: Path) -> None:
-    from bench_backup import run_measured
+    from measure import run_measured
 
     m = run_measured(
         [sys.executable, "-c", "import time; time.sleep(60)"],
@@ -184,13 +184,25 @@ def test_run_measured_kills_after_timeout(tmp_path: Path) -> None:
     assert m.returncode != 0
 
 
-def test_restored_root_finds_the_nested_tree(tmp_path: Path) -> None:
-    from bench_backup import restored_root
+def test_restored_root_finds_the_copy_at_any_depth(tmp_path: Path) -> None:
+    from compare import restored_root
 
-    nested = tmp_path / "target" / "abs" / "path" / "dataset"
-    nested.mkdir(parents=True)
-    (nested / "dataset").mkdir()
-    assert restored_root(tmp_path / "target", "dataset") == nested
+    original = tmp_path / "dataset"
+    for name in ("bin", "doc", "dataset"):
+        (original / name).mkdir(parents=True)
+    # restic: the absolute source path under the target; a decoy with one of the names first.
+    nested = tmp_path / "t1" / "abs" / "path" / "dataset"
+    (tmp_path / "t1" / "bin").mkdir(parents=True)
+    for name in ("bin", "doc", "dataset"):
+        (nested / name).mkdir(parents=True)
+    assert restored_root(tmp_path / "t1", original) == nested
+    # pannier: the contents in the target itself.
+    for name in ("bin", "doc", "dataset"):
+        (tmp_path / "t2" / name).mkdir(parents=True)
+    assert restored_root(tmp_path / "t2", original) == tmp_path / "t2"
+    # Nothing restored: the expected place, which the check reports as missing.
+    (tmp_path / "t3").mkdir()
+    assert restored_root(tmp_path / "t3", original) == tmp_path / "t3" / "dataset"
 
 
 def test_peer_remote_quoting_and_redaction() -> None:
