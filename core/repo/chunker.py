@@ -24,7 +24,7 @@ from . import format as fmt
 __all__ = ["Chunker"]
 
 #: How much of a stream is read at once.
-READ_SIZE = 16 * 1024 * 1024
+READ_SIZE = 8 * 1024 * 1024
 
 
 class Chunker:
@@ -64,7 +64,7 @@ class Chunker:
 
     def chunk_file(self, source: IO[bytes] | int | str | os.PathLike[str]) -> Iterator[memoryview]:
         """The chunks of a file object, an open file descriptor or a path, read in
-        16 MiB buffers; each chunk stays valid after the next one is produced."""
+        8 MiB buffers; each chunk stays valid after the next one is produced."""
         if isinstance(source, int):
             with os.fdopen(os.dup(source), "rb", buffering=0) as f:
                 yield from self._chunk_stream(f)

@@ -17,8 +17,11 @@ packs of an interrupted backup (uploaded but not yet indexed) are found and reus
 
 from __future__ import annotations
 
+import bisect
+import io
 import struct
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import blake3
@@ -69,13 +72,73 @@ class PackWriter:
 
     def finish(self, cipher: Cipher) -> tuple[bytes, bytes]:
         """``(pack id, pack bytes)``: the blobs, the sealed header and the trailer."""
+        pack_id, reader = self.finish_stream(cipher)
+        return pack_id, reader.read()
+
+    def finish_stream(self, cipher: Cipher) -> tuple[bytes, PartsReader]:
+        """``(pack id, reader)``: like :meth:`finish` without copying the blobs into one
+        buffer; the reader is seekable, so an upload can be retried."""
         header = encode_header(self.entries)
         sealed = cipher.seal(header, fmt.AAD_PACK_HEADER)
         self._parts.append(sealed)
         self._parts.append(_TRAILER.pack(len(sealed), fmt.PACK_MAGIC))
-        data = b"".join(self._parts)
-        self._parts = []
-        return blake3.blake3(data, max_threads=1).digest(), data
+        hasher = blake3.blake3()
+        for part in self._parts:
+            hasher.update(part)
+        parts, self._parts = self._parts, []
+        return hasher.digest(), PartsReader(parts)
+
+
+class PartsReader(io.RawIOBase):
+    """A seekable, read-only file over a list of byte strings (a pack being uploaded)."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        super().__init__()
+        self._parts = parts
+        self._starts: list[int] = []
+        pos = 0
+        for p in parts:
+            self._starts.append(pos)
+            pos += len(p)
+        self.size = pos
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            i = bisect.bisect_right(self._starts, self._pos) - 1
+            part = self._parts[i]
+            start = self._pos - self._starts[i]
+            n = min(len(part) - start, len(view) - done)
+            view[done : done + n] = part[start : start + n]
+            done += n
+            self._pos += n
+        return done
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size - self._pos
+        buf = bytearray(max(0, min(size, self.size - self._pos)))
+        n = self.readinto(buf)
+        return bytes(buf[:n])
+
+    def readall(self) -> bytes:
+        return self.read(-1)
 
 
 def encode_header(entries: Sequence[PackEntry]) -> bytes:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from functools import partial
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import attrs
 import msgpack
@@ -56,7 +56,7 @@ from .crypto import (
 )
 from .index import Index, decode_index_object, encode_index_object
 from .locks import RepositoryLock
-from .pack import PackEntry, PackWriter, pack_name, read_pack_header
+from .pack import PackEntry, PackWriter, PartsReader, pack_name, read_pack_header
 from .snapshot import Snapshot
 
 __all__ = ["KeyInfo", "Repository", "register_referenced_blobs"]
@@ -143,7 +143,7 @@ class Repository:
         self._pool: ThreadPoolExecutor | None = None
         self._file_pool: ThreadPoolExecutor | None = None
         self._file_slots = threading.BoundedSemaphore(4 * self.workers)
-        self._uploads: queue.Queue[tuple[bytes, bytes, list[PackEntry]] | None] | None = None
+        self._uploads: queue.Queue[tuple[bytes, PartsReader, list[PackEntry]] | None] | None = None
         self._uploader: threading.Thread | None = None
         self._upload_error: BaseException | None = None
         self._closed = False
@@ -411,11 +411,11 @@ class Repository:
         return bid, len(sealed)
 
     def _ship(self, packer: PackWriter) -> None:
-        pack_id, data = packer.finish(self.cipher)
+        pack_id, data = packer.finish_stream(self.cipher)
         if self._uploads is None:
             with self._lock:
                 if self._uploads is None:
-                    self._uploads = queue.Queue(maxsize=2)
+                    self._uploads = queue.Queue(maxsize=1)
                     self._uploader = threading.Thread(
                         target=self._upload_loop, name="pannier-upload", daemon=True
                     )
@@ -433,7 +433,8 @@ class Repository:
                 pack_id, data, entries = item
                 if self._upload_error is None:
                     name = pack_name(pack_id)
-                    self._call(partial(self.backend.put_bytes, name, data))
+                    stream = cast(IO[bytes], data)
+                    self._call(partial(self.backend.put_stream, stream, name, data.size))
                     with self._lock:
                         self.index.add_pack(pack_id, entries)
                         self._unsaved[pack_id] = entries
