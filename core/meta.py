@@ -289,6 +289,7 @@ class MetaPlugin:
         self._fields = record_fields(self.record_class)
         if mode == "w":
             self._writer = MetaStreamWriter(path_or_fileobj, self.stream_header(), name=name)
+            self._write_row = self._writer.write_row
             self._get = operator.attrgetter(*self._fields)
         else:
             self._reader = MetaStreamReader(path_or_fileobj, name=name)
@@ -303,73 +304,60 @@ class MetaPlugin:
 
     def write_object(self, record: MetaRecord) -> None:
         """Append ``record``; its index must be greater than the previous record's."""
-        writer = self._writer
-        if writer is None:
+        if self._writer is None:
             raise ValueError("write_object on a metadata stream opened for reading")
-        row = self._get(record)
-        if record.extra:
-            row = (*row, record.extra)
-        writer.write_row(row)
+        extra = record.extra
+        if extra:
+            self._write_row((*self._get(record), extra))
+        else:
+            self._write_row(self._get(record))
 
     def get_objects(self, restrict_index: Index | None = None) -> Iterator[MetaRecord]:
-        """Yield the stream's records in index order.
+        """Iterate over the stream's records in index order.
 
-        With ``restrict_index``, yield only the record of that index and those below it
-        (its subtree). A truncated or corrupt stream raises MetaStreamError naming the
-        stream and the record number, after the records before it.
+        With ``restrict_index``, only the record of that index and those below it (its
+        subtree). A truncated or corrupt stream raises MetaStreamError naming the stream
+        and the record number, after the records before it. A stream is read once.
         """
         reader = self._reader
         if reader is None:
             raise ValueError("get_objects on a metadata stream opened for writing")
         rows = reader.iter_rows()
-        decode = self._decoder(reader.header)
-        if restrict_index is None:
-            for row in rows:
-                yield decode(row)
-            return
-        check_index(restrict_index)
-        depth = len(restrict_index)
-        for row in rows:
-            index = row[0]
-            if index[:depth] == restrict_index:
-                yield decode(row)
-            elif index > restrict_index:
-                break
+        if restrict_index is not None:
+            rows = _restrict(rows, check_index(restrict_index))
+        return self._decode(reader.header, rows)
 
-    def _decoder(self, header: StreamHeader) -> Callable[[tuple[Any, ...]], MetaRecord]:
-        """A function turning a row of a stream with ``header`` into a record."""
+    def _decode(
+        self, header: StreamHeader, rows: Iterator[tuple[Any, ...]]
+    ) -> Iterator[MetaRecord]:
+        """Turn the rows of a stream with ``header`` into records."""
         cls = self.record_class
         own = self._fields
         width = len(header.fields)
         name = header.plugin
         if header.fields == own:
-
-            def decode_same(row: tuple[Any, ...]) -> MetaRecord:
+            for row in rows:
                 if len(row) == width:
-                    return cls(*row)
-                return cls(*row[:width], extra=_extra_map(row, width, name))
-
-            return decode_same
+                    yield cls(*row)
+                else:
+                    yield cls(*row[:width], extra=_extra_map(row, width, name))
+            return
         positions = {f: i for i, f in enumerate(header.fields)}
-        missing = [f for f in own if f not in positions]
         known = set(own)
         unknown = [(f, i) for i, f in enumerate(header.fields) if f not in known]
         fields_by_name = {f.name: f for f in attrs.fields(cls)}
-        for f in missing:
-            if fields_by_name[f].default is attrs.NOTHING:
+        for f in own:
+            if f not in positions and fields_by_name[f].default is attrs.NOTHING:
                 raise MetaStreamError(
                     f"metadata stream of plugin {name} lacks the field {f!r} that "
                     f"{cls.__qualname__} requires"
                 )
-
-        def decode_mapped(row: tuple[Any, ...]) -> MetaRecord:
-            kwargs = {f: row[positions[f]] for f in own if f in positions}
+        present = [(f, positions[f]) for f in own if f in positions]
+        for row in rows:
             extra = {f: row[i] for f, i in unknown}
             if len(row) > width:
                 extra.update(_extra_map(row, width, name))
-            return cls(**kwargs, extra=extra or None)
-
-        return decode_mapped
+            yield cls(**{f: row[i] for f, i in present}, extra=extra or None)
 
     def close(self) -> None:
         """Finish the stream (writing its end frame) and close the file if we opened it."""
@@ -388,6 +376,17 @@ class MetaPlugin:
 
 
 _P = TypeVar("_P", bound=MetaPlugin)
+
+
+def _restrict(rows: Iterator[tuple[Any, ...]], restrict: Index) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``restrict`` and its subtree (contiguous in index order)."""
+    depth = len(restrict)
+    for row in rows:
+        index = row[0]
+        if index[:depth] == restrict:
+            yield row
+        elif index > restrict:
+            break
 
 
 def _extra_map(row: tuple[Any, ...], width: int, name: str) -> dict[str, Any]:

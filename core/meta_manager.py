@@ -88,7 +88,6 @@ class MetaWriter:
 
     def __init__(self, plugins: list[type[MetaPlugin]], target: StreamTarget) -> None:
         self.plugins = list(plugins)
-        self.counts: dict[str, int] = {cls.get_prefix(): 0 for cls in self.plugins}
         self._main = self.plugins[0].get_prefix()
         self._directory: str | None = None
         self._temps: dict[str, str] = {}
@@ -106,6 +105,7 @@ class MetaWriter:
                     self._temps[prefix] = temp
                     stream = cls(temp, "w", name=stream_file_name(prefix))
                 self._streams.append((prefix, stream, cls))
+            self._writes = [(prefix, stream.write_object) for prefix, stream, _ in self._streams]
         except BaseException:
             self.abort()
             raise
@@ -133,14 +133,18 @@ class MetaWriter:
 
         The main plugin's record is required.
         """
-        if records.get(self._main) is None:
+        get = records.get
+        if get(self._main) is None:
             raise PluginContractError(f"no record of the main meta plugin {self._main}")
-        counts = self.counts
-        for prefix, stream, _ in self._streams:
-            record = records.get(prefix)
+        for prefix, write in self._writes:
+            record = get(prefix)
             if record is not None:
-                stream.write_object(record)
-                counts[prefix] += 1
+                write(record)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many records each plugin's stream holds so far, by prefix."""
+        return {prefix: _rows(stream) for prefix, stream, _ in self._streams}
 
     def close(self) -> dict[str, int]:
         """Finish every stream; in a directory, move them into place. Returns counts."""
@@ -186,6 +190,11 @@ class MetaWriter:
             self.abort()
 
 
+def _rows(stream: MetaPlugin) -> int:
+    writer = stream._writer
+    return writer.rows_written if writer is not None else 0
+
+
 class MetaJoin(Iterator[JoinItem]):
     """An iteration over a snapshot's joined metadata, from :meth:`MetaManager.iter_joined`.
 
@@ -226,7 +235,7 @@ class MetaJoin(Iterator[JoinItem]):
         except BaseException:
             self.close()
             raise
-        self._iter = joined
+        self._iter = self._run(joined)
 
     def _orphan_counter(self, prefix: str) -> Callable[[MetaRecord], None]:
         orphans = self.orphans
@@ -236,15 +245,19 @@ class MetaJoin(Iterator[JoinItem]):
 
         return count
 
-    def __next__(self) -> JoinItem:
+    def _run(self, joined: Iterator[JoinItem]) -> Iterator[JoinItem]:
         try:
-            return next(self._iter)
-        except StopIteration:
-            self._finish()
-            raise
+            yield from joined
         except BaseException:
             self.close()
             raise
+        self._finish()
+
+    def __iter__(self) -> Iterator[JoinItem]:
+        return self._iter
+
+    def __next__(self) -> JoinItem:
+        return next(self._iter)
 
     def _finish(self) -> None:
         if not self._finished:

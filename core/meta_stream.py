@@ -66,6 +66,8 @@ _FRAME = struct.Struct(">III")
 _FRAME_SIZE = _FRAME.size
 #: A data frame is flushed once its payload reaches this many bytes.
 FRAME_TARGET_BYTES = 64 * 1024
+#: How often (in rows) the writer looks at the size of the frame it is filling.
+_CHECK_EVERY = 32
 #: A frame longer than this is taken as corruption rather than allocated.
 _MAX_FRAME_BYTES = 256 * 1024 * 1024
 
@@ -175,43 +177,70 @@ class MetaStreamWriter:
     ) -> None:
         self.name = _describe(target, name)
         self.header = header
-        self.rows_written = 0
         self._file, self._owned = _open(target, "w")
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._count = 0
-        self._last: tuple[bytes, ...] | None = None
-        self._closed = False
         self._file.write(MAGIC + _pack_frame(self._packer.pack(header.to_map()), 0))
+        # Rows are packed straight into the packer's buffer (no bytes object per row);
+        # its size is looked at every _CHECK_EVERY rows.
+        self._frame = msgpack.Packer(use_bin_type=True, autoreset=False)
+        self._pack = self._frame.pack
+        self._flushed = 0
+        self._pending = 0
+        self._next_check = _CHECK_EVERY
+        self._last: Any = None
+        self._closed = False
+        self._broken: str | None = None
+
+    @property
+    def rows_written(self) -> int:
+        """How many rows were written so far."""
+        return self._flushed + self._pending
 
     def write_row(self, row: Sequence[Any]) -> None:
-        """Append one record row; its index (``row[0]``) must exceed the previous one."""
+        """Append one record row; its index (``row[0]``) must exceed the previous one.
+
+        The index must be a tuple of bytes (TypeError otherwise). A row msgpack cannot
+        encode raises TypeError and leaves the writer unusable: :meth:`close` then
+        raises MetaStreamError rather than finish a stream that lacks records.
+        """
         index = row[0]
-        last = self._last
-        if last is not None and not index > last:
+        try:
+            ordered = index > self._last
+        except TypeError:
             check_index(index)
+            if self._last is not None:
+                raise
+            ordered = True
+        if not ordered:
             raise MetaStreamError(
                 f"metadata stream {self.name}: record {self.rows_written + 1} is out of "
-                f"order (index {index!r} after {last!r})"
+                f"order (index {index!r} after {self._last!r})"
             )
-        if last is None:
-            check_index(index)
+        if self._broken is not None:
+            raise MetaStreamError(self._broken)
+        try:
+            self._pack(row)
+        except Exception as exc:
+            self._broken = (
+                f"metadata stream {self.name}: record {self.rows_written + 1} could not be "
+                f"encoded ({exc}); the stream is incomplete"
+            )
+            raise TypeError(self._broken) from exc
         self._last = index
-        data = self._packer.pack(row)
-        self._parts.append(data)
-        self._size += len(data)
-        self._count += 1
-        self.rows_written += 1
-        if self._size >= FRAME_TARGET_BYTES:
-            self._flush()
+        self._pending += 1
+        if self._pending >= self._next_check:
+            self._next_check += _CHECK_EVERY
+            if len(self._frame.getbuffer()) >= FRAME_TARGET_BYTES:
+                self._flush()
 
     def _flush(self) -> None:
-        if self._count:
-            self._file.write(_pack_frame(b"".join(self._parts), self._count))
-            self._parts = []
-            self._size = 0
-            self._count = 0
+        if self._pending:
+            payload = self._frame.bytes()
+            self._frame.reset()
+            self._file.write(_pack_frame(payload, self._pending))
+            self._flushed += self._pending
+            self._pending = 0
+            self._next_check = _CHECK_EVERY
 
     def close(self) -> None:
         """Write the pending frame and the end frame; close the file if we opened it."""
@@ -219,6 +248,8 @@ class MetaStreamWriter:
             return
         self._closed = True
         try:
+            if self._broken is not None:
+                raise MetaStreamError(self._broken)
             self._flush()
             end = self._packer.pack({"records": self.rows_written})
             self._file.write(_pack_frame(end, 0))

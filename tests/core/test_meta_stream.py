@@ -103,7 +103,7 @@ def test_many_frames_round_trip_with_bounded_memory(tmp_path: Path) -> None:
     try:
         count = 0
         with MetaStreamReader(path) as reader:
-            for row, expected in zip(reader.iter_rows(), rows):
+            for row, expected in zip(reader.iter_rows(), rows, strict=True):
                 assert row == expected
                 count += 1
         _, peak = tracemalloc.get_traced_memory()
@@ -115,7 +115,7 @@ def test_many_frames_round_trip_with_bounded_memory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cut", range(len(GOLDEN)))
 def test_every_truncation_is_an_error(cut: int) -> None:
-    with pytest.raises(MetaStreamError, match="demo.meta") as info:
+    with pytest.raises(MetaStreamError, match=r"demo\.meta") as info:
         read(GOLDEN[:cut])
     message = str(info.value)
     assert "\n" not in message
@@ -127,7 +127,7 @@ def test_every_truncation_is_an_error(cut: int) -> None:
 def test_every_flipped_byte_is_an_error(position: int) -> None:
     bad = bytearray(GOLDEN)
     bad[position] ^= 0x01
-    with pytest.raises(MetaStreamError, match="demo.meta"):
+    with pytest.raises(MetaStreamError, match=r"demo\.meta"):
         read(bytes(bad))
 
 
@@ -170,7 +170,7 @@ def test_data_after_the_end_is_an_error() -> None:
 
 
 def test_not_a_stream() -> None:
-    with pytest.raises(MetaStreamError, match="demo.meta is not a pannier metadata stream"):
+    with pytest.raises(MetaStreamError, match=r"demo\.meta is not a pannier metadata stream"):
         read(b"PK\x03\x04 something else entirely")
 
 
@@ -189,7 +189,7 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
 def test_malformed_header_is_refused() -> None:
     payload = msgpack.packb({"format": 1, "plugin": "p"})
     data = MAGIC + struct.pack(">III", len(payload), 0, zlib.crc32(payload)) + payload
-    with pytest.raises(MetaStreamError, match="demo.meta: malformed header"):
+    with pytest.raises(MetaStreamError, match=r"demo\.meta: malformed header"):
         read(data)
 
 
@@ -224,13 +224,13 @@ def test_abort_leaves_a_stream_that_reads_as_truncated(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), MetaStreamWriter(path, HEADER) as writer:
         writer.write_row(((b"a",), 1))
         raise RuntimeError("boom")
-    with pytest.raises(MetaStreamError, match="aborted.meta is truncated"):
+    with pytest.raises(MetaStreamError, match=r"aborted\.meta is truncated"):
         list(MetaStreamReader(path).iter_rows())
 
 
 def test_copy_stream_verifies_its_source(tmp_path: Path) -> None:
     (tmp_path / "bad.meta").write_bytes(GOLDEN[:-3])
-    with pytest.raises(MetaStreamError, match="bad.meta is truncated"):
+    with pytest.raises(MetaStreamError, match=r"bad\.meta is truncated"):
         copy_stream(tmp_path / "bad.meta", io.BytesIO())
     out = io.BytesIO()
     assert copy_stream(io.BytesIO(GOLDEN), out) == 3
