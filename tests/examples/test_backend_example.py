@@ -111,3 +111,9 @@ def test_its_own_pytest_runs_the_kit(venv: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "11 passed, 2 skipped" in result.stdout
+
+
+def test_the_guide_shows_the_example_verbatim() -> None:
+    guide = (TOP / "docs" / "backends" / "writing-a-backend.md").read_text()
+    module = (PROJECT / "pannier_backend_example.py").read_text()
+    assert f"```python\n{module}```" in guide
