@@ -46,7 +46,14 @@ import attrs
 
 from .errors import SourceError
 
-__all__ = ["Index", "Source", "SourceEntry", "index_to_path", "path_to_index"]
+__all__ = [
+    "Index",
+    "Source",
+    "SourceEntry",
+    "index_to_path",
+    "open_noatime",
+    "path_to_index",
+]
 
 #: A path inside a snapshot: a tuple of ``bytes`` components, ``()`` being the top.
 Index = tuple[bytes, ...]
@@ -71,6 +78,22 @@ def path_to_index(path: str | bytes) -> Index:
     if b".." in parts:
         raise SourceError(f"path {os.fsdecode(raw)!r} contains '..'")
     return parts
+
+
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def open_noatime(path: bytes) -> int:
+    """Open ``path`` read-only without following a final symlink, and without updating
+    its access time when allowed (``O_NOATIME`` needs to own the file: otherwise the
+    file is opened normally). Returns the file descriptor."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if _NOATIME:
+        try:
+            return os.open(path, flags | _NOATIME)
+        except PermissionError:
+            pass
+    return os.open(path, flags)
 
 
 @attrs.define(slots=True, eq=False)
@@ -125,8 +148,7 @@ class SourceEntry:
         path = self.path
         if path is None:
             raise OSError(f"{index_to_path(self.index)}: entry has no content")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0))
-        return os.fdopen(fd, "rb", buffering=0)
+        return os.fdopen(open_noatime(path), "rb", buffering=0)
 
 
 class Source:

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from pannier import SourceError
-from pannier.source import Index, Source, SourceEntry
+from pannier.source import Index, Source, SourceEntry, open_noatime
 
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", None)
@@ -163,7 +163,7 @@ class FilesystemSource(Source):
                 size = st.st_size
 
                 def open_sparse() -> IO[bytes]:
-                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
+                    fd = open_noatime(path)
                     return io.BufferedReader(SparseReader(fd, size), 1 << 20)
 
                 entry.opener = open_sparse

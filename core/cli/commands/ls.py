@@ -62,6 +62,17 @@ def entry_json(entry: Any) -> dict[str, Any]:
     return out
 
 
+def _out_raw(ctx: CLIContext, text: str) -> None:
+    """Print ``text`` with names that are not valid UTF-8 as their original bytes."""
+    buffer = getattr(ctx.stdout, "buffer", None)
+    if buffer is None:
+        ctx.out(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+        return
+    ctx.stdout.flush()
+    buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+    buffer.flush()
+
+
 def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Print the listing."""
     from ...engine.snapshots import load_tree, resolve_snapshot
@@ -89,9 +100,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
             line = f"{mode} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} {when} {entry.path}"
             if entry.kind == "l":
                 line += f" -> {os.fsdecode(bytes(entry.data or b''))}"
-            ctx.out(line)
+            _out_raw(ctx, line)
         else:
-            ctx.out(entry.path)
+            _out_raw(ctx, entry.path)
     if not found:
         raise ConfigError(f"no {args.path!r} in snapshot {snap.short_id}")
     return EXIT_OK
