@@ -209,7 +209,8 @@ def test_missing_source_is_one_line_and_no_snapshot(world: dict[str, Any], tmp_p
     done = run("backup", str(tmp_path / "nope"), "-r", world["url"])
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"pannier: error: source {str(tmp_path / 'nope')!r} cannot be read: No such file or directory"
+        f"pannier: error: source {str(tmp_path / 'nope')!r} cannot be read: "
+        "No such file or directory"
     ]
     assert json.loads(ok("snapshots", "--json", "-r", world["url"]).stdout) == before
 
