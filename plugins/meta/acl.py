@@ -103,7 +103,7 @@ def encode_acl(entries: tuple[Entry, ...]) -> bytes:
 
 def _read(path: bytes, name: str) -> tuple[Entry, ...] | None:
     try:
-        return decode_acl(os.getxattr(path, name))
+        return decode_acl(os.getxattr(path, name, follow_symlinks=False))
     except OSError as exc:
         if exc.errno in _ABSENT:
             return None
@@ -168,10 +168,10 @@ class AclPlugin(MetaPlugin):
             if dry_compare and _same(current, wanted):
                 continue
             if wanted is not None:
-                os.setxattr(path, name, encode_acl(wanted))
+                os.setxattr(path, name, encode_acl(wanted), follow_symlinks=False)
                 written = True
             elif current is not None:
-                os.removexattr(path, name)
+                os.removexattr(path, name, follow_symlinks=False)
                 written = True
         return written
 

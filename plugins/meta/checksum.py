@@ -31,11 +31,15 @@ class ChecksumRecord(MetaRecord):
 
 
 def file_digest(path: bytes) -> bytes:
-    """The BLAKE3 digest of the file at ``path``, read in 1 MiB pieces."""
+    """The BLAKE3 digest of the file at ``path``, read in 1 MiB pieces.
+
+    A symlink at ``path`` is not followed (OSError ELOOP).
+    """
     import blake3  # a core dependency; imported here so listing plugins stays cheap
 
     hasher = blake3.blake3()
-    with open(path, "rb") as f:
+    # a symlink planted where a regular file was recorded is not followed, a FIFO not waited on
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as f:
         while chunk := f.read(_CHUNK):
             hasher.update(chunk)
     digest: bytes = hasher.digest()

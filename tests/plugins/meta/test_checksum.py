@@ -45,3 +45,14 @@ def test_apply_verifies_and_names_a_changed_file(tmp_path: Path) -> None:
         ChecksumPlugin.apply(record, root, (b"f",))
     with pytest.raises(ValueError, match="unknown checksum algorithm 'md5'"):
         ChecksumPlugin.apply(ChecksumRecord((b"f",), "md5", b""), root, (b"f",))
+
+
+def test_a_symlink_in_place_of_the_file_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"original")
+    root = os.fsencode(tmp_path)
+    record = ChecksumPlugin.from_path(root, (b"f",), os.lstat(tmp_path / "f"))
+    assert record is not None
+    os.rename(tmp_path / "f", tmp_path / "elsewhere")
+    os.symlink("elsewhere", tmp_path / "f")
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        ChecksumPlugin.apply(record, root, (b"f",))
