@@ -41,6 +41,7 @@ from typing import TypeVar
 
 import attrs
 
+from .entry_point_index import read_entry_points
 from .errors import PluginError, PluginLoadError
 from .plugin import PluginKind
 
@@ -186,8 +187,6 @@ def discover_all(
 
 
 def _entry_point_plugins(search_path: Sequence[str] | None) -> Iterable[DiscoveredPlugin]:
-    from .entry_point_index import read_entry_points
-
     kinds = {kind.entry_point_group: kind for kind in PluginKind}
     for ep in read_entry_points(search_path):
         kind = kinds.get(ep.group)

@@ -6,28 +6,29 @@ without importing anything and without :mod:`importlib.metadata` (whose import a
 cost grows with the number of installed distributions).
 
 Each directory on the search path is scanned for ``*.dist-info`` and ``*.egg-info``
-directories. The result for one directory is cached in a JSON file under
-``$XDG_CACHE_HOME/pannier`` (``~/.cache/pannier`` by default) together with what it was
-read from: the directory's own modification time, and for each distribution the
-modification time of its ``entry_points.txt`` (or its absence). A cached directory is used
-only when all of these still match, so installing, removing or editing a distribution is
-seen at once: the cache is never trusted stale. A directory or file changed less than
-:data:`RACY_SECONDS` before it was scanned is scanned again next time, because a change
-within the file system's time-stamp granularity could otherwise go unnoticed.
+directories. What one directory holds is cached in its own small JSON file under
+``$XDG_CACHE_HOME/pannier/entry-points/`` (``~/.cache/pannier/...`` by default), together
+with what it was read from: the directory's modification time, and for each
+distribution the modification time of its ``entry_points.txt`` (or its absence). A cached
+directory is used only when all of these still match, so installing, removing or editing
+a distribution is seen at once: the cache is never trusted stale. A directory or file
+changed less than :data:`RACY_SECONDS` before it was scanned is scanned again next time,
+because a change within the file system's time-stamp granularity could otherwise go
+unnoticed.
 
 A search-path entry that is a file (a zip archive) is read with :mod:`importlib.metadata`
-and cached by the archive's modification time. An unreadable cache is ignored and
+and cached by the archive's modification time. An unreadable cache file is ignored and
 rewritten; a cache directory that cannot be written only makes discovery slower.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
 import time
+import zlib
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -39,14 +40,15 @@ __all__ = [
     "read_entry_points",
 ]
 
-#: Version of the cache file's layout; a file of another version is ignored.
-CACHE_FORMAT = 1
+#: Version of the cache files' layout; a file of another version is ignored.
+CACHE_FORMAT = 2
 
 #: A file changed less than this long before its scan is re-read on the next scan.
 RACY_SECONDS = 2.0
 
 _GROUP_PREFIX = "pannier."
 _RACY_NS = int(RACY_SECONDS * 1e9)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class EntryPointInfo(NamedTuple):
@@ -81,31 +83,22 @@ def read_entry_points(search_path: Iterable[str] | None = None) -> list[EntryPoi
     already seen on an earlier entry is ignored, as :mod:`importlib.metadata` does. Nothing
     is imported. The per-directory results are cached on disk (see the module docstring).
     """
-    entries = _absolute_entries(sys.path if search_path is None else search_path)
-    cache_file = os.path.join(cache_directory(), f"entry-points-{_digest(entries)}.json")
-    cached = _load_cache(cache_file)
-    fresh: dict[str, Any] = {}
-    changed = False
+    cache_dir = os.path.join(cache_directory(), "entry-points")
     seen: set[str] = set()
     result: list[EntryPointInfo] = []
-    for entry in entries:
-        record = cached.get(entry)
+    for entry in _absolute_entries(sys.path if search_path is None else search_path):
+        cache_file = os.path.join(cache_dir, _cache_name(entry))
+        record = _load(cache_file, entry)
         if record is None or not _still_valid(entry, record):
             record = _scan_entry(entry)
-            changed = True
-        fresh[entry] = record
-        for dist in record["dists"]:
-            key = dist["key"]
+            _save(cache_file, record)
+        for key, dist_dir, name, version, eps in record["dists"]:
             if key in seen:
                 continue
             seen.add(key)
-            meta_path = os.path.join(entry, dist["dir"]) if dist["dir"] else entry
-            for group, name, value in dist["eps"]:
-                result.append(
-                    EntryPointInfo(group, name, value, dist["name"], dist["version"], meta_path)
-                )
-    if changed or set(fresh) != set(cached):
-        _save_cache(cache_file, fresh)
+            meta_path = os.path.join(entry, dist_dir) if dist_dir else entry
+            for group, ep_name, value in eps:
+                result.append(EntryPointInfo(group, ep_name, value, name, version, meta_path))
     return result
 
 
@@ -121,20 +114,18 @@ def _mtime(path: str) -> int | None:
 
 def _still_valid(entry: str, record: dict[str, Any]) -> bool:
     """Whether the cached ``record`` of ``entry`` still describes what is on disk."""
-    scanned = record.get("scanned", 0)
+    fresh_before = record["scanned"] - _RACY_NS
     mtime = _mtime(entry)
-    if mtime != record.get("mtime"):
+    if mtime != record["mtime"] or (mtime is not None and mtime > fresh_before):
         return False
-    if mtime is not None and mtime > scanned - _RACY_NS:
-        return False
-    for dist in record.get("dists", ()):
-        ep_file = dist.get("ep_file")
-        if ep_file is None:
-            continue
-        ep_mtime = _mtime(os.path.join(entry, ep_file))
-        if ep_mtime != dist.get("ep_mtime"):
-            return False
-        if ep_mtime is not None and ep_mtime > scanned - _RACY_NS:
+    prefix = entry + os.sep
+    stat = os.stat
+    for ep_file, ep_mtime in record["files"]:
+        try:
+            now = stat(prefix + ep_file).st_mtime_ns
+        except OSError:
+            now = None
+        if now != ep_mtime or (now is not None and now > fresh_before):
             return False
     return True
 
@@ -143,31 +134,34 @@ def _still_valid(entry: str, record: dict[str, Any]) -> bool:
 
 
 def _scan_entry(entry: str) -> dict[str, Any]:
-    """Read the distributions of one search-path entry (a directory or an archive)."""
+    """Read the distributions of one search-path entry (a directory or an archive).
+
+    The record holds ``mtime`` and ``scanned`` (ns), ``files`` (``[entry_points.txt path
+    relative to the entry, its mtime or None]`` per distribution, checked on every use)
+    and ``dists`` (``[key, metadata dir, name, version, [[group, name, value]...]]``).
+    """
     scanned = time.time_ns()
     mtime = _mtime(entry)
-    if mtime is None:
-        dists: list[dict[str, Any]] = []
-    elif os.path.isdir(entry):
-        dists = _scan_directory(entry)
-    else:
-        dists = _scan_archive(entry)
-    return {"mtime": mtime, "scanned": scanned, "dists": dists}
+    files: list[list[Any]] = []
+    dists: list[list[Any]] = []
+    if mtime is not None:
+        if os.path.isdir(entry):
+            _scan_directory(entry, files, dists)
+        else:
+            _scan_archive(entry, dists)
+    return {"entry": entry, "mtime": mtime, "scanned": scanned, "files": files, "dists": dists}
 
 
-def _scan_directory(entry: str) -> list[dict[str, Any]]:
-    dists: list[dict[str, Any]] = []
+def _scan_directory(entry: str, files: list[list[Any]], dists: list[list[Any]]) -> None:
     try:
         names = sorted(os.listdir(entry))
     except OSError:
-        return dists
+        return
     for dirname in names:
         if dirname.endswith(".dist-info"):
-            stem = dirname[: -len(".dist-info")]
-            metadata_file = "METADATA"
+            stem, metadata_file = dirname[: -len(".dist-info")], "METADATA"
         elif dirname.endswith(".egg-info"):
-            stem = dirname[: -len(".egg-info")]
-            metadata_file = "PKG-INFO"
+            stem, metadata_file = dirname[: -len(".egg-info")], "PKG-INFO"
         else:
             continue
         meta_dir = os.path.join(entry, dirname)
@@ -175,59 +169,37 @@ def _scan_directory(entry: str) -> list[dict[str, Any]]:
         ep_mtime = _mtime(os.path.join(entry, ep_rel))
         if ep_mtime is None and not os.path.isdir(meta_dir):
             continue  # a single-file egg-info: no entry points possible
+        files.append([ep_rel, ep_mtime])
         name, _, version = stem.partition("-")
-        eps: list[tuple[str, str, str]] = []
+        eps: list[list[str]] = []
         if ep_mtime is not None:
             eps = _read_entry_points_file(os.path.join(entry, ep_rel))
             if eps:
                 name, version = _read_name_version(
                     os.path.join(meta_dir, metadata_file), name, version
                 )
-        dists.append(
-            {
-                "dir": dirname,
-                "key": _normalise(name),
-                "name": name,
-                "version": version.partition("-")[0],
-                "ep_file": ep_rel,
-                "ep_mtime": ep_mtime,
-                "eps": eps,
-            }
-        )
-    return dists
+        dists.append([_normalise(name), dirname, name, version.partition("-")[0], eps])
 
 
-def _scan_archive(entry: str) -> list[dict[str, Any]]:
+def _scan_archive(entry: str, dists: list[list[Any]]) -> None:
     """Distributions inside a zip archive on the search path (rare; uses importlib)."""
     import importlib.metadata
 
-    dists: list[dict[str, Any]] = []
     try:
         found = list(importlib.metadata.distributions(path=[entry]))
     except Exception:  # an unreadable archive contributes nothing
-        return dists
+        return
     for dist in found:
         name = dist.metadata["Name"] or ""
         eps = [
-            (ep.group, ep.name, ep.value)
+            [ep.group, ep.name, ep.value]
             for ep in dist.entry_points
             if ep.group.startswith(_GROUP_PREFIX)
         ]
-        dists.append(
-            {
-                "dir": "",
-                "key": _normalise(name),
-                "name": name,
-                "version": dist.version or "",
-                "ep_file": None,
-                "ep_mtime": None,
-                "eps": eps,
-            }
-        )
-    return dists
+        dists.append([_normalise(name), "", name, dist.version or "", eps])
 
 
-def _read_entry_points_file(path: str) -> list[tuple[str, str, str]]:
+def _read_entry_points_file(path: str) -> list[list[str]]:
     """The ``pannier.*`` entries of an ``entry_points.txt`` (INI syntax)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -236,7 +208,7 @@ def _read_entry_points_file(path: str) -> list[tuple[str, str, str]]:
         return []
     if _GROUP_PREFIX not in text:
         return []
-    eps: list[tuple[str, str, str]] = []
+    eps: list[list[str]] = []
     group: str | None = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -248,7 +220,7 @@ def _read_entry_points_file(path: str) -> list[tuple[str, str, str]]:
         if group is None or not group.startswith(_GROUP_PREFIX) or "=" not in line:
             continue
         name, _, value = line.partition("=")
-        eps.append((group, name.strip(), value.strip()))
+        eps.append([group, name.strip(), value.strip()])
     return eps
 
 
@@ -273,7 +245,7 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-# --- the cache file --------------------------------------------------------------------
+# --- the cache files -------------------------------------------------------------------
 
 
 def _absolute_entries(search_path: Iterable[str]) -> list[str]:
@@ -287,33 +259,39 @@ def _absolute_entries(search_path: Iterable[str]) -> list[str]:
     return entries
 
 
-def _digest(entries: list[str]) -> str:
-    key = "\0".join([sys.executable, *entries]).encode("utf-8", "surrogateescape")
-    return hashlib.sha1(key, usedforsecurity=False).hexdigest()[:20]
+def _cache_name(entry: str) -> str:
+    """A file name for ``entry``'s cache: readable, and unique by a checksum."""
+    key = f"{sys.implementation.cache_tag}\0{entry}".encode("utf-8", "surrogateescape")
+    readable = _UNSAFE.sub("_", entry).strip("_")[-80:]
+    return f"{readable}-{zlib.crc32(key):08x}.json"
 
 
-def _load_cache(cache_file: str) -> dict[str, Any]:
+def _load(cache_file: str, entry: str) -> dict[str, Any] | None:
     try:
         with open(cache_file, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.loads(f.read())
     except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
-        return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
+        return None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != CACHE_FORMAT
+        or data.get("entry") != entry
+        or not isinstance(data.get("files"), list)
+        or not isinstance(data.get("dists"), list)
+    ):
+        return None
+    return data
 
 
-def _save_cache(cache_file: str, entries: dict[str, Any]) -> None:
-    import tempfile
-
-    directory = os.path.dirname(cache_file)
+def _save(cache_file: str, record: dict[str, Any]) -> None:
+    text = json.dumps({"format": CACHE_FORMAT, **record}, separators=(",", ":"))
+    tmp = f"{cache_file}.{os.getpid()}.tmp"
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".entry-points-", dir=directory)
+        os.makedirs(os.path.dirname(cache_file), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"format": CACHE_FORMAT, "entries": entries}, f)
+                f.write(text)
             os.replace(tmp, cache_file)
         except BaseException:
             os.unlink(tmp)

@@ -33,7 +33,7 @@ def eps(site: Path) -> list[tuple[str, str, str, str, str]]:
 
 
 def cache_files() -> list[Path]:
-    return sorted(Path(cache_directory()).glob("entry-points-*.json"))
+    return sorted((Path(cache_directory()) / "entry-points").glob("*.json"))
 
 
 def test_cache_lives_under_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,8 +55,9 @@ def test_only_pannier_groups_are_read_and_the_result_is_cached(tmp_path: Path) -
 
     assert eps(tmp_path) == [("pannier.meta", "m", "ext.m:M", "ext", "1.2")]
     [cache_file] = cache_files()
-    entry = json.loads(cache_file.read_text())["entries"][str(tmp_path)]
-    assert [d["dir"] for d in entry["dists"]] == ["ext-1.2.dist-info", "other-3.dist-info"]
+    record = json.loads(cache_file.read_text())
+    assert record["entry"] == str(tmp_path)
+    assert [d[1] for d in record["dists"]] == ["ext-1.2.dist-info", "other-3.dist-info"]
 
 
 def test_the_cache_is_what_a_warm_read_uses(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
     [cache_file] = cache_files()
     cache_file.write_text("{not json")
     assert len(eps(site)) == 1
-    assert json.loads(cache_file.read_text())["format"] == 1
+    assert json.loads(cache_file.read_text())["format"] == 2
 
 
 def test_an_unwritable_cache_directory_only_costs_speed(
