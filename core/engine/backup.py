@@ -407,9 +407,9 @@ def run_backup(
             s.finish()
         tree.close()
         tree_file.seek(0)
-        streams: dict[str, list[bytes]] = {"tree": list(repo.store_stream(tree_file))}
+        streams: dict[str, list[bytes]] = {"tree": list(repo.store_stream(tree_file, kind="tree"))}
         for name, fileobj in meta.finish():
-            streams[name] = list(repo.store_stream(fileobj))
+            streams[name] = list(repo.store_stream(fileobj, kind="tree"))
             fileobj.close()
         repo.flush()
     finally:
