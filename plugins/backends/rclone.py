@@ -18,7 +18,10 @@ Options (URL query, explicit options, then the environment variable in brackets)
 * ``rclone`` [``PANNIER_RCLONE``]: the rclone program (default ``rclone`` on ``PATH``);
 * ``config`` [``PANNIER_RCLONE_CONFIG``]: rclone's configuration file (default: rclone's
   own, that is ``RCLONE_CONFIG`` or ``~/.config/rclone/rclone.conf``);
-* ``timeout`` [``PANNIER_RCLONE_TIMEOUT``]: seconds to wait for one request (default 300).
+* ``timeout`` [``PANNIER_RCLONE_TIMEOUT``]: seconds to wait for one request (default 300);
+* ``low-level-retries`` [``PANNIER_RCLONE_LOW_LEVEL_RETRIES``]: rclone's own retries of
+  one low-level request (default 1: pannier's retry wrapper retries whole operations with
+  backoff, and rclone's default of 10 under it would multiply every retry by ten).
 
 A put uploads to a temporary name in the same folder and moves it over the final name on
 the remote (a rename where the remote can, a server-side copy elsewhere), so a failed put
@@ -72,7 +75,26 @@ CHUNK_SIZE = 1 << 20
 START_TIMEOUT = 30.0
 
 _SERVING_RE = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
+#: Words of rclone errors that a later attempt may not see again (checked first).
+_TRANSIENT_WORDS = (
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "timed out",
+    "timeout",
+    "no route to host",
+    "network is unreachable",
+    "broken pipe",
+    "unexpected eof",
+    "temporarily",
+    "too many requests",
+    "rate limit",
+)
+#: Words of rclone errors that retrying cannot fix.
 _PERMANENT_WORDS = (
+    "unable to authenticate",
+    "knownhosts",
+    "key mismatch",
     "didn't find section in config",
     "failed to make fs",
     "failed to create file system",
@@ -116,6 +138,9 @@ class RcloneBackend(Backend):
         self.program = url.option("rclone", "rclone", env="PANNIER_RCLONE") or "rclone"
         self.config = url.option("config", env="PANNIER_RCLONE_CONFIG")
         self.timeout = url.float_option("timeout", 300.0, env="PANNIER_RCLONE_TIMEOUT")
+        self.low_level_retries = url.int_option(
+            "low-level-retries", 1, env="PANNIER_RCLONE_LOW_LEVEL_RETRIES"
+        )
         if shutil.which(self.program) is None:
             raise ConfigError(
                 f"{url.redacted}: the rclone program {self.program!r} was not found "
@@ -382,6 +407,8 @@ class RcloneBackend(Backend):
                 "(see `rclone listremotes`, or use a connection string like :local:/path)",
                 backend=where,
             )
+        if any(word in low for word in _TRANSIENT_WORDS):
+            return TransientBackendError(f"{label}: {text}", backend=where)
         if any(word in low for word in _PERMANENT_WORDS) or status in (400, 401, 403):
             return PermanentBackendError(f"{label}: {text}", backend=where)
         return TransientBackendError(f"{label}: {text}", backend=where)
@@ -440,6 +467,8 @@ class _Daemon:
             "--rc-serve",
             "--log-level",
             "NOTICE",
+            "--low-level-retries",
+            str(max(1, backend.low_level_retries)),
         ]
         where = backend.display_name
         try:
