@@ -242,3 +242,50 @@ def test_a_stream_is_read_once() -> None:
         list(reader.iter_rows())
         with pytest.raises(MetaStreamError, match="only once"):
             list(reader.iter_rows())
+
+
+# --- properties -------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+indexes = st.lists(st.binary(min_size=1, max_size=8), max_size=4).map(tuple)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.text(max_size=20),
+    st.binary(max_size=40),
+    st.tuples(st.integers(min_value=-(2**63), max_value=2**63), st.binary(max_size=5)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(indexes, values, max_size=60))
+def test_any_rows_round_trip(rows_by_index: dict[tuple[bytes, ...], object]) -> None:
+    rows = [(index, rows_by_index[index]) for index in sorted(rows_by_index)]
+    assert read(write(rows)) == rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(indexes, values, min_size=1, max_size=30), st.data())
+def test_any_truncation_is_an_error(
+    rows_by_index: dict[tuple[bytes, ...], object], data: st.DataObject
+) -> None:
+    rows = [(index, rows_by_index[index]) for index in sorted(rows_by_index)]
+    encoded = write(rows)
+    cut = data.draw(st.integers(min_value=0, max_value=len(encoded) - 1))
+    with pytest.raises(MetaStreamError, match=r"demo\.meta"):
+        read(encoded[:cut])
+
+
+def test_a_value_msgpack_cannot_encode_fails_the_stream_loudly(tmp_path: Path) -> None:
+    path = tmp_path / "bad.meta"
+    writer = MetaStreamWriter(path, HEADER)
+    writer.write_row(((b"a",), 1))
+    with pytest.raises(TypeError, match=r"bad\.meta: record 2 could not be encoded"):
+        writer.write_row(((b"b",), 2**70))
+    with pytest.raises(MetaStreamError, match="the stream is incomplete"):
+        writer.close()
+    with pytest.raises(MetaStreamError, match="truncated"):
+        list(MetaStreamReader(path).iter_rows())
