@@ -23,17 +23,19 @@ still run, and the backup or restore goes on. Set ``PANNIER_TRACE_PLUGINS=1`` to
 hook call on stderr.
 
 The dictionaries passed to the progress and lifecycle hooks are plain JSON-ready data
-(strings, numbers, lists, dicts); the keys documented are always present, and more may be
-added in later versions of the same plugin API.
+(strings, numbers, lists, dicts, None); later versions of the same plugin API may add
+keys, never remove the ones documented, so read them with ``.get``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pluggy
 
 __all__ = [
+    "HOOK_NAMES",
     "PROJECT_NAME",
     "hookspec",
     "pannier_backup_end",
@@ -46,6 +48,7 @@ __all__ = [
     "pannier_restore_progress",
     "pannier_restore_start",
     "pannier_snapshot_saved",
+    "reference",
 ]
 
 #: The pluggy project name of pannier's hooks.
@@ -75,9 +78,10 @@ def pannier_register_plugins(register: Any) -> None:
 
     Called once per implementation, the first time plugins other than hooks are asked
     for. ``register(kind, name, cls)`` adds ``cls`` (a class of the
-    :class:`~pannier.PluginKind` ``kind``) as the plugin ``name``; it shadows a discovered
-    plugin of the same kind and name. A class that breaks its kind's contract is recorded
-    as a failed plugin and not added.
+    :class:`~pannier.PluginKind` ``kind``) as the plugin ``name``, with this hook plugin's
+    distribution as its origin; it shadows a discovered plugin of the same kind and name.
+    A class that breaks its kind's contract is not added: the refusal is recorded as the
+    hook plugin's error (``pannier plugins`` shows it) and warned about once.
 
     :param register: the registration callback ``register(kind, name, cls) -> None``.
     """
@@ -87,9 +91,9 @@ def pannier_register_plugins(register: Any) -> None:
 def pannier_backup_start(info: dict[str, Any]) -> None:
     """A backup begins.
 
-    :param info: ``repository`` (the redacted repository URL), ``sources`` (list of the
-        source descriptions backed up), ``tags`` (list of strings), ``host``, ``time``
-        (ISO 8601, UTC).
+    :param info: ``paths`` (the sources backed up, as the user named them), ``hostname``,
+        ``tags`` (list of strings), ``parent`` (id of the snapshot compared against, or
+        None).
     """
 
 
@@ -97,9 +101,10 @@ def pannier_backup_start(info: dict[str, Any]) -> None:
 def pannier_backup_progress(progress: dict[str, Any]) -> None:
     """A backup made progress; called at most a few times a second.
 
-    :param progress: ``files_done``, ``bytes_done``, ``bytes_added`` (new data after
-        deduplication), ``current`` (path being read, or None), ``elapsed`` (seconds);
-        ``files_total``/``bytes_total`` when known, else None.
+    :param progress: ``action`` (``"backup"``), ``files_done``, ``bytes_done``,
+        ``seconds_elapsed``, ``bytes_per_second``, ``errors``; once the totals are known
+        also ``total_files``, ``total_bytes``, ``percent_done`` and, when it can be
+        estimated, ``seconds_remaining``.
     """
 
 
@@ -107,10 +112,11 @@ def pannier_backup_progress(progress: dict[str, Any]) -> None:
 def pannier_backup_end(summary: dict[str, Any]) -> None:
     """A backup ended, successfully or not.
 
-    :param summary: ``snapshot_id`` (None when no snapshot was saved), ``files_new``,
-        ``files_changed``, ``files_unchanged``, ``bytes_added``, ``errors`` (number of
-        files that could not be read), ``elapsed`` (seconds), ``status`` (``"ok"``,
-        ``"partial"`` or ``"failed"``).
+    :param summary: ``snapshot_id`` (None when no snapshot was saved), ``parent``,
+        ``files_new``, ``files_changed``, ``files_unchanged``, ``files_reread``,
+        ``files_reread_changed``, ``dirs``, ``others``, ``total_files``, ``total_bytes``,
+        ``bytes_read``, ``bytes_added`` (new data after deduplication), ``seconds``,
+        ``warnings`` (one ``"path: reason"`` string per file that could not be read).
     """
 
 
@@ -118,8 +124,8 @@ def pannier_backup_end(summary: dict[str, Any]) -> None:
 def pannier_restore_start(info: dict[str, Any]) -> None:
     """A restore begins.
 
-    :param info: ``repository`` (redacted URL), ``snapshot_id``, ``target`` (the restore
-        directory), ``include`` (list of path patterns, empty for everything).
+    :param info: ``snapshot`` (the id of the snapshot restored), ``target`` (the restore
+        directory).
     """
 
 
@@ -127,8 +133,8 @@ def pannier_restore_start(info: dict[str, Any]) -> None:
 def pannier_restore_progress(progress: dict[str, Any]) -> None:
     """A restore made progress; called at most a few times a second.
 
-    :param progress: ``files_done``, ``bytes_done``, ``current`` (path being written, or
-        None), ``elapsed`` (seconds); ``files_total``/``bytes_total`` when known.
+    :param progress: the same keys as for :func:`pannier_backup_progress`, with
+        ``action`` ``"restore"``.
     """
 
 
@@ -136,9 +142,10 @@ def pannier_restore_progress(progress: dict[str, Any]) -> None:
 def pannier_restore_end(summary: dict[str, Any]) -> None:
     """A restore ended, successfully or not.
 
-    :param summary: ``snapshot_id``, ``files_restored``, ``bytes_restored``, ``errors``
-        (number of files not restored), ``elapsed`` (seconds), ``status`` (``"ok"``,
-        ``"partial"`` or ``"failed"``).
+    :param summary: ``snapshot_id``, ``target``, ``files_restored``, ``files_unchanged``,
+        ``dirs``, ``links``, ``others``, ``bytes_written``, ``metadata_changed``,
+        ``seconds``, ``errors`` (one line per file not restored), ``missing_meta_streams``
+        (metadata streams whose plugin is absent: kept, not applied).
     """
 
 
@@ -158,3 +165,60 @@ def pannier_snapshot_saved(snapshot_id: str, summary: dict[str, Any]) -> None:
     :param snapshot_id: the new snapshot's id (hex).
     :param summary: the same keys as :func:`pannier_backup_end`'s ``summary``.
     """
+
+
+#: Every hook, in the order of this reference.
+HOOK_NAMES = (
+    "pannier_register_commands",
+    "pannier_register_plugins",
+    "pannier_backup_start",
+    "pannier_backup_progress",
+    "pannier_backup_end",
+    "pannier_restore_start",
+    "pannier_restore_progress",
+    "pannier_restore_end",
+    "pannier_file_error",
+    "pannier_snapshot_saved",
+)
+
+_ROLE = re.compile(r":\w+:`~?([^`]+)`")
+_PARAM = re.compile(r"^:param (\w+): ?(.*)$")
+
+
+def reference() -> str:
+    """The hooks reference in Markdown, generated from the docstrings of this module.
+
+    ``docs/plugins.md`` holds this text between its ``hooks-reference`` markers, and a test
+    checks that it is identical; regenerate it with ``python -m pannier.hookspecs``.
+    """
+    import inspect
+
+    sections = []
+    for name in HOOK_NAMES:
+        function = globals()[name]
+        arguments = ", ".join(inspect.signature(function).parameters)
+        text: list[str] = []
+        params: list[list[str]] = []
+        for line in (inspect.getdoc(function) or "").splitlines():
+            match = _PARAM.match(line)
+            if match:
+                params.append([match.group(1), match.group(2)])
+            elif params and line.startswith(" "):
+                params[-1][1] += " " + line.strip()
+            else:
+                text.append(line)
+        section = [f"### `{name}({arguments})`", "", _markdown("\n".join(text).strip())]
+        if params:
+            section.append("")
+            section.extend(f"- `{p}`: {_markdown(d)}" for p, d in params)
+        sections.append("\n".join(section))
+    return "\n\n".join(sections) + "\n"
+
+
+def _markdown(text: str) -> str:
+    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", text)
+    return text.replace("``", "`")
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

@@ -218,6 +218,21 @@ def test_hookimpl_marks_for_the_pannier_project() -> None:
     assert hasattr(pannier_backup_end, f"{hookspecs.PROJECT_NAME}_impl")
 
 
+def test_the_docs_hooks_reference_matches_hookspecs() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    start, end = "<!-- hooks-reference:start -->\n", "<!-- hooks-reference:end -->"
+    assert start in doc and end in doc
+    section = doc[doc.index(start) + len(start) : doc.index(end)].strip("\n") + "\n"
+    assert section == hookspecs.reference(), (
+        "docs/plugins.md's hooks reference is out of date: "
+        "paste the output of `python -m pannier.hookspecs` between its markers"
+    )
+    specs = {n for n in dir(hookspecs) if n.startswith("pannier_")}
+    assert set(hookspecs.HOOK_NAMES) == specs
+    for name in specs:
+        assert f"### `{name}(" in section
+
+
 def test_every_hookspec_is_documented_and_named_pannier() -> None:
     specs = [n for n in hookspecs.__all__ if n.startswith("pannier_")]
     assert specs
