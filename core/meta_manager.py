@@ -416,10 +416,14 @@ class MetaManager:
         return copied
 
 
-def _load_registered() -> list[type[MetaPlugin]]:
+def _registry() -> Any:
     from .registry import get_plugin_manager  # type: ignore[import-not-found,unused-ignore]
 
-    loaded: Any = get_plugin_manager().load_all(PluginKind.META)
+    return get_plugin_manager()
+
+
+def _load_registered(registry: Any = None) -> list[type[MetaPlugin]]:
+    loaded: Any = (registry or _registry()).load_all(PluginKind.META)
     items = loaded.values() if isinstance(loaded, Mapping) else loaded
     classes = []
     for item in items:
@@ -429,23 +433,26 @@ def _load_registered() -> list[type[MetaPlugin]]:
     return classes
 
 
-_manager: MetaManager | None = None
+#: The shared manager and the plugin registry it was built from.
+_shared: tuple[MetaManager, Any] | None = None
 
 
 def get_meta_manager(
     refresh: bool = False, *, plugins: Iterable[type[MetaPlugin]] | None = None
 ) -> MetaManager:
-    """The meta manager of this process, built from the registry on first use.
+    """The meta manager of this process, built from the plugin registry on first use.
 
-    ``refresh=True`` builds it again (after plugins changed). With ``plugins`` a new
-    manager over exactly those classes is returned and the shared one is left alone.
+    It is built again when ``refresh`` is true or when the registry itself was rebuilt
+    (``pannier.registry.reset_plugin_manager()``). With ``plugins``, a new manager over
+    exactly those classes is returned and the shared one is left alone.
     """
-    global _manager
+    global _shared
     if plugins is not None:
         return MetaManager(plugins)
-    if _manager is None or refresh:
-        _manager = MetaManager()
-    return _manager
+    registry = _registry()
+    if _shared is None or refresh or _shared[1] is not registry:
+        _shared = (MetaManager(_load_registered(registry)), registry)
+    return _shared[0]
 
 
 def get_meta_dict(fs: FSArg = None) -> dict[str, type[MetaPlugin]]:

@@ -337,3 +337,23 @@ def test_pass_through_of_a_corrupt_stream_leaves_nothing(tree: bytes, tmp_path: 
     with pytest.raises(MetaStreamError, match="truncated"):
         MetaManager([Main]).pass_through(out, rewritten)
     assert os.listdir(rewritten) == []
+
+
+def test_shared_manager_follows_a_rebuilt_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pannier.registry import reset_plugin_manager
+
+    first = get_meta_manager()
+    monkeypatch.setenv("PANNIER_DISABLE_PLUGINS", "checksum")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    reset_plugin_manager()
+    try:
+        second = get_meta_manager()
+        assert second is not first
+        assert "checksum" not in second.get_meta_dict()
+        assert "attr" in second.get_meta_dict()
+    finally:
+        monkeypatch.delenv("PANNIER_DISABLE_PLUGINS")
+        reset_plugin_manager()
+    assert "checksum" in get_meta_manager().get_meta_dict()
