@@ -157,7 +157,12 @@ def make_cold(paths: list[Path], method: str) -> None:
 
 
 def make_warm(paths: list[Path]) -> None:
-    """Read every file under ``paths`` once, so a warm run finds them in the page cache."""
+    """Read every file under ``paths`` once, so a warm run finds them in the page cache.
+
+    Dirty pages are written back first (``sync``), as before a cold run, so that neither run
+    pays for writes left over from an earlier step.
+    """
+    os.sync()
     for root in paths:
         for p in _iter_files(root):
             try:
