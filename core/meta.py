@@ -221,6 +221,11 @@ class MetaPlugin:
         meta = iter(meta_iter)
         pending = next(meta, None)
         for item in main_iter:
+            # the common case first: this plugin's next record is further on (or none)
+            if pending is None or pending.index > item[0]:
+                item[1][prefix] = None
+                yield item
+                continue
             index = item[0]
             while pending is not None and pending.index < index:
                 if on_orphan is not None:
