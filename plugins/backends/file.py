@@ -35,8 +35,9 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from pannier import (
@@ -86,8 +87,13 @@ class FileBackend(Backend):
     # --- required primitives ------------------------------------------------------------
 
     def _put(self, source_path: str, remote_filename: str) -> None:
-        with open(source_path, "rb") as source:
-            self._put_stream(source, remote_filename, None)
+        if not os.path.isfile(source_path):
+            raise PermanentBackendError(
+                f"put {remote_filename}: {source_path} is not a readable file",
+                backend=self.display_name,
+            )
+        # copyfile copies in the kernel (sendfile) and keeps the temporary file's mode.
+        self._write_atomically(remote_filename, lambda tmp: shutil.copyfile(source_path, tmp))
 
     def _get(self, remote_filename: str, local_path: str) -> None:
         try:
@@ -104,18 +110,23 @@ class FileBackend(Backend):
 
     def _list(self) -> Iterator[ListEntry]:
         try:
-            entries = os.scandir(self.directory)
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise self._error("list", None, e) from e
-        with entries:
-            for entry in entries:
-                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                    continue
-                try:
-                    size = entry.stat(follow_symlinks=False).st_size
-                except FileNotFoundError:  # deleted while listing
-                    continue
-                yield ListEntry(entry.name, size)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):  # temporary files, never objects
+                        continue
+                    try:
+                        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:  # deleted while listing
+                        continue
+                    if stat.S_ISREG(info.st_mode):
+                        yield ListEntry(name, info.st_size)
+        finally:
+            os.close(fd)
 
     def _delete(self, filename: str) -> None:
         try:
@@ -128,26 +139,11 @@ class FileBackend(Backend):
     # --- optional primitives ------------------------------------------------------------
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.directory)
-        except OSError as e:
-            raise self._error("put", remote_filename, e) from e
-        try:
-            with os.fdopen(fd, "wb") as out:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as out:
                 shutil.copyfileobj(fileobj, out, _BUFFER)
-                if self.fsync:
-                    out.flush()
-                    os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self._path(remote_filename))
-        except BaseException as e:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(e, OSError):
-                raise self._error("put", remote_filename, e) from e
-            raise
-        if self.fsync:
-            self._fsync_directory()
+
+        self._write_atomically(remote_filename, write)
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         try:
@@ -207,6 +203,32 @@ class FileBackend(Backend):
             raise self._error("create folder", None, e) from e
 
     # --- errors and clean-up ------------------------------------------------------------
+
+    def _write_atomically(self, remote_filename: str, write: Callable[[str], object]) -> None:
+        """Let ``write`` fill a temporary file (mode 0600) in the directory, then rename it
+        over the name; on any failure remove it, so nothing partial is ever visible."""
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.directory)
+            os.close(fd)
+        except OSError as e:
+            raise self._error("put", remote_filename, e) from e
+        try:
+            write(tmp)
+            if self.fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, self._path(remote_filename))
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise self._error("put", remote_filename, e) from e
+            raise
+        if self.fsync:
+            self._fsync_directory()
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)

@@ -1,0 +1,460 @@
+"""Backend throughput: pannier's backends beside the plain tool for the same storage.
+
+    .venv/bin/python bench/bench_backends.py [--targets file,file-rclone,s3,swift]
+        [--small N] [--large N] [--names N] [--repeat N] [--json FILE]
+
+For each target it measures, in one run and on the same storage:
+
+* put and get of ``--small`` objects of 1 MiB and ``--large`` objects of 16 MiB, one at a
+  time, through the wrapped backend pannier really uses (``get_backend``: retry, limits,
+  validation after put, logging), in MiB/s, beside the target's *baseline* tool moving
+  the same files (``cp`` for ``file://``, ``rclone copy`` for remote backends);
+* a listing of ``--names`` names (10,000 by default), with their sizes, in seconds, beside
+  the baseline's listing (``find -printf '%s %f'`` for ``file://``, ``rclone lsf``);
+
+and prints each ratio pannier / baseline (for listings: baseline time / pannier time), so
+above 1 means pannier is faster. The issue's target is at least 0.8 everywhere. Each
+figure is the best of ``--repeat`` runs (default 3), since the machine is shared.
+
+Adding a target: write a function ``bench_NAME(settings, workdir) -> list[Row]`` that
+returns rows made with :func:`transfer_row` and :func:`listing_row` (or raises
+:class:`Unavailable` when its server is not running), and add it to :data:`TARGETS`.
+:func:`measure_transfers` and :func:`measure_listing` do the work for any backend URL and
+baseline; :class:`RcloneBaseline` is the baseline for any rclone remote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+TOP = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+Row = dict[str, Any]
+
+
+class Unavailable(Exception):
+    """A target cannot run here (its server is not running, a tool is missing)."""
+
+
+@dataclass
+class Settings:
+    """What to measure: object counts per size, names to list, repetitions."""
+
+    small: int = 32
+    large: int = 4
+    names: int = 10_000
+    repeat: int = 3
+
+
+class Baseline(Protocol):
+    """The plain tool a target is compared with."""
+
+    name: str
+
+    def put(self, src_dir: Path, names: list[str]) -> None:
+        """Copy the files ``names`` of ``src_dir`` to the storage."""
+
+    def get(self, names: list[str], dst_dir: Path) -> None:
+        """Copy the objects ``names`` from the storage into ``dst_dir``."""
+
+    def list(self) -> int:
+        """List the storage; return the number of names."""
+
+    def clear(self) -> None:
+        """Remove what ``put`` stored."""
+
+
+def best_time(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> float:
+    """The shortest of ``repeat`` timed runs of ``fn`` (``before`` runs untimed first)."""
+    best = float("inf")
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def transfer_row(
+    target: str, size: int, count: int, put_s: float, get_s: float, baseline: str,
+    base_put_s: float, base_get_s: float,
+) -> Row:  # fmt: skip
+    """One row of put/get throughput for ``count`` objects of ``size`` bytes."""
+    mib = size * count / MIB
+    return {
+        "target": target,
+        "kind": "transfer",
+        "size": size,
+        "count": count,
+        "baseline": baseline,
+        "pannier_put_mib_s": mib / put_s,
+        "pannier_get_mib_s": mib / get_s,
+        "baseline_put_mib_s": mib / base_put_s,
+        "baseline_get_mib_s": mib / base_get_s,
+        "put_ratio": base_put_s / put_s,
+        "get_ratio": base_get_s / get_s,
+    }
+
+
+def listing_row(target: str, names: int, seconds: float, baseline: str, base_s: float) -> Row:
+    """One row of listing time for ``names`` names."""
+    return {
+        "target": target,
+        "kind": "listing",
+        "names": names,
+        "baseline": baseline,
+        "pannier_seconds": seconds,
+        "baseline_seconds": base_s,
+        "ratio": base_s / seconds,
+    }
+
+
+# --- generic measurements ------------------------------------------------------------
+
+
+def _write_objects(directory: Path, size: int, count: int) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [f"obj-{size // 1024}k-{i:04d}" for i in range(count)]
+    for name in names:
+        (directory / name).write_bytes(os.urandom(size))
+    return names
+
+
+def _same_files(a: Path, b: Path, names: list[str], who: str) -> None:
+    for name in names:
+        if (a / name).read_bytes() != (b / name).read_bytes():
+            raise RuntimeError(f"{who}: {name} came back different")
+
+
+def measure_transfers(
+    target: str, url: str, baseline: Baseline, size: int, count: int, settings: Settings,
+    workdir: Path,
+) -> Row:  # fmt: skip
+    """Put and get ``count`` objects of ``size`` bytes through pannier at ``url`` and
+    through ``baseline``; check every byte came back; return a :func:`transfer_row`."""
+    from pannier.backend_registry import get_backend
+
+    src = workdir / f"src-{size}"
+    names = _write_objects(src, size, count)
+    backend = get_backend(url)
+    try:
+        backend.create_folder()
+
+        def put_all() -> None:
+            for name in names:
+                backend.put(str(src / name), name)
+
+        out = workdir / f"out-{size}"
+
+        def fresh_out() -> None:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+
+        def get_all() -> None:
+            for name in names:
+                backend.get(name, str(out / name))
+
+        put_s = best_time(put_all, settings.repeat, before=lambda: backend.delete_list(names))
+        get_s = best_time(get_all, settings.repeat, before=fresh_out)
+        _same_files(src, out, names, f"pannier {target}")
+        backend.delete_list(names)
+    finally:
+        backend.close()
+    base_out = workdir / f"base-out-{size}"
+
+    def fresh_base_out() -> None:
+        shutil.rmtree(base_out, ignore_errors=True)
+        base_out.mkdir()
+
+    base_put_s = best_time(lambda: baseline.put(src, names), settings.repeat, before=baseline.clear)
+    base_get_s = best_time(
+        lambda: baseline.get(names, base_out), settings.repeat, before=fresh_base_out
+    )
+    _same_files(src, base_out, names, f"{baseline.name} {target}")
+    baseline.clear()
+    for d in (src, out, base_out):
+        shutil.rmtree(d, ignore_errors=True)
+    return transfer_row(target, size, count, put_s, get_s, baseline.name, base_put_s, base_get_s)
+
+
+def measure_listing(
+    target: str, url: str, baseline: Baseline, names: int, settings: Settings
+) -> Row:
+    """List a location holding ``names`` names (already there) through pannier and the
+    baseline; check both counts; return a :func:`listing_row`."""
+    from pannier.backend_registry import get_backend
+
+    backend = get_backend(url)
+    counted: list[int] = []
+    try:
+        seconds = best_time(lambda: counted.append(len(backend.list())), settings.repeat)
+    finally:
+        backend.close()
+    base_counted: list[int] = []
+    base_s = best_time(lambda: base_counted.append(baseline.list()), settings.repeat)
+    if set(counted) != {names} or set(base_counted) != {names}:
+        raise RuntimeError(
+            f"{target}: listed {counted} by pannier, {base_counted} by {baseline.name}"
+        )
+    return listing_row(target, names, seconds, baseline.name, base_s)
+
+
+# --- baselines ------------------------------------------------------------------------
+
+
+class CpBaseline:
+    """``cp`` into and out of a directory (one process for all files); ``find -printf
+    '%s %f'`` to list names with sizes."""
+
+    name = "cp"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def put(self, src_dir: Path, names: list[str]) -> None:
+        subprocess.run(["cp", *(str(src_dir / n) for n in names), str(self.directory)], check=True)
+
+    def get(self, names: list[str], dst_dir: Path) -> None:
+        subprocess.run(["cp", *(str(self.directory / n) for n in names), str(dst_dir)], check=True)
+
+    def list(self) -> int:
+        # Names *and sizes*, as pannier's listing gives: one stat per file, like pannier.
+        out = subprocess.run(
+            ["find", str(self.directory), "-mindepth", "1", "-maxdepth", "1", "-type", "f",
+             "-printf", "%s %f\n"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        return len([n for n in out.stdout.split(b"\n") if n])
+
+    def clear(self) -> None:
+        for p in self.directory.iterdir():
+            p.unlink()
+
+
+class RcloneBaseline:
+    """``rclone copy`` to and from ``remote`` (``--transfers 1``: one stream, as pannier
+    measures), ``rclone lsf`` to list. ``env`` configures the remote
+    (``RCLONE_CONFIG_<NAME>_TYPE=...``)."""
+
+    name = "rclone copy"
+
+    def __init__(self, remote: str, env: dict[str, str], workdir: Path) -> None:
+        self.remote = remote
+        self.env = {**os.environ, **env}
+        self.workdir = workdir
+
+    def _rclone(self, *args: str) -> bytes:
+        result = subprocess.run(["rclone", *args], env=self.env, check=True, capture_output=True)
+        return result.stdout
+
+    def _names_file(self, names: list[str]) -> str:
+        path = self.workdir / "rclone-names"
+        path.write_text("".join(f"{n}\n" for n in names))
+        return str(path)
+
+    def put(self, src_dir: Path, names: list[str]) -> None:
+        files = self._names_file(names)
+        self._rclone("copy", "--transfers", "1", "--checkers", "1", "--no-check-dest",
+                     "--files-from", files, str(src_dir), self.remote)  # fmt: skip
+
+    def get(self, names: list[str], dst_dir: Path) -> None:
+        files = self._names_file(names)
+        self._rclone("copy", "--transfers", "1", "--checkers", "1", "--no-traverse",
+                     "--files-from", files, self.remote, str(dst_dir))  # fmt: skip
+
+    def list(self) -> int:
+        return len([n for n in self._rclone("lsf", "--files-only", self.remote).split(b"\n") if n])
+
+    def clear(self) -> None:
+        self._rclone("delete", self.remote)
+
+
+# --- targets --------------------------------------------------------------------------
+
+
+def _fill_names(directory: Path, names: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(names):
+        (directory / f"name-{i:06d}").touch()
+
+
+def bench_file(settings: Settings, workdir: Path) -> list[Row]:
+    """file:// beside cp (transfers) and find -printf (listing with sizes)."""
+    store = workdir / "file-store"
+    baseline = CpBaseline(workdir / "cp-store")
+    rows = [
+        measure_transfers("file", f"file://{store}", baseline, size, count, settings, workdir)
+        for size, count in ((MIB, settings.small), (16 * MIB, settings.large))
+        if count
+    ]
+    if settings.names:
+        listed = workdir / "file-list"
+        _fill_names(listed, settings.names)
+        rows.append(
+            measure_listing(
+                "file", f"file://{listed}", CpBaseline(listed), settings.names, settings
+            )
+        )
+    return rows
+
+
+def bench_file_rclone(settings: Settings, workdir: Path) -> list[Row]:
+    """file:// beside rclone copy to a local directory (checks the rclone baseline)."""
+    if shutil.which("rclone") is None:
+        raise Unavailable("rclone is not installed")
+    store = workdir / "file-store"
+    theirs = workdir / "rclone-store"
+    theirs.mkdir()
+    baseline = RcloneBaseline(str(theirs), {}, workdir)
+    rows = [
+        measure_transfers(
+            "file-rclone", f"file://{store}", baseline, size, count, settings, workdir
+        )
+        for size, count in ((MIB, settings.small), (16 * MIB, settings.large))
+        if count
+    ]
+    if settings.names:
+        listed = workdir / "rclone-list"
+        _fill_names(listed, settings.names)
+        baseline = RcloneBaseline(str(listed), {}, workdir)
+        rows.append(
+            measure_listing("file-rclone", f"file://{listed}", baseline, settings.names, settings)
+        )
+    return rows
+
+
+def _swift_module() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import backends_swift
+    finally:
+        sys.path.pop(0)
+    try:
+        facts = backends_swift.server_facts()
+    except SystemExit as e:
+        raise Unavailable(str(e)) from None
+    return backends_swift, facts
+
+
+def _bench_swift_target(target: str, settings: Settings, workdir: Path) -> list[Row]:
+    """s3:// or swift:// on the local Swift server beside rclone (bench/backends_swift.py)."""
+    module, facts = _swift_module()
+    container = f"bench-{target}-{os.getpid()}"
+    env = module.rclone_env(facts, workdir)
+    rows: list[Row] = []
+    try:
+        for size, count in ((MIB, settings.small), (16 * MIB, settings.large)):
+            if not count:
+                continue
+            url = module.urls(facts, container)[target]
+            r = module.bench_target(
+                target, url, f"b{target}:{container}", size, count, workdir, env
+            )
+            mib = size * count / MIB
+            rows.append(
+                transfer_row(target, size, count, mib / r["pannier_put_mib_s"],
+                             mib / r["pannier_get_mib_s"], "rclone copy",
+                             mib / r["rclone_put_mib_s"], mib / r["rclone_get_mib_s"])
+            )  # fmt: skip
+    finally:
+        module.drop_container(facts, container)
+    if settings.names:
+        for r in module.bench_listing(facts, settings.names, env):
+            if r["target"] == target and "rclone_seconds" in r:
+                rows.append(listing_row(target, r["names"], r["pannier_seconds"], "rclone lsf",
+                                        r["rclone_seconds"]))  # fmt: skip
+    return rows
+
+
+def bench_s3(settings: Settings, workdir: Path) -> list[Row]:
+    """s3:// (Swift's s3api) beside rclone."""
+    return _bench_swift_target("s3", settings, workdir)
+
+
+def bench_swift(settings: Settings, workdir: Path) -> list[Row]:
+    """swift:// beside rclone."""
+    return _bench_swift_target("swift", settings, workdir)
+
+
+#: Every target: name -> function. The sftp:// row belongs here too (bench_sftp).
+TARGETS: dict[str, Callable[[Settings, Path], list[Row]]] = {
+    "file": bench_file,
+    "file-rclone": bench_file_rclone,
+    "s3": bench_s3,
+    "swift": bench_swift,
+}
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def format_row(row: Row) -> str:
+    """One printed line for a row."""
+    if row["kind"] == "transfer":
+        size = f"{row['size'] // MIB} MiB"
+        return (
+            f"{row['target']:12} {size:>7} x{row['count']:<4} "
+            f"put {row['pannier_put_mib_s']:8.1f} vs {row['baseline_put_mib_s']:8.1f} MiB/s "
+            f"{row['put_ratio']:5.2f}x   "
+            f"get {row['pannier_get_mib_s']:8.1f} vs {row['baseline_get_mib_s']:8.1f} MiB/s "
+            f"{row['get_ratio']:5.2f}x   ({row['baseline']})"
+        )
+    return (
+        f"{row['target']:12} list {row['names']} names: "
+        f"{row['pannier_seconds'] * 1000:8.1f} ms vs {row['baseline_seconds'] * 1000:8.1f} ms "
+        f"{row['ratio']:5.2f}x   ({row['baseline']})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen targets and print the table and the worst ratio."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--targets", default="file,file-rclone,s3,swift",
+                        help=f"comma-separated, from: {', '.join(TARGETS)}")  # fmt: skip
+    parser.add_argument("--small", type=int, default=32, help="1 MiB objects (default 32)")
+    parser.add_argument("--large", type=int, default=4, help="16 MiB objects (default 4)")
+    parser.add_argument("--names", type=int, default=10_000, help="names to list (10,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; best kept")
+    parser.add_argument("--json", help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+    settings = Settings(args.small, args.large, args.names, max(1, args.repeat))
+    chosen = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target {unknown[0]!r}; targets: {', '.join(TARGETS)}")
+    print("pannier backends vs the plain tool; ratio = pannier speed / tool speed (>= 0.8 wanted)")
+    rows: list[Row] = []
+    for target in chosen:
+        with tempfile.TemporaryDirectory(prefix=f"pannier-bench-{target}-") as tmp:
+            try:
+                found = TARGETS[target](settings, Path(tmp))
+            except Unavailable as e:
+                print(f"{target:12} skipped: {e}")
+                continue
+        for row in found:
+            print(format_row(row), flush=True)
+        rows.extend(found)
+    ratios = [r[k] for r in rows for k in ("put_ratio", "get_ratio", "ratio") if k in r]
+    if ratios:
+        print(f"worst ratio {min(ratios):.2f}x (target: at least 0.80x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
