@@ -250,11 +250,15 @@ def _affected(repo: Repository, damaged: set[bytes]) -> list[str]:
     if lines:
         return lines
     for snap_id in repo.snapshot_ids():
+        hit: list[bytes] = []
+        broken = ""
         try:
             snap = repo.read_snapshot(snap_id)
-            hit = [b for b in repo.referenced_blobs(snap) if b in damaged]
-        except PannierError:
-            continue
-        if hit:
-            lines.append(f"snapshot {snap_id[:8]} uses {len(hit)} damaged blob(s)")
+            for b in repo.referenced_blobs(snap):
+                if b in damaged:
+                    hit.append(b)
+        except PannierError as e:
+            broken = f"; its tree cannot be read in full ({e})"
+        if hit or broken:
+            lines.append(f"snapshot {snap_id[:8]} uses {len(hit)} damaged blob(s){broken}")
     return lines

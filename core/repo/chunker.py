@@ -13,9 +13,10 @@ the result equals :meth:`Chunker.chunk_bytes` of the whole content (a test check
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from pyfastcdc import FastCDC
 
@@ -24,7 +25,7 @@ from . import format as fmt
 __all__ = ["Chunker"]
 
 #: How much of a stream is read at once.
-READ_SIZE = 8 * 1024 * 1024
+READ_SIZE = 4 * 1024 * 1024
 
 
 class Chunker:
@@ -52,7 +53,7 @@ class Chunker:
             avg_size, min_size=min_size, max_size=max_size, normalized_chunking=1, seed=seed
         )
 
-    def chunk_bytes(self, data: bytes | memoryview) -> Iterator[memoryview]:
+    def chunk_bytes(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
         """The chunks of ``data``, as views into it. Empty data yields no chunk."""
         if not data:
             return
@@ -64,7 +65,7 @@ class Chunker:
 
     def chunk_file(self, source: IO[bytes] | int | str | os.PathLike[str]) -> Iterator[memoryview]:
         """The chunks of a file object, an open file descriptor or a path, read in
-        8 MiB buffers; each chunk stays valid after the next one is produced."""
+        4 MiB buffers; each chunk stays valid after the next one is produced."""
         if isinstance(source, int):
             with os.fdopen(os.dup(source), "rb", buffering=0) as f:
                 yield from self._chunk_stream(f)
@@ -75,11 +76,23 @@ class Chunker:
             yield from self._chunk_stream(source)
 
     def _chunk_stream(self, f: IO[bytes]) -> Iterator[memoryview]:
-        carry = b""
+        carry: bytes | bytearray = b""
+        readinto = getattr(f, "readinto", None)
+        if getattr(type(f), "readinto", None) is io.RawIOBase.readinto:
+            readinto = None  # a raw stream that implements only read()
         while True:
-            block = _read_full(f, READ_SIZE)
-            eof = len(block) < READ_SIZE
-            buf = carry + block if carry else block
+            if readinto is not None:
+                buf = bytearray(len(carry) + READ_SIZE)
+                buf[: len(carry)] = carry
+                with memoryview(buf) as view:
+                    got = _readinto_full(readinto, view[len(carry) :])
+                eof = got < READ_SIZE
+                if eof:
+                    del buf[len(carry) + got :]
+            else:
+                block = _read_full(f, READ_SIZE)
+                eof = len(block) < READ_SIZE
+                buf = bytearray(carry) + block if carry else bytearray(block)
             if eof:
                 yield from self.chunk_bytes(buf)
                 return
@@ -87,8 +100,18 @@ class Chunker:
             # The last chunk may have been cut only by the end of the buffer: re-cut it
             # together with what follows.
             yield from chunks[:-1]
-            last = chunks[-1]
-            carry = bytes(last)
+            carry = bytes(chunks[-1])
+
+
+def _readinto_full(readinto: Any, view: memoryview) -> int:
+    """Fill ``view`` from ``readinto``, short only at end of file."""
+    got = 0
+    while got < len(view):
+        n = readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _read_full(f: IO[bytes], size: int) -> bytes:

@@ -33,7 +33,10 @@ import blake3
 import msgpack
 import zstandard
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher as _GCMCipher
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.algorithms import AES as _AES
+from cryptography.hazmat.primitives.ciphers.modes import GCM as _GCM
 
 from ..errors import ConfigError, CorruptObjectError, RepositoryFormatError
 from . import format as fmt
@@ -56,6 +59,10 @@ KEY_OBJECT_VERSION = 1
 class KdfParams:
     """How a password becomes a 32-byte key: Argon2id (the default) or scrypt.
 
+    The default, Argon2id with 32 MiB, 3 passes and 4 lanes, is above OWASP's
+    recommendations for Argon2id (19 MiB, 2 passes) while keeping opening a repository
+    under a tenth of a second and its memory below a backup's working set.
+
     :ivar algorithm: ``"argon2id"`` or ``"scrypt"``.
     :ivar memory_cost: Argon2id memory in KiB; for scrypt, ``n`` (a power of two).
     :ivar iterations: Argon2id passes; for scrypt, ``r``.
@@ -63,7 +70,7 @@ class KdfParams:
     """
 
     algorithm: str = "argon2id"
-    memory_cost: int = 64 * 1024
+    memory_cost: int = 32 * 1024
     iterations: int = 3
     lanes: int = 4
 
@@ -244,14 +251,20 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode_payload(data: bytes | memoryview, level: int) -> bytes:
-    """``flag || body``: zstd at ``level`` (flag 1), or the data as is (flag 0) when
+def _compress(data: bytes | bytearray | memoryview, level: int) -> tuple[bytes, Any]:
+    """``(flag, body)``: zstd at ``level`` (flag 1), or the data as is (flag 0) when
     ``level`` is 0 or the data does not compress below 97 % of its size."""
     if level > 0 and len(data) >= 64:
         packed = _compressor(level).compress(data)
         if len(packed) < len(data) * fmt.INCOMPRESSIBLE_RATIO:
-            return b"\x01" + packed
-    return b"\x00" + bytes(data)
+            return b"\x01", packed
+    return b"\x00", data
+
+
+def encode_payload(data: bytes | bytearray | memoryview, level: int) -> bytes:
+    """``flag || body``: zstd at ``level`` (flag 1), or the data as is (flag 0) when
+    ``level`` is 0 or the data does not compress below 97 % of its size."""
+    return b"".join(_compress(data, level))
 
 
 def decode_payload(payload: bytes | memoryview, what: str) -> bytes:
@@ -307,7 +320,7 @@ class Cipher:
             return blake3.blake3(data, key=self._id_key).digest()
         return blake3.blake3(data).digest()
 
-    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+    def seal(self, plaintext: bytes | bytearray | memoryview, aad: bytes) -> bytes:
         """``nonce || ciphertext || tag`` of ``plaintext`` bound to ``aad``, or the
         plaintext itself when not encrypted."""
         if self._aead is None:
@@ -331,6 +344,28 @@ class Cipher:
             raise CorruptObjectError(
                 f"{what} fails authentication (corrupt or altered)", object_name=what
             ) from None
+
+    def seal_payload(
+        self, data: bytes | bytearray | memoryview, level: int, aad: bytes
+    ) -> bytes | bytearray:
+        """``seal(encode_payload(data, level), aad)`` with fewer copies: a large payload
+        is encrypted in place into its final buffer (the bytes are the same)."""
+        flag, body = _compress(data, level)
+        n = len(body)
+        if self._aead is None or n < 65536:
+            return self.seal(b"".join((flag, body)), aad)
+        assert self.master is not None
+        nonce = self._nonce(fmt.NONCE_SIZE)
+        out = bytearray(fmt.NONCE_SIZE + 1 + n + fmt.TAG_SIZE)
+        out[: fmt.NONCE_SIZE] = nonce
+        with memoryview(out) as view:
+            enc = _GCMCipher(_AES(self.master.encryption_key), _GCM(nonce)).encryptor()
+            enc.authenticate_additional_data(aad)
+            enc.update_into(flag, view[fmt.NONCE_SIZE : fmt.NONCE_SIZE + 16])
+            enc.update_into(body, view[fmt.NONCE_SIZE + 1 :])
+            enc.finalize()
+            view[fmt.NONCE_SIZE + 1 + n :] = enc.tag
+        return out
 
     def seal_object(self, data: bytes, aad: bytes, level: int) -> bytes:
         """Compress (when it helps) and seal a whole object such as an index."""

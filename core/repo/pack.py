@@ -55,14 +55,16 @@ class PackWriter:
     repository guards it with its lock."""
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | bytearray] = []
         self.entries: list[PackEntry] = []
         self.size = 0
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add(self, kind: int, blob_id: bytes, sealed: bytes, raw_length: int) -> PackEntry:
+    def add(
+        self, kind: int, blob_id: bytes, sealed: bytes | bytearray, raw_length: int
+    ) -> PackEntry:
         """Append a sealed blob; return its entry."""
         entry = PackEntry(kind, blob_id, self.size, len(sealed), raw_length)
         self._parts.append(sealed)
@@ -92,7 +94,7 @@ class PackWriter:
 class PartsReader(io.RawIOBase):
     """A seekable, read-only file over a list of byte strings (a pack being uploaded)."""
 
-    def __init__(self, parts: list[bytes]) -> None:
+    def __init__(self, parts: list[bytes | bytearray]) -> None:
         super().__init__()
         self._parts = parts
         self._starts: list[int] = []

@@ -49,7 +49,6 @@ from .crypto import (
     MasterKey,
     check_encryption,
     decode_payload,
-    encode_payload,
     make_key_object,
     open_key_object,
     read_key_info,
@@ -389,7 +388,7 @@ class Repository:
             if bid in self._pending or bid in index:
                 self.stats.blobs_dup += 1
                 return bid, 0
-        sealed = self.cipher.seal(encode_payload(data, self.compression_level), bid)
+        sealed = self.cipher.seal_payload(data, self.compression_level, bid)
         full: PackWriter | None = None
         with self._lock:
             if bid in self._pending or bid in index:

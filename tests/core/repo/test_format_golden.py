@@ -148,3 +148,13 @@ def test_chunk_boundaries() -> None:
     assert [len(x) for x in Chunker(0).chunk_bytes(stream)] == [607959, 1191989, 1200052]
     seeded = Chunker(MASTER.chunker_seed).chunk_bytes(stream)
     assert [len(x) for x in seeded] == [1381218, 1618782]
+
+
+@pytest.mark.parametrize("size", [10, 70_000, 1_500_000])
+@pytest.mark.parametrize("compressible", [True, False])
+def test_in_place_sealing_gives_the_same_bytes(size: int, compressible: bool) -> None:
+    data = b"z" * size if compressible else blake3.blake3(b"x").digest(length=size)
+    fast = fixed_cipher().seal_payload(data, 3, b"blob-id")
+    plain = fixed_cipher().seal(encode_payload(data, 3), b"blob-id")
+    assert bytes(fast) == plain
+    assert decode_payload(fixed_cipher().open(fast, b"blob-id", "b"), "b") == data
