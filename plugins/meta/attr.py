@@ -13,7 +13,9 @@ Applying a record creates a missing directory, symlink, FIFO or device node (nev
 regular file: its content comes from the backup), then sets owner (numeric ids; as root
 or when permitted), permission bits (not on symlinks) and the modification time, each
 only where it differs. Apply a directory's record after its contents, or writing them
-changes its time again.
+changes its time again. Changing the owner keeps the file's capabilities
+(``security.capability``), which the kernel would otherwise drop, so ``attr`` and
+``xattr`` records may be applied in either order.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ _TYPES = {
     stat.S_IFBLK: "blk",
 }
 _DEVICE_MODES = {"chr": stat.S_IFCHR, "blk": stat.S_IFBLK}
+_CAPABILITY = "security.capability"
 
 
 @attrs.define
@@ -173,12 +176,17 @@ class AttrPlugin(MetaPlugin):
             st = os.lstat(path)
             written = True
         if not dry_compare or (st.st_uid, st.st_gid) != (record.uid, record.gid):
+            # chown drops file capabilities: keep them (the xattr plugin may have
+            # restored them already)
+            capabilities = None if kind == "sym" else _capabilities(path)
             try:
                 os.chown(path, record.uid, record.gid, follow_symlinks=False)
                 written = True
             except PermissionError:
                 if os.geteuid() == 0:
                     raise
+            if capabilities is not None:
+                os.setxattr(path, _CAPABILITY, capabilities)
         if kind != "sym" and (not dry_compare or stat.S_IMODE(st.st_mode) != record.mode):
             os.chmod(path, record.mode)
             written = True
@@ -186,6 +194,14 @@ class AttrPlugin(MetaPlugin):
             os.utime(path, ns=(st.st_atime_ns, record.mtime_ns), follow_symlinks=False)
             written = True
         return written
+
+
+def _capabilities(path: bytes) -> bytes | None:
+    """The file capabilities of ``path`` (``security.capability``), or None."""
+    try:
+        return os.getxattr(path, _CAPABILITY, follow_symlinks=False)
+    except OSError:
+        return None
 
 
 def _create(record: AttrRecord, path: bytes) -> None:

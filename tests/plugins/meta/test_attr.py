@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,17 @@ def test_apply_only_what_differs(tmp_path: Path) -> None:
     assert AttrPlugin.apply(record, os.fsencode(tmp_path), (b"f",))
     assert stat.S_IMODE(os.lstat(tmp_path / "f").st_mode) == 0o600
     assert os.lstat(tmp_path / "f").st_mtime_ns == record.mtime_ns
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="file capabilities need root")
+def test_changing_the_owner_keeps_file_capabilities(tmp_path: Path) -> None:
+    # struct vfs_cap_data, version 2, effective, permitted = CAP_NET_RAW (13)
+    capability = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+    (tmp_path / "ping").write_bytes(b"binary")
+    os.chown(tmp_path / "ping", 1000, 1000)
+    record = record_of(tmp_path, b"ping")
+    os.chown(tmp_path / "ping", 0, 0)
+    os.setxattr(tmp_path / "ping", "security.capability", capability)
+    assert AttrPlugin.apply(record, os.fsencode(tmp_path), (b"ping",))
+    assert os.lstat(tmp_path / "ping").st_uid == 1000
+    assert os.getxattr(tmp_path / "ping", "security.capability") == capability
