@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -149,7 +150,20 @@ def test_duplicate_prefix_is_refused() -> None:
         MetaManager([Main, Size, type("Size2", (Size,), {})])
 
 
-def test_default_manager_has_the_builtins_main_first() -> None:
+@pytest.fixture
+def fresh_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A plugin registry built from this environment, with a private discovery cache."""
+    from pannier.registry import reset_plugin_manager
+
+    for name in ("PANNIER_LOAD_PLUGINS", "PANNIER_DISABLE_PLUGINS", "PANNIER_STRICT_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+def test_default_manager_has_the_builtins_main_first(fresh_registry: None) -> None:
     manager = get_meta_manager(refresh=True)
     prefixes = [cls.get_prefix() for cls in manager.get_meta_list()]
     assert prefixes[0] == "attr"
@@ -340,20 +354,15 @@ def test_pass_through_of_a_corrupt_stream_leaves_nothing(tree: bytes, tmp_path: 
 
 
 def test_shared_manager_follows_a_rebuilt_registry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fresh_registry: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pannier.registry import reset_plugin_manager
 
     first = get_meta_manager()
+    assert "checksum" in first.get_meta_dict()
     monkeypatch.setenv("PANNIER_DISABLE_PLUGINS", "checksum")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     reset_plugin_manager()
-    try:
-        second = get_meta_manager()
-        assert second is not first
-        assert "checksum" not in second.get_meta_dict()
-        assert "attr" in second.get_meta_dict()
-    finally:
-        monkeypatch.delenv("PANNIER_DISABLE_PLUGINS")
-        reset_plugin_manager()
-    assert "checksum" in get_meta_manager().get_meta_dict()
+    second = get_meta_manager()
+    assert second is not first
+    assert "checksum" not in second.get_meta_dict()
+    assert "attr" in second.get_meta_dict()
