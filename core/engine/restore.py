@@ -53,6 +53,9 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 _TMP_PREFIX = ".pannier-tmp-"
 #: Files up to this size are compared with one blob id (as backup stores them).
 SMALL_FILE = 256 * 1024
+#: Small files of one directory restored together: at most this many, or this many bytes.
+BATCH_FILES = 128
+BATCH_BYTES = 8 << 20
 
 
 @attrs.define
@@ -227,9 +230,12 @@ def _same_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> bool:
         return i == len(chunks)
 
 
-def _write_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> int:
-    """Write the entry's content to a temporary name, rename it to ``name``; return the
-    bytes written. On any failure the temporary file is removed and the error raised."""
+def _write_content(
+    repo: Any, dfd: int, name: bytes, entry: TreeEntry, data: bytes | None = None
+) -> int:
+    """Write the entry's content (``data`` when already read, else its blobs read from
+    the repository) to a temporary name, rename it to ``name``; return the bytes written.
+    On any failure the temporary file is removed and the error raised."""
     tmp = _tmp_name()
     fd = os.open(
         tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
@@ -239,7 +245,8 @@ def _write_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> int:
         sparse = bool(entry.flags & FLAG_SPARSE)
         chunks = list(entry.data or ())
         if chunks:
-            for data in repo.iter_blobs(chunks):
+            blobs = [data] if data is not None else repo.iter_blobs(chunks)
+            for data in blobs:
                 n = len(data)
                 if sparse and data == bytes(n):
                     os.lseek(fd, n, os.SEEK_CUR)
@@ -322,11 +329,21 @@ class _Restorer:
             with self.lock:
                 self.summary.metadata_changed += 1
 
-    def file_task(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
-        """Restore one regular file (in a worker thread); closes ``dfd``."""
+    def restore_file(
+        self,
+        dfd: int,
+        entry: TreeEntry,
+        records: dict[str, Any],
+        data: bytes | None = None,
+        *,
+        compare: bool = True,
+    ) -> None:
+        """Restore one regular file into the directory ``dfd``: keep an existing file
+        with the same content (when ``compare``), else write it; then its metadata.
+        Errors are reported, not raised."""
         name = entry.index[-1]
         try:
-            st = _lstat(dfd, name)
+            st = _lstat(dfd, name) if compare else None
             if (
                 st is not None
                 and stat.S_ISREG(st.st_mode)
@@ -337,7 +354,7 @@ class _Restorer:
             else:
                 if st is not None and stat.S_ISDIR(st.st_mode):
                     _remove(dfd, name)
-                n = _write_content(self.repo, dfd, name, entry)
+                n = _write_content(self.repo, dfd, name, entry, data)
                 with self.lock:
                     self.summary.files_restored += 1
                     self.summary.bytes_written += n
@@ -345,6 +362,43 @@ class _Restorer:
             self.prog.add(files=1, nbytes=entry.size)
         except (OSError, PannierError) as e:
             self.error(entry.index, _message(e))
+
+    def file_task(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
+        """Restore one (large) file in a worker thread; closes ``dfd``."""
+        try:
+            self.restore_file(dfd, entry, records, compare=self.opts.overwrite)
+        finally:
+            os.close(dfd)
+
+    def batch_task(self, dfd: int, items: list[tuple[TreeEntry, dict[str, Any]]]) -> None:
+        """Restore small files of one directory in a worker thread, reading their blobs
+        with one :meth:`iter_blobs` call (neighbouring blobs of a pack come in one
+        ranged read); closes ``dfd``. A blob that cannot be read fails its file only."""
+        try:
+            todo = items
+            if self.opts.overwrite:
+                todo = []
+                for entry, records in items:
+                    name = entry.index[-1]
+                    st = _lstat(dfd, name)
+                    if st is None or not stat.S_ISREG(st.st_mode):
+                        todo.append((entry, records))
+                    else:
+                        self.restore_file(dfd, entry, records)
+            single = [(e, r) for e, r in todo if len(e.data or ()) == 1]
+            others = [(e, r) for e, r in todo if len(e.data or ()) != 1]
+            done = 0
+            try:
+                blobs = self.repo.iter_blobs([e.data[0] for e, _ in single])
+                for (entry, records), data in zip(single, blobs, strict=False):
+                    self.restore_file(dfd, entry, records, data, compare=False)
+                    done += 1
+            except (OSError, PannierError):
+                # read the rest one by one: each damaged file is reported, the others restore
+                for entry, records in single[done:]:
+                    self.restore_file(dfd, entry, records, compare=False)
+            for entry, records in others:
+                self.restore_file(dfd, entry, records, compare=False)
         finally:
             os.close(dfd)
 
@@ -426,6 +480,29 @@ class _Restorer:
             workers = max(1, self.opts.workers)
             with ThreadPoolExecutor(workers, thread_name_prefix="pannier-restore") as pool:
                 pending: list[Future[None]] = []
+                slots = threading.BoundedSemaphore(workers * 4)
+                batch: list[tuple[TreeEntry, dict[str, Any]]] = []
+                batch_dir: Index | None = None
+                batch_fd = -1
+                batch_bytes = 0
+
+                def submit(fn: Any, *args: Any) -> None:
+                    slots.acquire()
+
+                    def run() -> None:
+                        try:
+                            fn(*args)
+                        finally:
+                            slots.release()
+
+                    pending.append(pool.submit(run))
+
+                def flush_batch() -> None:
+                    nonlocal batch, batch_bytes, batch_fd
+                    if batch:
+                        submit(self.batch_task, batch_fd, batch)
+                        batch, batch_bytes, batch_fd = [], 0, -1
+
                 for index, records in self.meta.join(main):
                     entry: TreeEntry = records.pop("")
                     wanted, ancestor = _is_within(index, includes)
@@ -446,13 +523,20 @@ class _Restorer:
                         check_name(index[-1], index)
                         dfd = dirs.fd_for(index[:-1])
                         if entry.kind == "f":
-                            task = pool.submit(self.file_task, os.dup(dfd), entry, records)
-                            pending.append(task)
-                            if len(pending) > 512:
-                                for f in pending:
-                                    if f.done():
-                                        f.result()
-                                pending = [f for f in pending if not f.done()]
+                            if len(entry.data or ()) > 1 or entry.flags & FLAG_SPARSE:
+                                submit(self.file_task, os.dup(dfd), entry, records)
+                                continue
+                            if (
+                                batch_dir != index[:-1]
+                                or len(batch) >= BATCH_FILES
+                                or (batch_bytes >= BATCH_BYTES)
+                            ):
+                                flush_batch()
+                                batch_dir = index[:-1]
+                            if batch_fd < 0:
+                                batch_fd = os.dup(dfd)
+                            batch.append((entry, records))
+                            batch_bytes += entry.size
                         elif entry.kind == "h":
                             links.append((entry, records))
                         else:
@@ -461,6 +545,7 @@ class _Restorer:
                             self.apply_meta(dfd, entry, records)
                     except (OSError, PannierError) as e:
                         self.error(index, _message(e))
+                flush_batch()
                 for f in pending:
                     f.result()
             dirs.close()
