@@ -75,7 +75,7 @@ from typing import Any
 import attrs
 
 from ..backend import Backend
-from ..errors import FileMissingError, InvalidNameError, PannierError
+from ..errors import FileMissingError, InvalidNameError, PannierError, PluginNotFoundError
 from ..url import BackendURL, redact
 
 __all__ = [
@@ -500,7 +500,11 @@ def check_wrappers(kit: Kit) -> None:
     with tempfile.TemporaryDirectory(prefix="pannier-kit-mirror-") as mirror:
         for prefixed in (f"faulty+{kit.url.raw}", f"multi+{kit.url.raw}"):
             url = prefixed + ("&" if "?" in prefixed else "?") + f"mirror=file://{mirror}"
-            prefix_backend = get_backend_object(url)
+            try:
+                prefix_backend = get_backend_object(url)
+            except PluginNotFoundError:  # the prefix plugin is disabled here
+                kit.notes[prefixed.split("+", 1)[0] + "+"] = "not available"
+                continue
             try:
                 caps = prefix_backend.get_capabilities()
                 expected = inner.get_capabilities()
@@ -517,7 +521,8 @@ def check_wrappers(kit: Kit) -> None:
                 prefix_backend.delete(name)
             finally:
                 prefix_backend.close()
-    kit.notes["prefixes"] = "faulty+, multi+ pass through"
+    if not any(k.endswith("+") for k in kit.notes):
+        kit.notes["prefixes"] = "faulty+, multi+ pass through"
 
 
 @attrs.frozen
