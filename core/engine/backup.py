@@ -289,6 +289,43 @@ def run_backup(
 
     for s in sources:
         s.set_warning_callback(on_warning)
+    try:
+        _backup(
+            repo, sources, opts, prog, meta_plugins, summary, parent, hostname, paths, rng, started
+        )
+    except BaseException:
+        summary.seconds = round(time.monotonic() - started, 3)
+        prog.clear()
+        call_hook("pannier_backup_end", summary=summary.as_dict())
+        raise
+    finally:
+        for s in sources:
+            s.set_warning_callback(None)
+    summary.seconds = round(time.monotonic() - started, 3)
+    prog.finish()
+    call_hook("pannier_snapshot_saved", snapshot_id=summary.snapshot_id, summary=summary.as_dict())
+    call_hook("pannier_backup_end", summary=summary.as_dict())
+    return summary
+
+
+def _backup(
+    repo: Any,
+    sources: Sequence[Source],
+    opts: BackupOptions,
+    prog: Progress,
+    meta_plugins: Sequence[type[MetaPlugin]] | None,
+    summary: BackupSummary,
+    parent: Any,
+    hostname: str,
+    paths: list[str],
+    rng: random.Random,
+    started: float,
+) -> None:
+    """The body of :func:`run_backup`: walk, store, write the streams and the snapshot."""
+
+    def on_warning(path: str, message: str) -> None:
+        summary.warnings.append(f"{path}: {message}")
+        prog.file_error(path, message)
 
     if prog.wanted and parent is not None:
         total = parent.summary or {}
@@ -415,17 +452,10 @@ def run_backup(
     finally:
         tree_file.close()
         meta.close()
-        for s in sources:
-            s.set_warning_callback(None)
-
     summary.bytes_added = _repo_stored(repo) - stored_before
     summary.seconds = round(time.monotonic() - started, 3)
     snap = _make_snapshot(repo, hostname, paths, opts, summary, streams, sources, summary.parent)
     summary.snapshot_id = repo.save_snapshot(snap)
-    prog.finish()
-    call_hook("pannier_snapshot_saved", snapshot_id=summary.snapshot_id, summary=summary.as_dict())
-    call_hook("pannier_backup_end", summary=summary.as_dict())
-    return summary
 
 
 def _same_inode(old: TreeEntry | None, entry: SourceEntry) -> bool:

@@ -207,7 +207,9 @@ class MetaApplier:
     :attr:`missing` lists stream names whose plugin is not available.
     """
 
-    def __init__(self, repo: Any, snapshot: Any, plugins: Sequence[type[MetaPlugin]] | None = None) -> None:
+    def __init__(
+        self, repo: Any, snapshot: Any, plugins: Sequence[type[MetaPlugin]] | None = None
+    ) -> None:
         from .snapshots import iter_stream
 
         available = {

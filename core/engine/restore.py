@@ -690,8 +690,14 @@ def run_restore(
     call_hook("pannier_restore_start", info={"snapshot": snapshot.id, "target": target})
     meta = MetaApplier(repo, snapshot, meta_plugins)
     restorer = _Restorer(repo, target, opts, prog, meta)
-    summary = restorer.run(snapshot)
-    summary.snapshot_id = snapshot.id
+    restorer.summary.snapshot_id = snapshot.id
+    try:
+        summary = restorer.run(snapshot)
+    except BaseException:
+        restorer.summary.seconds = round(time.monotonic() - started, 3)
+        prog.clear()
+        call_hook("pannier_restore_end", summary=restorer.summary.as_dict())
+        raise
     summary.seconds = round(time.monotonic() - started, 3)
     prog.finish()
     call_hook("pannier_restore_end", summary=summary.as_dict())
