@@ -101,6 +101,10 @@ def test_seeking_a_non_seekable_stream_fails(tmp_path: Path) -> None:
 
 
 class KeepsTail(FileBackend):
+    def _put(self, source_path: str, remote_filename: str) -> None:
+        with open(source_path, "rb") as f:
+            self._put_stream(f, remote_filename, None)
+
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
         path = self._path(remote_filename)
         data = fileobj.read()

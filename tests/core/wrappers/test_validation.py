@@ -23,7 +23,12 @@ def lossy(tmp_path: Path, losses: list[bool]) -> Any:
             data = data[:-1]
         original(io.BytesIO(data), name, size)
 
+    def put(source_path: str, name: str) -> None:
+        with open(source_path, "rb") as f:
+            put_stream(f, name, None)
+
     raw._put_stream = put_stream  # type: ignore[method-assign]
+    raw._put = put  # type: ignore[method-assign]
     return raw
 
 
