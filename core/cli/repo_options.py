@@ -145,9 +145,12 @@ def open_repository(
     ``"exclusive"`` or None). The lock is released and the repository closed (pending
     writes flushed) when the command ends; the password is asked for only when the
     repository is encrypted."""
-    backend = get_backend(repo_url(args))
+    url = repo_url(args)
+    backend = get_backend(url)
     ctx.on_close(backend.close)
-    repo = Repository.open(backend, lambda: get_password(args, ctx))
+    repo = Repository.open(
+        backend, lambda: get_password(args, ctx), backend_factory=lambda: get_backend(url)
+    )
     if lock is not None:
         held = repo.lock(exclusive=lock == "exclusive")
         held.acquire()

@@ -207,7 +207,7 @@ def _verify_pack(
     name = pack_name(pack_id)
     all_ids = {e.blob_id for e in entries}
     try:
-        data = repo._call(lambda: repo.backend.get_bytes(name))
+        data = repo.call_backend(lambda b: b.get_bytes(name))
     except FileMissingError:
         return [f"pack {name} is missing"], 0, all_ids
     except PannierError as err:

@@ -162,8 +162,8 @@ def remove_locks(backend: Backend, cipher: Cipher, *, remove_all: bool = False) 
 class RepositoryLock:
     """A lock held by this process; a context manager. Use :meth:`Repository.lock`.
 
-    :param run_locked: a callable that runs a function with exclusive use of the backend
-        (the repository serialises backend calls across its threads).
+    :param run_locked: a callable that runs ``fn(backend)`` with a backend instance no
+        other thread uses meanwhile (:meth:`Repository.call_backend`).
     """
 
     def __init__(
@@ -172,7 +172,7 @@ class RepositoryLock:
         cipher: Cipher,
         *,
         exclusive: bool,
-        run_locked: Callable[[Callable[[], Any]], Any] | None = None,
+        run_locked: Callable[[Callable[[Backend], Any]], Any] | None = None,
         stale_after: float = STALE_AFTER,
         refresh_every: float = REFRESH_EVERY,
     ) -> None:
@@ -181,7 +181,7 @@ class RepositoryLock:
         self.exclusive = exclusive
         self.stale_after = stale_after
         self.refresh_every = refresh_every
-        self._run = run_locked or (lambda fn: fn())
+        self._run = run_locked or (lambda fn: fn(backend))
         self.name: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -196,14 +196,12 @@ class RepositoryLock:
             self.exclusive,
         )
         sealed = self.cipher.seal_object(_encode(info), fmt.AAD_LOCK, 0)
-        self._run(lambda: self.backend.put_bytes(info.name, sealed))
+        self._run(lambda b: b.put_bytes(info.name, sealed))
         return info.name
 
     def _conflicts(self) -> list[LockInfo]:
         others = [
-            lk
-            for lk in self._run(lambda: list_locks(self.backend, self.cipher))
-            if lk.name != self.name
+            lk for lk in self._run(lambda b: list_locks(b, self.cipher)) if lk.name != self.name
         ]
         live = [lk for lk in others if not lk.is_stale(stale_after=self.stale_after)]
         if self.exclusive:
@@ -216,7 +214,7 @@ class RepositoryLock:
         conflicts = self._conflicts()
         if conflicts:
             name, self.name = self.name, None
-            self._run(lambda: self.backend.delete(name))
+            self._run(lambda b: b.delete(name))
             what = "an exclusive" if self.exclusive else "a shared"
             raise LockedError(
                 f"cannot take {what} lock: repository is locked by "
@@ -232,7 +230,7 @@ class RepositoryLock:
         old = self.name
         self.name = self._write()
         if old:
-            self._run(lambda: self.backend.delete(old))
+            self._run(lambda b: b.delete(old))
 
     def _refresher(self) -> None:
         while not self._stop.wait(self.refresh_every):
@@ -249,7 +247,7 @@ class RepositoryLock:
             self._thread = None
         if self.name:
             name, self.name = self.name, None
-            self._run(lambda: self.backend.delete(name))
+            self._run(lambda b: b.delete(name))
 
     def __enter__(self) -> RepositoryLock:
         if self.name is None:

@@ -23,6 +23,7 @@ from functools import partial
 
 import attrs
 
+from ..backend import Backend
 from ..errors import CorruptObjectError, PannierError, RepositoryError
 from .pack import PackEntry, PackWriter, pack_name
 from .repository import Repository
@@ -143,8 +144,8 @@ def prune_repository(
     say("writing the new index")
     repo.write_index(index_packs, supersedes=[n[len("index-") :] for n in index_names])
     say("deleting old indexes and packs")
-    repo._call(lambda: repo.backend.delete_list(index_names))
-    repo._call(lambda: repo.backend.delete_list([pack_name(p) for p in sorted(gone)]))
+    repo.call_backend(lambda b: b.delete_list(index_names))
+    repo.call_backend(lambda b: b.delete_list([pack_name(p) for p in sorted(gone)]))
     result.indexes_replaced = len(index_names)
     repo._index = None
     repo._recovered = {}
@@ -161,7 +162,7 @@ def _repack(
 
     def ship(writer: PackWriter) -> None:
         pack_id, data = writer.finish(repo.cipher)
-        repo._call(lambda: repo.backend.put_bytes(pack_name(pack_id), data))
+        repo.call_backend(lambda b: b.put_bytes(pack_name(pack_id), data))
         written[pack_id] = writer.entries
         result.packs_written += 1
         result.bytes_freed -= len(data)
@@ -170,7 +171,7 @@ def _repack(
         name = pack_name(pack_id)
         start = min(e.offset for e in live)
         stop = max(e.offset + e.length for e in live)
-        raw = repo._call(partial(repo.backend.get_range, name, start, stop - start))
+        raw = repo.call_backend(partial(_get_range, name=name, offset=start, length=stop - start))
         view = memoryview(raw)
         for e in live:
             sealed = bytes(view[e.offset - start : e.offset - start + e.length])
@@ -188,3 +189,7 @@ def _repack(
         if len(writer):
             ship(writer)
     return written
+
+
+def _get_range(backend: Backend, name: str, offset: int, length: int) -> bytes:
+    return backend.get_range(name, offset, length)

@@ -118,6 +118,7 @@ class Repository:
         *,
         workers: int | None = None,
         key_name: str | None = None,
+        backend_factory: Callable[[], Backend] | None = None,
     ) -> None:
         self.backend = backend
         self.cipher = cipher
@@ -131,7 +132,12 @@ class Repository:
         self.chunker = Chunker(seed, min_size=cmin, avg_size=cavg, max_size=cmax)
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.stats = _Stats()
-        self._backend_lock = threading.RLock()
+        self._backend_factory = backend_factory
+        self._idle_backends: queue.LifoQueue[Backend] = queue.LifoQueue()
+        self._idle_backends.put(backend)
+        self._backends: list[Backend] = [backend]
+        self._extra_backends: list[Backend] = []
+        self._max_backends = max(1, backend.get_capabilities().connections or 1)
         self._lock = threading.RLock()
         self._index: Index | None = None
         self._index_names: set[str] = set()
@@ -143,7 +149,7 @@ class Repository:
         self._file_pool: ThreadPoolExecutor | None = None
         self._file_slots = threading.BoundedSemaphore(4 * self.workers)
         self._uploads: queue.Queue[tuple[bytes, PartsReader, list[PackEntry]] | None] | None = None
-        self._uploader: threading.Thread | None = None
+        self._uploaders: list[threading.Thread] = []
         self._upload_error: BaseException | None = None
         self._closed = False
 
@@ -159,6 +165,7 @@ class Repository:
         compression_level: int = 3,
         kdf: KdfParams | None = None,
         workers: int | None = None,
+        backend_factory: Callable[[], Backend] | None = None,
     ) -> Repository:
         """Create a repository on ``backend`` and return it open.
 
@@ -193,7 +200,15 @@ class Repository:
             "created": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         }
         backend.put_bytes(fmt.CONFIG_NAME, encode_config(cipher, repo_id, encryption, settings))
-        return cls(backend, cipher, repo_id, settings, workers=workers, key_name=key_name)
+        return cls(
+            backend,
+            cipher,
+            repo_id,
+            settings,
+            workers=workers,
+            key_name=key_name,
+            backend_factory=backend_factory,
+        )
 
     @classmethod
     def open(
@@ -202,11 +217,14 @@ class Repository:
         password: str | Callable[[], str | None] | None,
         *,
         workers: int | None = None,
+        backend_factory: Callable[[], Backend] | None = None,
     ) -> Repository:
         """Open the repository on ``backend``.
 
         ``password`` may be a callable, called only when the repository is encrypted
-        (so a prompt is shown only when needed).
+        (so a prompt is shown only when needed). ``backend_factory`` makes more instances
+        of the same backend for parallel transfers (see :meth:`call_backend`); the
+        repository closes those, the caller closes ``backend``.
 
         Raises RepositoryNotFoundError when there is none, RepositoryFormatError when it
         is of a newer format, ConfigError when it is encrypted and no password is given,
@@ -253,7 +271,15 @@ class Repository:
                 raise ValueError
         except Exception:
             raise CorruptObjectError("config is corrupt", object_name="config") from None
-        return cls(backend, cipher, repo_id, settings, workers=workers, key_name=key_name)
+        return cls(
+            backend,
+            cipher,
+            repo_id,
+            settings,
+            workers=workers,
+            key_name=key_name,
+            backend_factory=backend_factory,
+        )
 
     @property
     def encrypted(self) -> bool:
@@ -262,14 +288,45 @@ class Repository:
 
     # --- backend access ---------------------------------------------------------------
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        with self._backend_lock:
-            return fn()
+    def call_backend(self, fn: Callable[[Backend], T]) -> T:
+        """Run ``fn(backend)`` with a backend instance no other thread uses meanwhile.
+
+        With a ``backend_factory``, up to the backend's ``connections`` capability
+        instances are made on demand, so uploads and reads run in parallel; without one,
+        calls take turns on :attr:`backend`."""
+        b = self._take_backend()
+        try:
+            return fn(b)
+        finally:
+            self._idle_backends.put(b)
+
+    def _take_backend(self) -> Backend:
+        try:
+            return self._idle_backends.get_nowait()
+        except queue.Empty:
+            pass
+        if self._backend_factory is not None:
+            with self._lock:
+                grow = len(self._backends) < self._max_backends
+                if grow:
+                    self._backends.append(self.backend)  # placeholder, replaced below
+            if grow:
+                try:
+                    made = self._backend_factory()
+                except BaseException:
+                    with self._lock:
+                        self._backends.pop()
+                    raise
+                with self._lock:
+                    self._backends[-1] = made
+                    self._extra_backends.append(made)
+                return made
+        return self._idle_backends.get()
 
     def list_names(self, prefix: str = "") -> dict[str, int]:
         """``{remote name: size}`` of every object whose name starts with ``prefix``."""
-        return self._call(
-            lambda: {e.name: e.size for e in self.backend.iter_list() if e.name.startswith(prefix)}
+        return self.call_backend(
+            lambda b: {e.name: e.size for e in b.iter_list() if e.name.startswith(prefix)}
         )
 
     # --- locks ------------------------------------------------------------------------
@@ -278,7 +335,9 @@ class Repository:
         """A lock on the repository, to use as a context manager: shared (backups,
         restores, checks) or exclusive (prune). Entering raises LockedError naming the
         owner of a conflicting live lock."""
-        return RepositoryLock(self.backend, self.cipher, exclusive=exclusive, run_locked=self._call)
+        return RepositoryLock(
+            self.backend, self.cipher, exclusive=exclusive, run_locked=self.call_backend
+        )
 
     # --- index ------------------------------------------------------------------------
 
@@ -315,8 +374,8 @@ class Repository:
             if pack_id in known:
                 continue
             try:
-                entries = self._call(
-                    partial(read_pack_header, self.backend, name, size, self.cipher)
+                entries = self.call_backend(
+                    partial(_read_header, name=name, size=size, cipher=self.cipher)
                 )
             except (CorruptObjectError, RepositoryFormatError, FileMissingError):
                 continue  # half-written or damaged: check reports it, prune removes it
@@ -328,7 +387,7 @@ class Repository:
         """The packs and superseded ids of the index object ``name``; CorruptObjectError
         naming it when it is damaged."""
         try:
-            sealed = self._call(lambda: self.backend.get_bytes(name))
+            sealed = self.call_backend(lambda b: b.get_bytes(name))
         except FileMissingError:
             raise CorruptObjectError(f"index {name} is missing", object_name=name) from None
         plain = self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
@@ -349,7 +408,7 @@ class Repository:
         import blake3
 
         name = fmt.object_name(fmt.ObjectType.INDEX, blake3.blake3(sealed).digest())
-        self._call(lambda: self.backend.put_bytes(name, sealed))
+        self.call_backend(lambda b: b.put_bytes(name, sealed))
         self._index_names.add(name)
         return name
 
@@ -415,10 +474,14 @@ class Repository:
             with self._lock:
                 if self._uploads is None:
                     self._uploads = queue.Queue(maxsize=1)
-                    self._uploader = threading.Thread(
-                        target=self._upload_loop, name="pannier-upload", daemon=True
-                    )
-                    self._uploader.start()
+                    # parallel uploads only when there are backend instances for them
+                    count = 2 if self._backend_factory and self._max_backends > 1 else 1
+                    for i in range(count):
+                        t = threading.Thread(
+                            target=self._upload_loop, name=f"pannier-upload-{i}", daemon=True
+                        )
+                        t.start()
+                        self._uploaders.append(t)
         assert self._uploads is not None
         self._uploads.put((pack_id, data, packer.entries))
 
@@ -433,7 +496,9 @@ class Repository:
                 if self._upload_error is None:
                     name = pack_name(pack_id)
                     stream = cast(IO[bytes], data)
-                    self._call(partial(self.backend.put_stream, stream, name, data.size))
+                    self.call_backend(
+                        partial(_put_stream, stream=stream, name=name, size=data.size)
+                    )
                     with self._lock:
                         self.index.add_pack(pack_id, entries)
                         self._unsaved[pack_id] = entries
@@ -554,7 +619,7 @@ class Repository:
             )
         name = pack_name(loc.pack_id)
         try:
-            sealed = self._call(lambda: self.backend.get_range(name, loc.offset, loc.length))
+            sealed = self.call_backend(lambda b: b.get_range(name, loc.offset, loc.length))
         except FileMissingError:
             raise CorruptObjectError(
                 f"pack {name} is missing (needed for blob {blob_id.hex()})", object_name=name
@@ -616,7 +681,7 @@ class Repository:
         stop = batch[-1][1].offset + batch[-1][1].length
         name = pack_name(first.pack_id)
         try:
-            data = self._call(lambda: self.backend.get_range(name, start, stop - start))
+            data = self.call_backend(lambda b: b.get_range(name, start, stop - start))
         except FileMissingError:
             raise CorruptObjectError(f"pack {name} is missing", object_name=name) from None
         view = memoryview(data)
@@ -633,10 +698,8 @@ class Repository:
         plain = snap.encode()
         snap_id = self.cipher.blob_id(plain).hex()
         sealed = self.cipher.seal_object(plain, fmt.AAD_SNAPSHOT, self.compression_level)
-        self._call(
-            lambda: self.backend.put_bytes(
-                fmt.object_name(fmt.ObjectType.SNAPSHOT, snap_id), sealed
-            )
+        self.call_backend(
+            lambda b: b.put_bytes(fmt.object_name(fmt.ObjectType.SNAPSHOT, snap_id), sealed)
         )
         snap.id = snap_id
         return snap_id
@@ -650,7 +713,7 @@ class Repository:
         is missing or damaged."""
         name = fmt.object_name(fmt.ObjectType.SNAPSHOT, snap_id)
         try:
-            sealed = self._call(lambda: self.backend.get_bytes(name))
+            sealed = self.call_backend(lambda b: b.get_bytes(name))
         except FileMissingError:
             raise CorruptObjectError(
                 f"snapshot {snap_id[:8]} is missing", object_name=name
@@ -707,7 +770,7 @@ class Repository:
     def remove_snapshots(self, ids: Iterable[str]) -> None:
         """Delete the snapshot objects with these full ids (their data stays until prune)."""
         names = [fmt.object_name(fmt.ObjectType.SNAPSHOT, i) for i in ids]
-        self._call(lambda: self.backend.delete_list(names))
+        self.call_backend(lambda b: b.delete_list(names))
 
     def referenced_blobs(self, snap: Snapshot) -> Iterator[bytes]:
         """Every blob ``snap`` references: its stream blobs, and what the registered
@@ -737,7 +800,7 @@ class Repository:
         """The key objects (one per password)."""
         out = []
         for name in sorted(self.list_names("key-")):
-            body = read_key_info(self._call(lambda n=name: self.backend.get_bytes(n)), name)  # type: ignore[misc]
+            body = read_key_info(self.call_backend(partial(_get_bytes, name=name)), name)
             out.append(
                 KeyInfo(
                     name[4:],
@@ -758,7 +821,7 @@ class Repository:
             raise ConfigError("the new password is empty")
         key_id = os.urandom(8).hex()
         data = make_key_object(self.cipher.master, password, kdf=kdf)
-        self._call(lambda: self.backend.put_bytes(f"key-{key_id}", data))
+        self.call_backend(lambda b: b.put_bytes(f"key-{key_id}", data))
         return key_id
 
     def remove_key(self, key_id: str) -> None:
@@ -771,7 +834,7 @@ class Repository:
             raise ConfigError(f"key {key_id} is the one in use: open with another password")
         if len(names) <= 1:
             raise ConfigError("cannot remove the last key")
-        self._call(lambda: self.backend.delete(name))
+        self.call_backend(lambda b: b.delete(name))
 
     # --- closing ----------------------------------------------------------------------
 
@@ -785,12 +848,16 @@ class Repository:
                 self.flush()
         finally:
             if self._uploads is not None:
-                self._uploads.put(None)
-                if self._uploader is not None:
-                    self._uploader.join()
+                for _ in self._uploaders:
+                    self._uploads.put(None)
+                for t in self._uploaders:
+                    t.join()
             for pool in (self._file_pool, self._pool):
                 if pool is not None:
                     pool.shutdown(wait=True)
+            for extra in self._extra_backends:
+                extra.close()
+            self._extra_backends.clear()
 
     def __enter__(self) -> Repository:
         return self
@@ -843,3 +910,15 @@ def decode_config_public(raw: bytes) -> dict[str, Any]:
 def blob_ids_from(data: bytes) -> list[bytes]:
     """Split concatenated 32-byte ids (a helper for streams of ids)."""
     return [data[i : i + fmt.ID_SIZE] for i in range(0, len(data), fmt.ID_SIZE)]
+
+
+def _get_bytes(backend: Backend, name: str) -> bytes:
+    return backend.get_bytes(name)
+
+
+def _put_stream(backend: Backend, stream: IO[bytes], name: str, size: int) -> None:
+    backend.put_stream(stream, name, size)
+
+
+def _read_header(backend: Backend, name: str, size: int, cipher: Cipher) -> list[PackEntry]:
+    return read_pack_header(backend, name, size, cipher)

@@ -230,3 +230,26 @@ def test_write_order_packs_then_index_then_snapshot(repo: Repository, backend: D
     kinds = [name.split("-")[0] for name in backend.puts]
     assert kinds[-1] == "snapshot"
     assert kinds.index("index") > max(i for i, k in enumerate(kinds) if k == "data")
+
+
+def test_backend_factory_gives_parallel_instances(backend: DirBackend) -> None:
+    made: list[DirBackend] = []
+    closed: list[DirBackend] = []
+
+    class Tracked(DirBackend):
+        def _close(self) -> None:
+            closed.append(self)
+
+    def factory() -> DirBackend:
+        b = Tracked(backend.directory)
+        made.append(b)
+        return b
+
+    repo = Repository.init(backend, PASSWORD, kdf=FAST_KDF, backend_factory=factory)
+    datas = [os.urandom(9_000_000) for _ in range(3)]  # several packs
+    ids = [repo.store_bytes(d) for d in datas]
+    repo.flush()
+    assert b"".join(repo.iter_blobs([i for group in ids for i in group])) == b"".join(datas)
+    assert 1 <= len(made) <= backend.capabilities.connections - 1
+    repo.close()
+    assert closed == made
