@@ -334,3 +334,38 @@ def test_sqlite_and_command_sources(tmp_path: Path) -> None:
         failed.returncode == 1 and "exited with status 3; no snapshot was written" in failed.stderr
     )
     assert ok("snapshots", "--json", "-r", url).stdout == before
+
+
+def _remote_url(kind: str, tmp_path: Path) -> str:
+    import uuid
+
+    from tests.servers import require_server
+
+    if kind == "sftp":
+        f = require_server("sshd")
+        query = f"key-file={f['PANNIER_TEST_SFTP_KEY_FILE']}&known-hosts={f['PANNIER_TEST_SFTP_KNOWN_HOSTS']}"
+        folder = f"{f['PANNIER_TEST_SFTP_ROOT']}/engine-{uuid.uuid4().hex[:12]}"
+        return (
+            f"sftp://{f['PANNIER_TEST_SFTP_USER']}@{f['PANNIER_TEST_SFTP_HOST']}:"
+            f"{f['PANNIER_TEST_SFTP_PORT']}/{folder}?{query}"
+        )
+    f = require_server("swift")  # Swift's s3api serves S3
+    return (
+        f"s3://engine-{uuid.uuid4().hex[:12]}/repo?endpoint={f['PANNIER_TEST_S3_ENDPOINT']}"
+        f"&access-key={f['PANNIER_TEST_S3_ACCESS_KEY']}&secret-key={f['PANNIER_TEST_S3_SECRET_KEY']}"
+    )
+
+
+@pytest.mark.parametrize("kind", ["sftp", "s3"])
+def test_round_trip_on_remote_backends(kind: str, tmp_path: Path) -> None:
+    url = _remote_url(kind, tmp_path)
+    src = tmp_path / "src"
+    make_tree(src)
+    ok("init", "-r", url)
+    ok("backup", str(src), "-r", url)
+    (src / "added").write_text("second\n")
+    second = json.loads(ok("backup", str(src), "-r", url, "--json").stdout.splitlines()[-1])
+    assert second["files_new"] == 1 and second["bytes_read"] == len("second\n")
+    ok("restore", "latest", "--target", str(tmp_path / "out"), "-r", url)
+    assert_same_tree(src, tmp_path / "out")
+    ok("check", "--read-data", "-r", url)
