@@ -343,7 +343,10 @@ def _remote_url(kind: str, tmp_path: Path) -> str:
 
     if kind == "sftp":
         f = require_server("sshd")
-        query = f"key-file={f['PANNIER_TEST_SFTP_KEY_FILE']}&known-hosts={f['PANNIER_TEST_SFTP_KNOWN_HOSTS']}"
+        query = (
+            f"key-file={f['PANNIER_TEST_SFTP_KEY_FILE']}"
+            f"&known-hosts={f['PANNIER_TEST_SFTP_KNOWN_HOSTS']}"
+        )
         folder = f"{f['PANNIER_TEST_SFTP_ROOT']}/engine-{uuid.uuid4().hex[:12]}"
         return (
             f"sftp://{f['PANNIER_TEST_SFTP_USER']}@{f['PANNIER_TEST_SFTP_HOST']}:"
