@@ -95,7 +95,7 @@ class PluginRecord:
         call that raised), else None.
     :ivar shadowed_by: the origin of the same-named plugin that wins, when shadowed.
     :ivar plugin_class: the loaded class (for a hook plugin: the object), else None.
-    :ivar reason: why it is disabled, when it is.
+    :ivar reason: why it is disabled or shadowed, when it is.
     """
 
     name: str
@@ -138,9 +138,9 @@ class PluginManager:
 
     :param entry_points: consult installed distributions' entry points (tests pass False
         so the ambient environment cannot leak in).
-    :param load_plugins: None for every plugin; otherwise the names allowed besides the
-        built-ins (``[]`` = built-ins only). Explicitly registered plugins are always
-        allowed.
+    :param load_plugins: None for every plugin; otherwise the names (or ``kind:name``)
+        allowed besides the built-ins (``[]`` = built-ins only). Explicitly registered
+        plugins are always allowed.
     :param disabled: names (or ``kind:name``) never loaded, built-ins included.
     :param strict: raise on the first plugin that fails to load instead of skipping it.
     :param search_path: the directories searched instead of ``sys.path`` (entry points,
@@ -338,13 +338,13 @@ class PluginManager:
     def _call_registration_hooks(self, kind: PluginKind) -> None:
         if kind is PluginKind.HOOK or self._registration_hooks_called:
             return
-        with self._lock:
+        with self._lock:  # re-entrant: the hooks' register() calls take it again
             if self._registration_hooks_called:
                 return
             self._registration_hooks_called = True
-        from .hooks import call_registration_hooks
+            from .hooks import call_registration_hooks
 
-        call_registration_hooks(self)
+            call_registration_hooks(self)
 
     def _hook_failed(self, record: PluginRecord, hook_name: str, error: BaseException) -> bool:
         """Record that ``record``'s ``hook_name`` raised; True the first time for that pair."""
@@ -400,6 +400,7 @@ class PluginManager:
                 winner = winners.get(record.name)
                 if winner is not None:
                     record.status, record.shadowed_by = STATUS_SHADOWED, winner.origin
+                    record.reason = f"shadowed by {winner.origin.describe()}"
                     continue
                 winners[record.name] = record
                 if record.plugin_class is not None:
@@ -417,6 +418,7 @@ class PluginManager:
             and not record.builtin
             and record.origin.channel != CHANNEL_EXPLICIT
             and record.name not in self.load_plugins
+            and f"{record.kind.value}:{record.name}" not in self.load_plugins
         ):
             return "not listed in PANNIER_LOAD_PLUGINS"
         return None

@@ -77,12 +77,7 @@ def _print_table(ctx: CLIContext, records: list[Any]) -> None:
         origin = r.origin
         dist = " ".join(p for p in (origin.distribution, origin.version) if p) or "-"
         channel = "built-in" if r.builtin else origin.channel
-        if r.status == "shadowed" and r.shadowed_by is not None:
-            note = f"shadowed by {r.shadowed_by.describe()}"
-        elif r.status == "disabled":
-            note = r.reason or ""
-        else:
-            note = r.error or ""
+        note = (r.reason if r.status in ("shadowed", "disabled") else r.error) or ""
         rows.append((r.name, r.kind.value, channel, dist, origin.file or "-", r.status, note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
     for row in rows:
