@@ -134,3 +134,12 @@ def test_schemes_lists_the_builtins() -> None:
     result = pannier("--json", "backend", "schemes")
     schemes = json.loads(result.stdout)["schemes"]
     assert {"file", "faulty+", "multi+"} <= set(schemes)
+
+
+def test_option_flag_reaches_the_wrappers_and_the_query_wins(store: Path) -> None:
+    bad = pannier("backend", "ls", f"file://{store}", "-o", "retries=many")
+    assert bad.returncode == 2 and b"option retries: 'many' is not valid" in bad.stderr
+    overridden = pannier("backend", "ls", f"file://{store}?retries=2", "-o", "retries=many")
+    assert overridden.returncode == 0, overridden.stderr
+    malformed = pannier("backend", "ls", f"file://{store}", "-o", "retries")
+    assert malformed.returncode == 2 and b"is not NAME=VALUE" in malformed.stderr

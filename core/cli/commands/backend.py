@@ -11,7 +11,8 @@ Duplicati's backend tool and tester in one command::
     pannier backend schemes                 list the URL schemes available
 
 Every operation goes through the wrapper stack (retries, limits, validation), so URL
-options such as ``?retries=2`` apply. ``get`` writes LOCAL atomically and refuses to replace
+options such as ``?retries=2`` apply; ``-o NAME=VALUE`` gives an option outside the URL
+(the URL query wins over it). ``get`` writes LOCAL atomically and refuses to replace
 an existing file without ``--force``. ``test`` exits 1 when any check fails.
 """
 
@@ -24,7 +25,7 @@ import tempfile
 from typing import Any
 
 from ...errors import EXIT_FAILURE, EXIT_OK, ConfigError, FolderMissingError
-from ...url import redact
+from ...url import parse_url, redact
 from ..context import CLIContext
 
 __all__ = ["register"]
@@ -43,6 +44,16 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     actions = parser.add_subparsers(dest="backend_action", metavar="ACTION")
     parser.set_defaults(func=_usage(parser))
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a backend or wrapper option (retries=8, bwlimit-up=1M); the URL query wins",
+    )
+    parents = [*parents, options]
 
     p = actions.add_parser("ls", parents=parents, help="list names and sizes")
     p.add_argument("url", metavar="URL")
@@ -84,7 +95,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=run_test)
 
-    p = actions.add_parser("schemes", parents=parents, help="list the URL schemes available")
+    p = actions.add_parser("schemes", parents=parents[:-1], help="list the URL schemes available")
     p.set_defaults(func=run_schemes)
 
 
@@ -96,10 +107,20 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
     return run
 
 
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    result = {}
+    for item in args.option:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"option {item!r} is not NAME=VALUE")
+        result[name.strip()] = value
+    return result
+
+
 def _open(args: argparse.Namespace, ctx: CLIContext) -> Any:
     from ...backend_registry import get_backend
 
-    backend = get_backend(args.url)
+    backend = get_backend(args.url, **_options(args))
     ctx.on_close(backend.close)
     return backend
 
@@ -187,8 +208,9 @@ def run_test(args: argparse.Namespace, ctx: CLIContext) -> int:
 
     if not ctx.json:
         ctx.out(f"conformance of {redact(args.url)}")
+    url = parse_url(args.url).with_options(_options(args))
     try:
-        report = run_conformance(args.url, clean=args.clean, only=args.check, progress=progress)
+        report = run_conformance(url, clean=args.clean, only=args.check, progress=progress)
     except FolderMissingError as e:
         raise FolderMissingError(f"{e} (create it with: pannier backend mkdir URL)") from e
     if ctx.json:
