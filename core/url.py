@@ -108,7 +108,7 @@ def _freeze(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, hash=False)
 class BackendURL:
     """A parsed backend URL; immutable. Build one with :func:`parse_url`.
 
@@ -151,6 +151,9 @@ class BackendURL:
 
     def __repr__(self) -> str:
         return f"BackendURL({self.redacted!r})"
+
+    def __hash__(self) -> int:
+        return hash((self.raw, tuple(sorted(self.explicit.items()))))
 
     # --- derived URLs -------------------------------------------------------------------
 

@@ -168,3 +168,9 @@ def test_backend_url_is_immutable() -> None:
     assert isinstance(u, BackendURL)
     with pytest.raises(AttributeError):
         u.path = "/y"  # type: ignore[misc]
+
+
+def test_urls_compare_and_hash_by_value() -> None:
+    a, b = parse_url("file:///x?a=1"), parse_url("file:///x?a=1")
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, a.with_options({"retries": 2})}) == 2
