@@ -38,6 +38,7 @@ from .url import BackendURL, parse_url, redact
 
 __all__ = [
     "available_schemes",
+    "failed_backends",
     "get_backend",
     "get_backend_class",
     "get_backend_object",
