@@ -298,6 +298,8 @@ class PluginManager:
             if kind is PluginKind.HOOK and self._hooks is not None:
                 from .hooks import register_hook_plugin
 
+                if self._hooks.has_plugin(name):  # the one it shadows stops receiving calls
+                    self._hooks.unregister(name=name)
                 register_hook_plugin(self._hooks, self, record)
             self._trace(f"registered {kind.value} plugin {name!r} ({plugin_origin.describe()})")
 

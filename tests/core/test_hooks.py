@@ -137,6 +137,27 @@ def test_broken_hook_plugins_are_recorded_and_left_out(
     assert module(uniq, "good").CALLS == [("start", {})]
 
 
+def test_a_registered_hook_object_replaces_a_discovered_one_of_the_same_name(
+    tmp_path: Path, uniq: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = hook_site(tmp_path, uniq, {"rec": RECORDER}, monkeypatch)
+    pm = PluginManager(search_path=[str(site)])
+    calls: list[dict[str, object]] = []
+
+    class Replacement:
+        @hookimpl
+        def pannier_backup_start(self, info: dict[str, object]) -> None:
+            calls.append(info)
+
+    pm.hooks.hook.pannier_backup_start(info={"n": 1})
+    pm.register(PluginKind.HOOK, f"{uniq}_rec", Replacement())
+    pm.hooks.hook.pannier_backup_start(info={"n": 2})
+    assert module(uniq, "rec").CALLS == [("start", {"n": 1})]
+    assert calls == [{"n": 2}]
+    statuses = [r.status for r in pm.records(PluginKind.HOOK) if r.name == f"{uniq}_rec"]
+    assert statuses == ["loaded", "shadowed"]
+
+
 def test_strict_mode_raises_when_a_hook_plugin_fails_to_load(
     tmp_path: Path, uniq: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
