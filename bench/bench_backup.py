@@ -131,8 +131,7 @@ class Restic(Tool):
         return ["restic", "-r", str(repo), "init", "--repository-version", "2"]
 
     def backup(self, repo: Path, source: str, snapshot: str) -> list[str]:
-        return ["restic", "-r", str(repo), "backup", "--host", "bench", "--tag", snapshot,
-                source]  # fmt: skip
+        return ["restic", "-r", str(repo), "backup", "--host", "bench", "--tag", snapshot, source]
 
     def restore(self, repo: Path, snapshot: str, target: Path) -> list[str]:
         return ["restic", "-r", str(repo), "restore", "latest", "--target", str(target)]
@@ -164,14 +163,17 @@ class Borg(Tool):
 
 
 class Pannier(Tool):
-    """pannier, from this checkout's environment, with encryption ``repokey``."""
+    """pannier with encryption ``repokey``: the ``pannier`` beside this Python, or ``exe``."""
 
     name = "pannier"
+    #: The pannier command to run; ``--pannier`` sets it (e.g. one installed from a wheel).
+    exe_override: str | None = None
 
     def __init__(self, home: Path) -> None:
         super().__init__(home)
-        beside = Path(sys.executable).parent / "pannier"
-        self.exe = str(beside) if beside.exists() else (shutil.which("pannier") or "pannier")
+        beside = Path(sys.executable).absolute().parent / "pannier"
+        default = str(beside) if beside.exists() else (shutil.which("pannier") or "pannier")
+        self.exe = self.exe_override or default
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -282,8 +284,7 @@ class Run:
                     make_cold([self.dataset, repo], self.cold_method)
                 else:
                     make_warm(inputs)
-                m = run_measured(argv, cwd=cwd, env=tool.env(), log=self.log,
-                                 timeout=self.timeout)  # fmt: skip
+                m = run_measured(argv, cwd=cwd, env=tool.env(), log=self.log, timeout=self.timeout)
                 rec = Record(tool.name, step, mode, m, dir_bytes(repo))
                 status = "" if m.returncode == 0 else f" EXIT {m.returncode}"
                 if m.timed_out:
@@ -313,8 +314,10 @@ class Run:
         self.step("no-change")
         mutation = mutate_dataset(self.dataset, self.seed)
         mutated = fingerprint(self.dataset)
-        say(f"mutation: {mutation.touched} files touched, "
-            f"{mutation.bytes_written / 1e6:.1f} MB written; now {describe(mutated)}")  # fmt: skip
+        say(
+            f"mutation: {mutation.touched} files touched, "
+            f"{mutation.bytes_written / 1e6:.1f} MB written; now {describe(mutated)}"
+        )
         self.step("mutation")
         self.step("restore")
         return {
@@ -327,6 +330,8 @@ class Run:
             },
             "cold_method": self.cold_method,
             "versions": self.versions,
+            "pannier_exe": next((t.exe for t in self.tools if isinstance(t, Pannier)), None),
+            "pannier_commit": _git_commit(),
             "dataset": asdict(manifest),
             "mutation": asdict(mutation) | {"touched": mutation.touched},
             "mutated_fingerprint": mutated.fingerprint,
@@ -357,12 +362,18 @@ def ratios(records: list[Record], modes: list[str]) -> list[dict[str, object]]:
     def add(figure: str, mode: str, ours: float | None, best: tuple[str, float] | None) -> None:
         ratio = None if ours is None or best is None or best[1] == 0 else ours / best[1]
         target = TARGETS[figure]
-        out.append({
-            "figure": figure, "mode": mode, "pannier": ours,
-            "peer": best[0] if best else None, "peer_value": best[1] if best else None,
-            "ratio": None if ratio is None else round(ratio, 3), "target": target,
-            "met": None if ratio is None else ratio <= target,
-        })  # fmt: skip
+        out.append(
+            {
+                "figure": figure,
+                "mode": mode,
+                "pannier": ours,
+                "peer": best[0] if best else None,
+                "peer_value": best[1] if best else None,
+                "ratio": None if ratio is None else round(ratio, 3),
+                "target": target,
+                "met": None if ratio is None else ratio <= target,
+            }
+        )
 
     def ours(step: str, mode: str) -> Record | None:
         for r in records:
@@ -410,8 +421,11 @@ def markdown(result: dict[str, object]) -> str:
             f"| {r['step']} | {r['mode']} | {r['tool']} | {m['wall']:.1f} | {m['cpu']:.1f} | "
             f"{m['peak_rss'] / 2**20:.0f} | {r['repo_bytes'] / 1e6:.0f} | {check} |"
         )
-    lines += ["", "| figure | mode | pannier | better peer | ratio | target | met |",
-              "|---|---|---:|---|---:|---:|---|"]  # fmt: skip
+    lines += [
+        "",
+        "| figure | mode | pannier | better peer | ratio | target | met |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
     rs = result["ratios"]
     assert isinstance(rs, list)
     for q in rs:
@@ -431,6 +445,22 @@ def markdown(result: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _git_commit() -> str | None:
+    """The commit of this checkout (what the pannier under test was built from), or None."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=BENCH_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
 def say(msg: str) -> None:
     """Print a progress line with the time of day."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -439,20 +469,30 @@ def say(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the benchmark, print the tables, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tools", default="pannier,restic,borg",
-                        type=lambda s: [t for t in s.split(",") if t])  # fmt: skip
-    parser.add_argument("--modes", default="cold,warm",
-                        type=lambda s: [m for m in s.split(",") if m])  # fmt: skip
+    parser.add_argument(
+        "--tools", default="pannier,restic,borg", type=lambda s: [t for t in s.split(",") if t]
+    )
+    parser.add_argument(
+        "--modes", default="cold,warm", type=lambda s: [m for m in s.split(",") if m]
+    )
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DEST)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds after which one command is killed")  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds after which one command is killed"
+    )
     parser.add_argument("--keep", action="store_true", help="keep repositories afterwards")
+    parser.add_argument(
+        "--pannier",
+        default=None,
+        metavar="EXE",
+        help="the pannier command (default: the one beside this Python)",
+    )
     args = parser.parse_args(argv)
     bad = [t for t in args.tools if t not in TOOLS] + [m for m in args.modes if m not in MODES]
     if bad:
         parser.error(f"unknown tool or mode: {', '.join(bad)}")
+    Pannier.exe_override = args.pannier
     run = Run(args)
     if not run.tools:
         parser.error("none of the tools is installed (see scripts/install-bench-deps.sh)")

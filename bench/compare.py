@@ -28,8 +28,17 @@ class Comparison:
     symlink: list[str] = field(default_factory=list)
     xattr: list[str] = field(default_factory=list)
 
-    CATEGORIES = ("missing", "extra", "kind", "content", "mode", "mtime", "owner", "symlink",
-                  "xattr")  # fmt: skip
+    CATEGORIES = (
+        "missing",
+        "extra",
+        "kind",
+        "content",
+        "mode",
+        "mtime",
+        "owner",
+        "symlink",
+        "xattr",
+    )
 
     @property
     def identical(self) -> bool:

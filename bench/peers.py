@@ -319,8 +319,17 @@ def rclone_put(
     local_dir: Path, remote: str, transfers: int = 4, extra_args: Sequence[str] = ()
 ) -> PeerTiming:
     """Time ``rclone copy local_dir remote`` (a plain upload of every file in ``local_dir``)."""
-    argv = ["rclone", "copy", str(local_dir), remote, "--transfers", str(transfers),
-            "--no-traverse", "--no-check-dest", *extra_args]  # fmt: skip
+    argv = [
+        "rclone",
+        "copy",
+        str(local_dir),
+        remote,
+        "--transfers",
+        str(transfers),
+        "--no-traverse",
+        "--no-check-dest",
+        *extra_args,
+    ]
     timing, _ = _timed("rclone", "put", redact(remote), argv, _rclone_env())
     timing.objects, timing.bytes = _dir_stats(local_dir)
     return timing
@@ -339,8 +348,7 @@ def rclone_get(
     (``--files-from`` with ``--no-traverse``): a get of known names, as a backup tool does.
     """
     local_dir.mkdir(parents=True, exist_ok=True)
-    argv = ["rclone", "copy", remote, str(local_dir), "--transfers", str(transfers),
-            *extra_args]  # fmt: skip
+    argv = ["rclone", "copy", remote, str(local_dir), "--transfers", str(transfers), *extra_args]
     with tempfile.NamedTemporaryFile("w", suffix=".names") as listing:
         if names is not None:
             listing.write("".join(f"{n}\n" for n in names))
@@ -361,8 +369,9 @@ def rclone_list(remote: str, extra_args: Sequence[str] = ()) -> PeerTiming:
 
 def rclone_purge(remote: str) -> bool:
     """Delete ``remote`` and everything under it; True when rclone succeeded."""
-    proc = subprocess.run(["rclone", "purge", remote], capture_output=True, env=_rclone_env(),
-                          check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["rclone", "purge", remote], capture_output=True, env=_rclone_env(), check=False
+    )
     return proc.returncode == 0
 
 
@@ -439,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=20)
     parser.add_argument("--size", type=int, default=1 << 20)
-    parser.add_argument("--servers", type=Path,
-                        default=Path(__file__).resolve().parent.parent / ".servers")  # fmt: skip
+    parser.add_argument(
+        "--servers", type=Path, default=Path(__file__).resolve().parent.parent / ".servers"
+    )
     args = parser.parse_args(argv)
     if shutil.which("rclone") is None:
         print("peers: rclone is not installed (scripts/install-bench-deps.sh)", file=sys.stderr)
@@ -459,8 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         swift_env = args.servers / "swift.env"
         for kind, remote in remotes.items():
             names = sorted(p.name for p in src.iterdir())
-            timings = [rclone_put(src, remote), rclone_list(remote),
-                       rclone_get(remote, Path(tmp, f"back-{kind}"), names=names)]  # fmt: skip
+            timings = [
+                rclone_put(src, remote),
+                rclone_list(remote),
+                rclone_get(remote, Path(tmp, f"back-{kind}"), names=names),
+            ]
             for t in timings:
                 print(f"[{kind}] {t.line()}")
                 known_limit = kind == "swift" and t.operation == "list" and "412" in t.error

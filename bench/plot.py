@@ -24,8 +24,14 @@ DEFAULT_RESULT = BENCH_DIR / "results" / "latest.json"
 DEFAULT_OUTPUT = BENCH_DIR.parent / "docs" / "performance.png"
 STEPS = ("initial", "no-change", "mutation", "restore")
 #: pannier's figure over the better peer's must not exceed these (as in bench_backup.py).
-TARGETS = {"initial": 0.6, "no-change": 0.3, "mutation": 0.4, "restore": 0.7,
-           "repo size": 1.0, "peak RSS": 1.2}  # fmt: skip
+TARGETS = {
+    "initial": 0.6,
+    "no-change": 0.3,
+    "mutation": 0.4,
+    "restore": 0.7,
+    "repo size": 1.0,
+    "peak RSS": 1.2,
+}
 COLOURS = {"pannier": "#2a7ab0", "restic": "#d98c2b", "borg": "#5a9e4b"}
 Panels = list[tuple[str, list[str], dict[str, list[float | None]]]]
 
@@ -44,9 +50,11 @@ def panels(result: dict[str, Any]) -> Panels:
                 found = [
                     r["measure"]["wall"]
                     for r in records
-                    if r["tool"] == tool and r["step"] == step and r["mode"] == mode
+                    if r["tool"] == tool
+                    and r["step"] == step
+                    and r["mode"] == mode
                     and r["measure"]["returncode"] in (0, 1)
-                ]  # fmt: skip
+                ]
                 row.append(found[0] if found else None)
             values[tool] = row
         title = "wall seconds, page cache dropped" if mode == "cold" else "wall seconds, warm"
@@ -90,15 +98,27 @@ def plot_png(data: Panels, subtitle: str, output: Path) -> None:
             bars = ax.bar(xs, ys, width, label=tool, color=COLOURS.get(tool, "#888888"))
             for bar, v in zip(bars, row, strict=True):
                 text = "n/a" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
-                ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7)  # fmt: skip
+                ax.annotate(
+                    text,
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
         # The target: the largest figure pannier may have, from the better peer's.
         for j, label in enumerate(labels):
             peers = [v for t, row in values.items() if t != "pannier" and (v := row[j])]
             if peers and label in TARGETS:
                 y = min(peers) * TARGETS[label]
-                ax.hlines(y, j - 0.45, j + 0.45, colors="black", linestyles="dashed", lw=1,
-                          label="target" if j == 0 else None)  # fmt: skip
+                ax.hlines(
+                    y,
+                    j - 0.45,
+                    j + 0.45,
+                    colors="black",
+                    linestyles="dashed",
+                    lw=1,
+                    label="target" if j == 0 else None,
+                )
         ax.set_xticks(range(len(labels)), labels)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
