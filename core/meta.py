@@ -284,6 +284,8 @@ class MetaPlugin:
     ) -> None:
         """Open a metadata stream for reading (``"r"``) or writing (``"w"``).
 
+        Opening a stream written under another prefix raises MetaStreamError.
+
         :param name: the stream's name in error messages (default: the file's name).
         """
         if mode not in ("r", "w"):
@@ -298,6 +300,14 @@ class MetaPlugin:
             self._get = operator.attrgetter(*self._fields)
         else:
             self._reader = MetaStreamReader(path_or_fileobj, name=name)
+            prefix = self._reader.header.prefix
+            if prefix != self.get_prefix():
+                self._reader.close()
+                raise MetaStreamError(
+                    f"metadata stream {self._reader.name} holds records of the plugin "
+                    f"{self._reader.header.plugin} (prefix {prefix!r}), not of "
+                    f"{self.get_name()} (prefix {self.get_prefix()!r})"
+                )
 
     @property
     def header(self) -> StreamHeader:

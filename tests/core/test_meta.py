@@ -272,3 +272,15 @@ def test_probe_of_filesystems_without_xattrs_or_acls() -> None:
     proc = FSAbilities.probe("/proc/self/status")  # procfs refuses extended attributes
     assert not proc.xattr and not proc.acl
     assert not FSAbilities.probe("/sys/kernel").acl  # sysfs has no POSIX ACLs
+
+
+def test_a_stream_of_another_plugin_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.meta"
+    with MetaStreamWriter(path, StreamHeader("xattr", "1.0", "xattr", ("index", "xattrs"))):
+        pass
+    with pytest.raises(
+        MetaStreamError,
+        match=r"other\.meta holds records of the plugin xattr \(prefix 'xattr'\), "
+        r"not of size \(prefix 'size'\)",
+    ):
+        SizePlugin(path, "r")
