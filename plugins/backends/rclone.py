@@ -121,7 +121,7 @@ class RcloneBackend(Backend):
 
     plugin_api_version = PLUGIN_API_VERSION
     schemes = ("rclone",)
-    description = "any rclone remote (rclone rcd): atomic put by move, ranged get, rename"
+    description = "any rclone remote, through one rclone rcd process"
     capabilities = BackendCapabilities(
         atomic_put=True,
         ranged_get=True,
@@ -160,7 +160,10 @@ class RcloneBackend(Backend):
 
     def _get(self, remote_filename: str, local_path: str) -> None:
         """Download to a local file; FileMissingError (and no local file) when missing."""
-        with self._fetch(remote_filename, "get") as resp, open(local_path, "wb") as out:
+        with (
+            self._fetch(remote_filename, "get") as resp,
+            self._open_local(local_path, remote_filename) as out,
+        ):
             self._copy_body(resp, out, remote_filename)
 
     def _list(self) -> Iterator[ListEntry]:
@@ -311,6 +314,15 @@ class RcloneBackend(Backend):
         daemon, self._daemon = self._daemon, None
         if daemon is not None:
             daemon.stop()
+
+    def _open_local(self, local_path: str, name: str) -> IO[bytes]:
+        try:
+            return open(local_path, "wb")
+        except OSError as e:
+            raise PermanentBackendError(
+                f"get {name}: cannot write {local_path}: {e.strerror or e}",
+                backend=self.display_name,
+            ) from None
 
     def _file(self, name: str) -> dict[str, Any]:
         return {"fs": self.remote, "remote": name}

@@ -95,7 +95,7 @@ class SFTPBackend(Backend):
 
     plugin_api_version = PLUGIN_API_VERSION
     schemes = ("sftp",)
-    description = "SSH server over SFTP (paramiko): atomic put, ranged get, rename"
+    description = "an SSH server over SFTP (paramiko)"
     # OpenSSH's sftp-server answers a directory read with at most 100 names per page.
     capabilities = BackendCapabilities(
         atomic_put=True,
@@ -152,7 +152,7 @@ class SFTPBackend(Backend):
                 remote = sftp.open(self._path(remote_filename), "rb")
             except FileNotFoundError:
                 raise self._missing(remote_filename) from None
-            with remote, open(local_path, "wb") as local:
+            with remote, self._open_local(local_path, remote_filename) as local:
                 self._copy_down(remote, local)
 
     def _list(self) -> Iterator[ListEntry]:
@@ -339,8 +339,7 @@ class SFTPBackend(Backend):
             return TransientBackendError(f"{operation}: timed out: {_one_line(e)}", backend=where)
         if isinstance(e, OSError) and (
             e.errno in _NETWORK_ERRNOS
-            or isinstance(e, (ConnectionError, socket.gaierror))
-            or isinstance(e, paramiko.ssh_exception.NoValidConnectionsError)
+            or isinstance(e, (ConnectionError, socket.gaierror, _NoValidConnections))
         ):
             detail = _one_line(e).replace("[Errno None] ", "")
             return TransientBackendError(
@@ -469,6 +468,15 @@ class SFTPBackend(Backend):
                 break
             fileobj.write(chunk)
 
+    def _open_local(self, local_path: str, name: str) -> IO[bytes]:
+        try:
+            return open(local_path, "wb")
+        except OSError as e:
+            raise PermanentBackendError(
+                f"get {name}: cannot write {local_path}: {e.strerror or e}",
+                backend=self.display_name,
+            ) from None
+
     def _path(self, name: str) -> str:
         return posixpath.join(self.root, name)
 
@@ -484,6 +492,9 @@ class SFTPBackend(Backend):
             "create_folder / `pannier backend mkdir`)",
             backend=self.display_name,
         )
+
+
+_NoValidConnections = paramiko.ssh_exception.NoValidConnectionsError
 
 
 class _UnknownHostKey(paramiko.SSHException):

@@ -103,7 +103,7 @@ class WebDAVBackend(Backend):
 
     plugin_api_version = PLUGIN_API_VERSION
     schemes = ("webdav", "webdavs")
-    description = "WebDAV server (HTTP/HTTPS): atomic put by MOVE, ranged get, rename"
+    description = "a WebDAV server over HTTP or HTTPS"
     capabilities = BackendCapabilities(
         atomic_put=True,
         ranged_get=True,
@@ -155,7 +155,7 @@ class WebDAVBackend(Backend):
         """Download to a local file; FileMissingError (and no local file) when missing."""
         with (
             self._request("GET", remote_filename, "get", stream=True) as resp,
-            open(local_path, "wb") as out,
+            self._open_local(local_path, remote_filename) as out,
         ):
             self._copy_body(resp, out, remote_filename)
 
@@ -302,6 +302,15 @@ class WebDAVBackend(Backend):
         self._retry_cleanup()
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _open_local(self, local_path: str, name: str) -> IO[bytes]:
+        try:
+            return open(local_path, "wb")
+        except OSError as e:
+            raise PermanentBackendError(
+                f"get {name}: cannot write {local_path}: {e.strerror or e}",
+                backend=self.display_name,
+            ) from None
 
     def _url(self, name: str | None) -> str:
         return self.base_url if name is None else self.base_url + quote(name)

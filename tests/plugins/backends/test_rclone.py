@@ -221,3 +221,14 @@ def test_wrong_key_through_rclone_is_permanent(rclone_config) -> None:
         backend.test()
     assert "gave up after" not in str(err.value)
     backend.close()
+
+
+def test_get_to_unwritable_or_of_missing_object(tmp_path, rclone_config) -> None:
+    backend = get_backend_object(fresh(local_url(tmp_path / "store", rclone_config)))
+    with backend:
+        backend.put_bytes("a", b"1")
+        with pytest.raises(PermanentBackendError, match="cannot write"):
+            backend.get("a", str(tmp_path / "no" / "such" / "dir"))
+        with pytest.raises(FileMissingError):
+            backend.get("b", str(tmp_path / "b"))
+        assert not (tmp_path / "b").exists()

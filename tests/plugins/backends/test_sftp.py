@@ -9,12 +9,12 @@ import stat
 import uuid
 
 import pytest
-
 from pannier import FileMissingError, FolderMissingError, PermanentBackendError
 from pannier.backend_registry import get_backend, get_backend_object
 from pannier.errors import TransientBackendError
 from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
+
 from tests.servers import require_server
 
 
@@ -94,26 +94,26 @@ def test_unknown_host_is_refused_with_how_to_add_it(sshd: dict[str, str], tmp_pa
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     backend = get_backend_object(key_url(sshd, "", **{"known-hosts": str(empty)}))
-    with pytest.raises(PermanentBackendError, match="is not in .*ssh-keyscan"):
+    with pytest.raises(PermanentBackendError, match=r"is not in .*ssh-keyscan"):
         backend.test()
 
 
 def test_missing_known_hosts_file_is_refused(sshd: dict[str, str], tmp_path) -> None:
     url = key_url(sshd, "", **{"known-hosts": str(tmp_path / "nope")})
-    with pytest.raises(PermanentBackendError, match="known_hosts file .* does not exist"):
+    with pytest.raises(PermanentBackendError, match=r"known_hosts file .* does not exist"):
         get_backend_object(url).test()
 
 
 def test_key_not_accepted_by_server(sshd: dict[str, str]) -> None:
     url = key_url(sshd, "", **{"key-file": sshd["PANNIER_TEST_SFTP_WRONG_KEY_FILE"]})
-    with pytest.raises(PermanentBackendError, match="authentication failed .* key file"):
+    with pytest.raises(PermanentBackendError, match=r"authentication failed .* key file"):
         get_backend(url + "&retries=3&retry-delay=0.01").test()
 
 
 def test_missing_key_file_is_a_config_error(sshd: dict[str, str], tmp_path) -> None:
     from pannier import ConfigError
 
-    with pytest.raises(ConfigError, match="key file .* does not exist"):
+    with pytest.raises(ConfigError, match=r"key file .* does not exist"):
         get_backend_object(key_url(sshd, "", **{"key-file": str(tmp_path / "none")}))
 
 
@@ -144,7 +144,7 @@ def test_no_credentials_at_all(sshd: dict[str, str], monkeypatch, tmp_path) -> N
     monkeypatch.delenv("PANNIER_SFTP_PASSWORD", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no default keys
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    with pytest.raises(PermanentBackendError, match="(no way to log in|authentication failed)"):
+    with pytest.raises(PermanentBackendError, match=r"(no way to log in|authentication failed)"):
         get_backend_object(password_url(sshd, "")).test()
 
 
@@ -155,7 +155,7 @@ def test_missing_folder_then_create_folder(sshd: dict[str, str]) -> None:
     folder = f"missing-{uuid.uuid4().hex[:8]}/deeper"
     backend = get_backend_object(key_url(sshd, folder))
     with backend:
-        with pytest.raises(FolderMissingError, match="does not exist"):
+        with pytest.raises(FolderMissingError, match=r"does not exist"):
             backend.test()
         with pytest.raises(FolderMissingError):
             backend.list()
@@ -216,3 +216,14 @@ def test_temp_names_of_unfinished_puts_are_not_listed(sshd: dict[str, str]) -> N
         assert [(e.name, e.size) for e in backend.list()] == [("real", 1)]
         with pytest.raises(FileMissingError):
             backend.get_bytes("missing")
+
+
+def test_unwritable_local_target_is_a_permanent_error(sshd: dict[str, str], tmp_path) -> None:
+    backend = get_backend_object(fresh_folder(key_url(sshd, f"local-{uuid.uuid4().hex[:8]}")))
+    with backend:
+        backend.put_bytes("a", b"1")
+        with pytest.raises(PermanentBackendError, match="cannot write"):
+            backend.get("a", str(tmp_path / "no" / "such" / "dir"))
+        with pytest.raises(FileMissingError):
+            backend.get("b", str(tmp_path / "b"))
+        assert not (tmp_path / "b").exists()  # nothing written for a missing object

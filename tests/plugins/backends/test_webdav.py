@@ -213,3 +213,17 @@ def test_busy_server_is_rate_limited_with_its_retry_after(busy_server: int) -> N
     with pytest.raises(RateLimitedError) as err:
         backend.test()
     assert err.value.retry_after == 7.0
+
+
+def test_get_to_unwritable_or_of_missing_object(
+    server: str, webdav: dict[str, str], password_env: None, tmp_path
+) -> None:
+    url = dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("local"))
+    backend = get_backend_object(fresh(url))
+    with backend:
+        backend.put_bytes("a", b"1")
+        with pytest.raises(PermanentBackendError, match="cannot write"):
+            backend.get("a", str(tmp_path / "no" / "such" / "dir"))
+        with pytest.raises(FileMissingError):
+            backend.get("b", str(tmp_path / "b"))
+        assert not (tmp_path / "b").exists()
