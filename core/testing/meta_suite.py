@@ -205,7 +205,8 @@ class MetaPluginSuite:
 
     @pytest.fixture
     def records(self, tree: bytes) -> list[MetaRecord]:
-        """The plugin's records of the sample tree, in index order."""
+        """The plugin's records of the sample tree, in index order (skips if inactive)."""
+        self._require_active(tree)
         found = []
         for index in walk_indexes(tree):
             record = self.plugin_class.from_path(tree, index, os.lstat(index_path(tree, index)))
