@@ -64,6 +64,8 @@ except ImportError as e:  # pragma: no cover - depends on the installation
 TEMP_PREFIX = ".pannier-tmp-"
 #: Bytes per read of a download or of an upload's source.
 CHUNK_SIZE = 1 << 20
+#: Reads of a listing whose answer is broken off by the server before giving up.
+LIST_ATTEMPTS = 3
 #: When more names than this are queried at once, one listing beats a HEAD per name.
 QUERY_BY_LISTING = 16
 
@@ -161,7 +163,25 @@ class WebDAVBackend(Backend):
 
     def _list(self) -> Iterator[ListEntry]:
         """Every object in the collection with its size, from one PROPFIND of depth 1
-        parsed as it arrives; sub-collections and temporary names are skipped."""
+        parsed as it arrives; sub-collections and temporary names are skipped.
+
+        A listing is delivered only once the whole answer parsed: some servers (rclone's)
+        end the document early and append an error when an object vanishes during the
+        walk, which would silently drop names. Such a listing is read again, up to
+        ``LIST_ATTEMPTS`` times, then raises TransientBackendError."""
+        for attempt in range(1, LIST_ATTEMPTS + 1):
+            try:
+                return iter(self._propfind_listing())
+            except _BrokenListing as e:
+                if attempt == LIST_ATTEMPTS:
+                    raise TransientBackendError(
+                        f"list: the server's PROPFIND answer is not valid XML ({e}), "
+                        f"{LIST_ATTEMPTS} times",
+                        backend=self.display_name,
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _propfind_listing(self) -> list[ListEntry]:
         with self._request(
             "PROPFIND",
             None,
@@ -172,19 +192,18 @@ class WebDAVBackend(Backend):
             ok=(207,),
         ) as resp:
             parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
+            entries: list[ListEntry] = []
             try:
                 for chunk in resp.iter_content(64 << 10):
                     parser.feed(chunk)
-                    yield from self._entries(parser)
+                    entries.extend(self._entries(parser))
                 parser.close()
-                yield from self._entries(parser)
+                entries.extend(self._entries(parser))
             except ET.ParseError as e:
-                raise TransientBackendError(
-                    f"list: the server's PROPFIND answer is not valid XML: {e}",
-                    backend=self.display_name,
-                ) from None
+                raise _BrokenListing(str(e)) from None
             except requests.RequestException as e:
                 raise self._network_error("list", e) from e
+        return entries
 
     def _delete(self, filename: str) -> None:
         """DELETE an object; a missing one is not an error."""
@@ -564,6 +583,10 @@ class WebDAVBackend(Backend):
             "`pannier backend mkdir`)",
             backend=self.display_name,
         )
+
+
+class _BrokenListing(Exception):
+    """A PROPFIND answer that is not one well-formed XML document."""
 
 
 class _Stream:

@@ -227,3 +227,47 @@ def test_get_to_unwritable_or_of_missing_object(
         with pytest.raises(FileMissingError):
             backend.get("b", str(tmp_path / "b"))
         assert not (tmp_path / "b").exists()
+
+
+def test_listing_under_concurrent_deletes_is_complete_or_an_error(
+    server: str, webdav: dict[str, str], password_env: None
+) -> None:
+    """A server that breaks a listing off when an object vanishes mid-walk (rclone's
+    appends an error after a short document) must never yield a listing with names
+    missing: it is read again, or it fails."""
+    url = fresh(dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("churn")))
+    stable = [f"stable-{i:02d}" for i in range(30)]
+    lister = get_backend_object(url)
+    for name in stable:
+        lister.put_bytes(name, b"s")
+    stop = threading.Event()
+
+    def churn(k: int) -> None:
+        backend = get_backend_object(url)
+        with backend:
+            i = 0
+            while not stop.is_set():
+                name = f"churn-{k}-{i % 5}"
+                backend.put_bytes(name, b"c")
+                backend.delete(name)
+                i += 1
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    complete = failed = 0
+    try:
+        for _ in range(25):
+            try:
+                names = {e.name for e in lister.list()}
+            except TransientBackendError:
+                failed += 1
+                continue
+            assert set(stable) <= names, f"{len(set(stable) - names)} stable names missing"
+            complete += 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        lister.close()
+    assert complete > 0, f"every listing failed ({failed})"
