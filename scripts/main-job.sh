@@ -15,7 +15,8 @@ PY="${PYTHON:-python3}"
 
 echo "== installing pannier into $top/.venv"
 [ -x "$top/.venv/bin/python" ] || "$PY" -m venv "$top/.venv"
-"$top/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$top"
+"$top/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$top" > "$work/install.log" 2>&1 \
+  || { cat "$work/install.log" >&2; exit 1; }
 pannier="$top/.venv/bin/pannier"
 
 umask 077
@@ -35,6 +36,5 @@ echo "== pannier restore latest --target $work/restore"
 echo "== pannier check --read-data"
 "$pannier" check --read-data
 echo "== comparing $src with the restore"
-restored="$work/restore${src}"
-[ -d "$restored" ] || restored="$work/restore/$(basename "$src")"
+restored="$work/restore"   # a single source directory is restored as the target itself
 diff -r --no-dereference "$src" "$restored" && echo "identical: $src == $restored"
