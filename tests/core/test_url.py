@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pannier.errors import ConfigError
 from pannier.url import BackendURL, parse_bool, parse_size, parse_url, redact
 
@@ -174,3 +178,27 @@ def test_urls_compare_and_hash_by_value() -> None:
     a, b = parse_url("file:///x?a=1"), parse_url("file:///x?a=1")
     assert a == b and hash(a) == hash(b)
     assert len({a, b, a.with_options({"retries": 2})}) == 2
+
+
+@given(
+    password=st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1
+    ),
+    secret=st.text(alphabet="abcdefXYZ0123456789-_.~", min_size=6),
+)
+def test_any_password_parses_back_and_never_shows(password: str, secret: str) -> None:
+    pw = "PW" + password
+    url = f"sftp://user:{quote(pw, safe='')}@host/dir?token={secret}&x=1"
+    parsed = parse_url(url)
+    assert parsed.password == pw
+    assert parsed.query["token"] == secret
+    for text in (parsed.redacted, str(parsed), repr(parsed), redact(url)):
+        assert quote(pw, safe="") not in text and secret not in text
+        assert "x=1" in text
+
+
+def test_unencoded_at_sign_in_a_password_is_still_hidden() -> None:
+    u = parse_url("sftp://u:p@ss@host/x")
+    assert (u.password, u.host) == ("p@ss", "host")
+    assert u.redacted == "sftp://u:***@host/x"
+    assert redact("see sftp://u:p@ss@host/x") == "see sftp://u:***@host/x"
