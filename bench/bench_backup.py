@@ -45,6 +45,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from compare import compare_trees, restored_root
 from dataset import DEFAULT_DEST, Manifest, describe, ensure_dataset, fingerprint
@@ -67,6 +68,9 @@ TARGETS = {
     "peak RSS": 1.2,
 }
 PASSWORD = "pannier-bench-password"
+DOCS_PAGE = BENCH_DIR.parent / "docs" / "performance.md"
+MARK_START = "<!-- bench_backup results: start -->"
+MARK_END = "<!-- bench_backup results: end -->"
 
 
 # --------------------------------------------------------------------------- tools
@@ -445,6 +449,52 @@ def markdown(result: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def docs_section(result: dict[str, Any]) -> str:
+    """The results section of docs/performance.md: how the run went, then the two tables."""
+    records = result["records"]
+    loads = [r["measure"]["loadavg"] for r in records] or [0.0]
+    d, mut = result["dataset"], result["mutation"]
+    commit = (result.get("pannier_commit") or "unknown")[:10]
+    versions = "; ".join(f"{k}: {v}" for k, v in result["versions"].items())
+    names = list(result["versions"])
+    tools = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    at = f"; pannier at commit `{commit}`" if "pannier" in names else ""
+    failed = result.get("failed") or {}
+    checks = [r for r in records if r["check"] is not None]
+    same = sum(1 for r in checks if r["check"]["identical"])
+    lines = [
+        f"Run of {result['started'].replace('T', ' ').rstrip('Z')} UTC, "
+        f"{result['seconds'] / 60:.0f} minutes, {tools} in one run{at}. "
+        f"{result['machine']['cpus']} CPUs shared with other work: load average "
+        f"{min(loads):.1f} to {max(loads):.1f} at the start of the commands. Cold runs after "
+        f"`{result['cold_method']}`.",
+        "",
+        f"Dataset: {d['bytes'] / 1e9:.2f} GB in {d['files']} files, {d['dirs']} directories, "
+        f"{d['symlinks']} symlinks, {d['xattrs']} xattrs (fingerprint `{d['fingerprint'][:16]}`);"
+        f" the mutation (seed {mut['seed']}) touched {mut['touched']} files and wrote "
+        f"{mut['bytes_written'] / 1e6:.1f} MB. Versions: {versions}.",
+        "",
+        f"Restore check: {same} of {len(checks)} restores identical to the dataset"
+        + ("." if same == len(checks) else " (the JSON result lists each difference)."),
+    ]
+    if failed:
+        lines += ["", "Failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()) + "."]
+    lines += ["", markdown(result).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(result: dict[str, Any], result_path: Path) -> None:
+    """Put ``docs_section`` between the markers of docs/performance.md; redraw the plot."""
+    import plot
+
+    text = DOCS_PAGE.read_text()
+    start = text.index(MARK_START) + len(MARK_START)
+    end = text.index(MARK_END)
+    DOCS_PAGE.write_text(text[:start] + "\n" + docs_section(result) + text[end:])
+    plot.main([str(result_path), "-o", str(DOCS_PAGE.with_name("performance.png"))])
+    say(f"docs: {DOCS_PAGE} updated")
+
+
 def _git_commit() -> str | None:
     """The commit of this checkout (what the pannier under test was built from), or None."""
     try:
@@ -488,10 +538,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="EXE",
         help="the pannier command (default: the one beside this Python)",
     )
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="write the tables into docs/performance.md and redraw docs/performance.png",
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, metavar="JSON", help="print the tables of a result"
+    )
     args = parser.parse_args(argv)
     bad = [t for t in args.tools if t not in TOOLS] + [m for m in args.modes if m not in MODES]
     if bad:
         parser.error(f"unknown tool or mode: {', '.join(bad)}")
+    if args.report is not None:
+        result = json.loads(args.report.read_text())
+        print(markdown(result))
+        if args.update_docs:
+            update_docs(result, args.report)
+        return 0
     Pannier.exe_override = args.pannier
     run = Run(args)
     if not run.tools:
@@ -503,10 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     text = json.dumps(result, indent=1) + "\n"
-    (RESULTS_DIR / f"backup-{stamp}.json").write_text(text)
+    saved = RESULTS_DIR / f"backup-{stamp}.json"
+    saved.write_text(text)
     (RESULTS_DIR / "latest.json").write_text(text)
     (RESULTS_DIR / "latest.md").write_text(table)
-    say(f"results: {RESULTS_DIR / f'backup-{stamp}.json'}")
+    say(f"results: {saved}")
+    if args.update_docs:
+        update_docs(result, saved)
     if not args.keep:
         shutil.rmtree(run.work, ignore_errors=True)
     return 0
