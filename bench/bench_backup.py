@@ -14,7 +14,8 @@ after the other for all tools (step 1 for every tool, then step 2, ...), so that
 from elsewhere on the machine hits the tools alike. A cold run starts after
 ``sync; echo 3 > /proc/sys/vm/drop_caches``; when that is not permitted, each file of the dataset
 and the repositories is evicted with ``posix_fadvise(DONTNEED)`` instead and the results say so.
-A warm run first reads its inputs (the dataset for a backup, the repository for a restore).
+A warm run starts after a ``sync`` and one read of its inputs (the dataset for a backup, the
+repository for a restore).
 
 Figures per run: wall seconds, CPU seconds (user + system of the process and its children, from
 ``wait4``), peak RSS (the larger of ``wait4``'s maximum and the sum over the process tree sampled
@@ -32,6 +33,8 @@ Markdown table to ``bench/results/latest.md``; bench/plot.py draws the JSON.
 Usage::
 
     python bench/bench_backup.py [--tools pannier,restic,borg] [--modes cold,warm]
+                                 [--pannier EXE] [--update-docs]
+    python bench/bench_backup.py --report bench/results/latest.json [--update-docs]
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,39 @@ def test_cp_and_rclone_local_peers(tmp_path: Path) -> None:
     assert up.ok, up.error
     down = rclone_get(remote, tmp_path / "rclone-back", names=["obj-000001", "obj-000003"])
     assert down.ok and down.objects == 2 and down.bytes == 600_000
+
+
+def test_ratios_use_the_better_peer_of_each_figure() -> None:
+    from bench_backup import Record, markdown, ratios
+    from measure import Measure
+
+    def rec(tool: str, step: str, wall: float, rss: int, repo: int) -> Record:
+        m = Measure(
+            wall=wall, cpu=wall, user=wall, system=0, peak_rss=rss, returncode=0, loadavg=1.0
+        )
+        return Record(tool, step, "cold", m, repo)
+
+    records = [
+        rec("pannier", "initial", 6.0, 100, 0),
+        rec("restic", "initial", 10.0, 300, 0),
+        rec("borg", "initial", 20.0, 80, 0),
+        rec("pannier", "mutation", 1.0, 100, 90),
+        rec("restic", "mutation", 4.0, 300, 120),
+        rec("borg", "mutation", 2.0, 80, 100),
+    ]
+    by = {(q["figure"], q["mode"]): q for q in ratios(records, ["cold"])}
+    initial = by[("initial", "cold")]
+    assert (initial["peer"], initial["ratio"], initial["met"]) == ("restic", 0.6, True)
+    mutation = by[("mutation", "cold")]
+    assert (mutation["peer"], mutation["ratio"], mutation["met"]) == ("borg", 0.5, False)
+    size = by[("repo size", "cold")]
+    assert (size["peer"], size["ratio"], size["met"]) == ("borg", 0.9, True)
+    rss = by[("peak RSS", "cold")]
+    assert (rss["peer"], rss["ratio"], rss["met"]) == ("borg", 1.25, False)
+    # No pannier figure for a step: no ratio, and the table says n/a rather than a number.
+    restore = by[("restore", "cold")]
+    assert restore["ratio"] is None and restore["met"] is None
+    result = {"records": [asdict(r) for r in records], "ratios": ratios(records, ["cold"])}
+    table = markdown(result)
+    assert "| initial | cold | 6.0 | restic 10.0 | 0.60 | <= 0.6 | yes |" in table
+    assert "| restore | cold | n/a |" in table
