@@ -108,8 +108,12 @@ class FSAbilities:
 
     @classmethod
     def probe(cls, path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> FSAbilities:
-        """Find the abilities of the filesystem holding ``path``, without writing to it."""
+        """Find the abilities of the filesystem holding ``path``, without writing to it.
+
+        A path that does not exist raises FileNotFoundError.
+        """
         bpath = os.fsencode(path)
+        os.stat(bpath)
         xattr = _supports(bpath, "user.pannier-probe")
         acl = xattr and _supports(bpath, "system.posix_acl_access")
         return cls(xattr=xattr, acl=acl, is_root=os.geteuid() == 0, path=bpath)

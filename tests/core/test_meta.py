@@ -268,6 +268,11 @@ def test_probe_finds_xattrs_and_acls_on_a_real_filesystem(tmp_path: Path) -> Non
     assert FSAbilities.of(str(tmp_path)) == fs
 
 
+def test_probe_of_a_missing_path_fails(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        FSAbilities.probe(tmp_path / "missing")
+
+
 def test_probe_of_filesystems_without_xattrs_or_acls() -> None:
     proc = FSAbilities.probe("/proc/self/status")  # procfs refuses extended attributes
     assert not proc.xattr and not proc.acl
