@@ -59,9 +59,11 @@ def check_name(name: str, max_length: int = 255) -> str:
     A remote name is made of ASCII letters, digits, ``-`` and ``.``, starts with a letter
     or digit, and is at most ``max_length`` characters long.
     """
-    if not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
         raise InvalidNameError(
-            f"remote name {name!r} is not flat: only letters, digits, '-' and '.' are allowed"
+            f"remote name {shown} is not flat: only letters, digits, '-' and '.' are allowed, "
+            "starting with a letter or digit"
         )
     if len(name) > max_length:
         raise InvalidNameError(
@@ -206,9 +208,18 @@ class Backend:
         return self._query_list([filename])[filename]
 
     def _query_list(self, filename_list: builtins.list[str]) -> dict[str, dict[str, int]]:
-        """``{name: {"size": n}}`` for each name, -1 for a missing one."""
+        """``{name: {"size": n}}`` for each name, -1 for a missing one. The default lists;
+        a name the listing gives without a size is measured by reading it."""
         sizes = {e.name: e.size for e in self.list()}
-        return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+        result = {}
+        for name in filename_list:
+            size = sizes.get(name, -1)
+            if name in sizes and size < 0:
+                counter = _CountingSink()
+                self._get_stream(name, counter)  # type: ignore[arg-type]
+                size = counter.count
+            result[name] = {"size": size}
+        return result
 
     def _delete_list(self, filename_list: builtins.list[str]) -> None:
         """Delete several names; missing ones are tolerated."""
@@ -344,7 +355,27 @@ class Backend:
         self.close()
 
     def _name(self, name: str) -> str:
-        return check_name(name, self.get_capabilities().max_name_length)
+        try:
+            return check_name(name, self.get_capabilities().max_name_length)
+        except InvalidNameError as e:
+            raise InvalidNameError(str(e), backend=self.display_name) from None
+
+
+class _CountingSink:
+    """A write-only stream that only counts bytes."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
 
 
 def missing(name: str, backend: Backend | None = None) -> FileMissingError:

@@ -243,7 +243,7 @@ def check_names(kit: Kit) -> None:
     _expect(b.get_bytes(longest) == b"longest", f"a name of {len(longest)} characters")
     _expect(longest in kit.listing(), f"the {len(longest)}-character name is not listed")
     b.delete(longest)
-    for bad in ("kit-a/b", ".kit", "kit a", "kit-\u00e9", "", longest + "x", "kit-a\\b"):
+    for bad in ("kit-a/b", ".kit", "kit a", "kit-\u00e9", "", longest + "x", "kit-a\\b", "kit-a\n"):
         try:
             b.put_bytes(bad, b"x")
         except InvalidNameError:
