@@ -137,6 +137,11 @@ class FilesystemSource(Source):
     def get_name(cls) -> str:
         return "filesystem"
 
+    @property
+    def display(self) -> str:
+        """The absolute path, so the parent snapshot is found from any directory."""
+        return os.path.abspath(self.spec)
+
     @classmethod
     def description(cls) -> str:
         return "a directory tree or a file on this machine (the default)"

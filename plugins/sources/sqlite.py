@@ -42,6 +42,11 @@ class SqliteSource(Source):
         return "a SQLite database, copied consistently with SQLite's online backup API"
 
     @property
+    def display(self) -> str:
+        """The database's absolute path."""
+        return os.path.abspath(self.spec)
+
+    @property
     def name(self) -> bytes:
         return os.fsencode(self.options.get("filename") or os.path.basename(self.spec))
 

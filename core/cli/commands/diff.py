@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     from ...engine.progress import format_bytes
     from ...engine.snapshots import load_tree, resolve_snapshot
 
-    repo = open_repository(args, ctx, lock=None)
+    repo = open_repository(args, ctx, lock="shared")
     a = resolve_snapshot(repo, args.first)
     b = resolve_snapshot(repo, args.second)
     counts = {"+": 0, "-": 0, "M": 0, "T": 0, "U": 0}

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     from ...source import index_to_path, path_to_index
 
     index = path_to_index(args.path)
-    repo = open_repository(args, ctx, lock=None)
+    repo = open_repository(args, ctx, lock="shared")
     snap = resolve_snapshot(
         repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
     )

@@ -218,3 +218,18 @@ def test_full_disk_leaves_no_half_written_file(tmp_path: Path, repo: Repository)
         assert not [p for p in mnt.iterdir() if p.name.startswith(".pannier-tmp-")]
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_devices_round_trip(tmp_path: Path, repo: Repository) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("creating device nodes needs root")
+    src = tmp_path / "src"
+    src.mkdir()
+    os.mknod(src / "null", 0o620 | 0o020000, os.makedev(1, 3))
+    os.mkfifo(src / "pipe", 0o640)
+    snap = backup(repo, src)
+    out = tmp_path / "out"
+    assert run_restore(repo, snap, str(out)).errors == []
+    st = os.lstat(out / "null")
+    assert st.st_mode == 0o620 | 0o020000 and st.st_rdev == os.makedev(1, 3)
+    assert os.lstat(out / "pipe").st_mode == 0o640 | 0o010000
