@@ -7,15 +7,20 @@ cheap and listing plugins imports none of their dependencies.
 
 The parts:
 
-* plugins and discovery -- :class:`PluginKind`, :func:`get_plugin_manager`;
-* metadata plugins (rdiff-backup's contract) -- :class:`MetaPlugin`,
+* plugins and discovery -- :class:`PluginKind`, :func:`get_plugin_manager`,
+  :class:`PluginManager`, :class:`PluginRecord`, :class:`PluginOrigin`;
+* hooks -- :data:`hookimpl`, :func:`get_hook_manager`, :func:`call_hook`
+  (the hook specifications are in ``pannier.hookspecs``);
+* metadata plugins (rdiff-backup's contract) -- :class:`MetaPlugin`, :class:`MetaRecord`,
   :func:`get_meta_manager`, :func:`get_meta_dict`, :func:`get_meta_list`;
 * storage backends (duplicity's and Duplicati's contract) -- :class:`Backend`,
-  :func:`register_backend`, :func:`register_backend_prefix`, :func:`get_backend`,
-  :func:`get_backend_object`;
-* sources -- :class:`Source`;
-* hooks -- :data:`hookimpl`;
-* errors -- :class:`PannierError` and its subclasses.
+  :class:`BackendCapabilities`, :class:`BackendURL`, :func:`register_backend`,
+  :func:`register_backend_prefix`, :func:`get_backend`, :func:`get_backend_object`;
+* sources -- :class:`Source`, :class:`SourceEntry`;
+* the repository -- :class:`Repository`, :class:`Snapshot`;
+* errors -- :class:`PannierError` and its subclasses, one hierarchy.
+
+Conformance suites for plugin authors are in ``pannier.testing``.
 """
 
 from __future__ import annotations
@@ -31,73 +36,249 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily by __getattr__.
 _EXPORTS: dict[str, str] = {
-    # plugins
     "PLUGIN_API_VERSION": "pannier.plugin",
     "SUPPORTED_PLUGIN_API_VERSIONS": "pannier.plugin",
     "PluginKind": "pannier.plugin",
-    # errors
-    "PannierError": "pannier.errors",
-    "ConfigError": "pannier.errors",
-    "PluginError": "pannier.errors",
-    "PluginNotFoundError": "pannier.errors",
-    "PluginLoadError": "pannier.errors",
-    "PluginContractError": "pannier.errors",
-    "PluginAPIVersionError": "pannier.errors",
-    "MetaStreamError": "pannier.errors",
     "BackendError": "pannier.errors",
-    "TransientBackendError": "pannier.errors",
-    "RateLimitedError": "pannier.errors",
-    "PermanentBackendError": "pannier.errors",
+    "ConfigError": "pannier.errors",
+    "CorruptObjectError": "pannier.errors",
     "FileMissingError": "pannier.errors",
     "FolderMissingError": "pannier.errors",
     "InvalidNameError": "pannier.errors",
-    "RepositoryError": "pannier.errors",
-    "RepositoryNotFoundError": "pannier.errors",
-    "RepositoryFormatError": "pannier.errors",
-    "WrongPasswordError": "pannier.errors",
-    "CorruptObjectError": "pannier.errors",
     "LockedError": "pannier.errors",
-    "UnsafePathError": "pannier.errors",
-    "SourceError": "pannier.errors",
+    "MetaStreamError": "pannier.errors",
+    "PannierError": "pannier.errors",
     "PartialBackupError": "pannier.errors",
-    # backends
+    "PermanentBackendError": "pannier.errors",
+    "PluginAPIVersionError": "pannier.errors",
+    "PluginContractError": "pannier.errors",
+    "PluginError": "pannier.errors",
+    "PluginLoadError": "pannier.errors",
+    "PluginNotFoundError": "pannier.errors",
+    "RateLimitedError": "pannier.errors",
+    "RepositoryError": "pannier.errors",
+    "RepositoryFormatError": "pannier.errors",
+    "RepositoryNotFoundError": "pannier.errors",
+    "SourceError": "pannier.errors",
+    "TransientBackendError": "pannier.errors",
+    "UnsafePathError": "pannier.errors",
+    "WrongPasswordError": "pannier.errors",
+    "PluginManager": "pannier.registry",
+    "PluginOrigin": "pannier.registry",
+    "PluginRecord": "pannier.registry",
+    "get_plugin_manager": "pannier.registry",
+    "reset_plugin_manager": "pannier.registry",
+    "hookimpl": "pannier.hooks",
+    "get_hook_manager": "pannier.hooks",
+    "call_hook": "pannier.hooks",
+    "MetaPlugin": "pannier.meta",
+    "MetaRecord": "pannier.meta",
+    "FSAbilities": "pannier.meta",
+    "Index": "pannier.meta",
+    "index_path": "pannier.meta",
+    "MetaStreamReader": "pannier.meta_stream",
+    "MetaStreamWriter": "pannier.meta_stream",
+    "MetaManager": "pannier.meta_manager",
+    "MetaWriter": "pannier.meta_manager",
+    "MetaJoin": "pannier.meta_manager",
+    "get_meta_manager": "pannier.meta_manager",
+    "get_meta_dict": "pannier.meta_manager",
+    "get_meta_list": "pannier.meta_manager",
     "Backend": "pannier.backend",
     "BackendCapabilities": "pannier.backend",
     "ListEntry": "pannier.backend",
     "check_name": "pannier.backend",
+    "BackendURL": "pannier.url",
+    "parse_url": "pannier.url",
+    "parse_bool": "pannier.url",
+    "parse_size": "pannier.url",
+    "redact": "pannier.url",
+    "register_backend": "pannier.backend_registry",
+    "register_backend_prefix": "pannier.backend_registry",
+    "get_backend": "pannier.backend_registry",
+    "get_backend_object": "pannier.backend_registry",
+    "available_schemes": "pannier.backend_registry",
+    "BackendWrapper": "pannier.wrappers",
+    "Source": "pannier.source",
+    "SourceEntry": "pannier.source",
+    "open_noatime": "pannier.source",
+    "index_to_path": "pannier.source",
+    "path_to_index": "pannier.source",
+    "Repository": "pannier.repo",
+    "Snapshot": "pannier.repo",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "SUPPORTED_PLUGIN_API_VERSIONS",
+    "Backend",
+    "BackendCapabilities",
+    "BackendError",
+    "BackendURL",
+    "BackendWrapper",
+    "ConfigError",
+    "CorruptObjectError",
+    "FSAbilities",
+    "FileMissingError",
+    "FolderMissingError",
+    "Index",
+    "InvalidNameError",
+    "ListEntry",
+    "LockedError",
+    "MetaJoin",
+    "MetaManager",
+    "MetaPlugin",
+    "MetaRecord",
+    "MetaStreamError",
+    "MetaStreamReader",
+    "MetaStreamWriter",
+    "MetaWriter",
+    "PannierError",
+    "PartialBackupError",
+    "PermanentBackendError",
+    "PluginAPIVersionError",
+    "PluginContractError",
+    "PluginError",
+    "PluginKind",
+    "PluginLoadError",
+    "PluginManager",
+    "PluginNotFoundError",
+    "PluginOrigin",
+    "PluginRecord",
+    "RateLimitedError",
+    "Repository",
+    "RepositoryError",
+    "RepositoryFormatError",
+    "RepositoryNotFoundError",
+    "Snapshot",
+    "Source",
+    "SourceEntry",
+    "SourceError",
+    "TransientBackendError",
+    "UnsafePathError",
+    "WrongPasswordError",
+    "__version__",
+    "available_schemes",
+    "call_hook",
+    "check_name",
+    "get_backend",
+    "get_backend_object",
+    "get_hook_manager",
+    "get_meta_dict",
+    "get_meta_list",
+    "get_meta_manager",
+    "get_plugin_manager",
+    "hookimpl",
+    "index_path",
+    "index_to_path",
+    "open_noatime",
+    "parse_bool",
+    "parse_size",
+    "parse_url",
+    "path_to_index",
+    "redact",
+    "register_backend",
+    "register_backend_prefix",
+    "reset_plugin_manager",
+]
 
 if TYPE_CHECKING:
-    from .backend import Backend, BackendCapabilities, ListEntry, check_name
-    from .errors import (
-        BackendError,
-        ConfigError,
-        CorruptObjectError,
-        FileMissingError,
-        FolderMissingError,
-        InvalidNameError,
-        LockedError,
-        MetaStreamError,
-        PannierError,
-        PartialBackupError,
-        PermanentBackendError,
-        PluginAPIVersionError,
-        PluginContractError,
-        PluginError,
-        PluginLoadError,
-        PluginNotFoundError,
-        RateLimitedError,
-        RepositoryError,
-        RepositoryFormatError,
-        RepositoryNotFoundError,
-        SourceError,
-        TransientBackendError,
-        UnsafePathError,
-        WrongPasswordError,
+    from .backend import (
+        Backend as Backend,
+        BackendCapabilities as BackendCapabilities,
+        ListEntry as ListEntry,
+        check_name as check_name,
     )
-    from .plugin import PLUGIN_API_VERSION, SUPPORTED_PLUGIN_API_VERSIONS, PluginKind
+    from .backend_registry import (
+        available_schemes as available_schemes,
+        get_backend as get_backend,
+        get_backend_object as get_backend_object,
+        register_backend as register_backend,
+        register_backend_prefix as register_backend_prefix,
+    )
+    from .errors import (
+        BackendError as BackendError,
+        ConfigError as ConfigError,
+        CorruptObjectError as CorruptObjectError,
+        FileMissingError as FileMissingError,
+        FolderMissingError as FolderMissingError,
+        InvalidNameError as InvalidNameError,
+        LockedError as LockedError,
+        MetaStreamError as MetaStreamError,
+        PannierError as PannierError,
+        PartialBackupError as PartialBackupError,
+        PermanentBackendError as PermanentBackendError,
+        PluginAPIVersionError as PluginAPIVersionError,
+        PluginContractError as PluginContractError,
+        PluginError as PluginError,
+        PluginLoadError as PluginLoadError,
+        PluginNotFoundError as PluginNotFoundError,
+        RateLimitedError as RateLimitedError,
+        RepositoryError as RepositoryError,
+        RepositoryFormatError as RepositoryFormatError,
+        RepositoryNotFoundError as RepositoryNotFoundError,
+        SourceError as SourceError,
+        TransientBackendError as TransientBackendError,
+        UnsafePathError as UnsafePathError,
+        WrongPasswordError as WrongPasswordError,
+    )
+    from .hooks import (
+        call_hook as call_hook,
+        get_hook_manager as get_hook_manager,
+        hookimpl as hookimpl,
+    )
+    from .meta import (
+        FSAbilities as FSAbilities,
+        Index as Index,
+        MetaPlugin as MetaPlugin,
+        MetaRecord as MetaRecord,
+        index_path as index_path,
+    )
+    from .meta_manager import (
+        MetaJoin as MetaJoin,
+        MetaManager as MetaManager,
+        MetaWriter as MetaWriter,
+        get_meta_dict as get_meta_dict,
+        get_meta_list as get_meta_list,
+        get_meta_manager as get_meta_manager,
+    )
+    from .meta_stream import (
+        MetaStreamReader as MetaStreamReader,
+        MetaStreamWriter as MetaStreamWriter,
+    )
+    from .plugin import (
+        PLUGIN_API_VERSION as PLUGIN_API_VERSION,
+        SUPPORTED_PLUGIN_API_VERSIONS as SUPPORTED_PLUGIN_API_VERSIONS,
+        PluginKind as PluginKind,
+    )
+    from .registry import (
+        PluginManager as PluginManager,
+        PluginOrigin as PluginOrigin,
+        PluginRecord as PluginRecord,
+        get_plugin_manager as get_plugin_manager,
+        reset_plugin_manager as reset_plugin_manager,
+    )
+    from .repo import (
+        Repository as Repository,
+        Snapshot as Snapshot,
+    )
+    from .source import (
+        Source as Source,
+        SourceEntry as SourceEntry,
+        index_to_path as index_to_path,
+        open_noatime as open_noatime,
+        path_to_index as path_to_index,
+    )
+    from .url import (
+        BackendURL as BackendURL,
+        parse_bool as parse_bool,
+        parse_size as parse_size,
+        parse_url as parse_url,
+        redact as redact,
+    )
+    from .wrappers import (
+        BackendWrapper as BackendWrapper,
+    )
 
 
 def __getattr__(name: str) -> Any:

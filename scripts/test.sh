@@ -30,7 +30,7 @@ step "ruff"
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1
 step "mypy --strict (core, plugins)"
-.venv/bin/mypy || exit 1
+bash scripts/typecheck.sh || exit 1
 
 export PANNIER_SERVERS_DIR="$top/.servers"
 cleanup() { step "stopping test servers"; bash scripts/servers/all.sh stop; }
