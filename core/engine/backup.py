@@ -99,12 +99,15 @@ class BackupSummary:
 class _Stored:
     """Result of storing one file's content (and, read then, its metadata records)."""
 
-    __slots__ = ("chunks", "error", "nread", "records")
+    __slots__ = ("chunks", "error", "fresh", "nread", "records")
 
-    def __init__(self, chunks: list[bytes] | None, nread: int, error: str | None) -> None:
+    def __init__(
+        self, chunks: list[bytes] | None, nread: int, error: str | None, *, fresh: bool = True
+    ) -> None:
         self.chunks = chunks
         self.nread = nread
         self.error = error
+        self.fresh = fresh  # read now (False: chunk ids reused from the parent)
         self.records: list[Any] | None = None
 
 
@@ -368,6 +371,9 @@ def _backup(
                 else:
                     summary.files_unchanged += 1
         te = _tree_entry(item.entry, item.index, chunks)
+        if work is not None and work.fresh and te.kind == "f" and te.size != work.nread:
+            # the file changed size while it was read: record what was stored
+            te = te._replace(size=work.nread)
         if te.kind == "f":
             summary.total_files += 1
             summary.total_bytes += te.size
@@ -418,7 +424,7 @@ def _backup(
                     if unchanged:
                         assert old is not None
                         summary.files_unchanged += 1
-                        item.work = _Stored(list(old.data), 0, None)
+                        item.work = _Stored(list(old.data), 0, None, fresh=False)
                         prog.add(nbytes=st.st_size)
                     else:
                         if item.reread:

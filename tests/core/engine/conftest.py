@@ -49,7 +49,7 @@ def make_tree(root: Path) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "small.txt").write_text("hello\n")
     (root / "empty").write_bytes(b"")
-    big = os.urandom(1 << 20) * 3 + os.urandom(12345)  # several chunks, with repeats
+    big = os.urandom((5 << 20) + 12345)  # more than the largest chunk: several chunks
     (root / "big.bin").write_bytes(big)
     d = root / "dir" / "deeper"
     d.mkdir(parents=True)

@@ -15,6 +15,7 @@ from pannier.errors import SourceError
 from pannier.plugin import PluginKind
 from pannier.registry import get_plugin_manager
 from pannier.repo import Repository, Snapshot
+from pannier.source import Source, SourceEntry
 
 from .conftest import make_tree
 
@@ -179,3 +180,34 @@ def test_snapshot_readable_after_reopen(
     used = set(other.referenced_blobs(snap))
     tree = {e.index: e for e in load_tree(other, snap)}
     assert set(tree[(b"big.bin",)].chunks) <= used  # check and prune see file content
+
+
+class GrowingSource(Source):
+    """A source whose file grows between its stat and its read (a log being written)."""
+
+    plugin_api_version = 1
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "growing"
+
+    def scan(self):  # type: ignore[no-untyped-def]
+        root = os.fsencode(self.spec)
+        yield SourceEntry((), os.stat(root), root)
+        path = os.path.join(root, b"log")
+        st = os.lstat(path)
+        with open(path, "ab") as f:
+            f.write(b"appended after the stat\n")
+        yield SourceEntry((b"log",), st, root)
+
+
+def test_file_growing_while_read_records_what_was_stored(tmp_path: Path, repo: Repository) -> None:
+    from pannier.engine.restore import run_restore
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "log").write_bytes(b"first line\n")
+    summary = run_backup(repo, [GrowingSource(str(tmp_path / "src"))])
+    out = tmp_path / "out"
+    restored = run_restore(repo, repo.load_snapshot(summary.snapshot_id), str(out))
+    assert restored.errors == []
+    assert (out / "log").read_bytes() == b"first line\nappended after the stat\n"
