@@ -306,6 +306,18 @@ class SFTPBackend(Backend):
             )
         if isinstance(e, _UnknownHostKey):
             return PermanentBackendError(str(e), backend=where)
+        if isinstance(e, paramiko.PasswordRequiredException):
+            return PermanentBackendError(
+                f"key file {self.key_file} is encrypted: give its passphrase (key-passphrase, "
+                "PANNIER_SFTP_KEY_PASSPHRASE or PANNIER_SFTP_KEY_PASSPHRASE_FILE)",
+                backend=where,
+            )
+        if self.key_file and _is_key_load_error(e):
+            return PermanentBackendError(
+                f"cannot use key file {self.key_file} ({_one_line(e)}): a wrong passphrase, "
+                "or not a private key",
+                backend=where,
+            )
         if isinstance(e, paramiko.AuthenticationException):
             how = (
                 f"key file {self.key_file}"
@@ -316,12 +328,6 @@ class SFTPBackend(Backend):
             )
             return PermanentBackendError(
                 f"authentication failed for user {self.user!r} with {how}: {_one_line(e)}",
-                backend=where,
-            )
-        if isinstance(e, paramiko.PasswordRequiredException):
-            return PermanentBackendError(
-                f"key file {self.key_file} is encrypted: give its passphrase "
-                "(PANNIER_SFTP_KEY_PASSPHRASE)",
                 backend=where,
             )
         if isinstance(e, paramiko.SSHException) and "no authentication methods" in str(e).lower():
@@ -514,6 +520,16 @@ class _RejectUnknown(paramiko.MissingHostKeyPolicy):
             f"{b.known_hosts}; check it and add it (ssh-keyscan -p {b.port} {b.host} "
             f">> {b.known_hosts}) or name another file with ?known-hosts=FILE"
         )
+
+
+def _is_key_load_error(e: Exception) -> bool:
+    """Whether ``e`` is paramiko or cryptography failing to read a private key file."""
+    text = str(e).lower()
+    if isinstance(e, ValueError):
+        return True
+    return isinstance(e, paramiko.SSHException) and any(
+        words in text for words in ("invalid key", "not a valid", "unable to", "deserialize")
+    )
 
 
 def _login_name() -> str:

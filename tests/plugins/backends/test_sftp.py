@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 import uuid
 
 import pytest
@@ -227,3 +228,22 @@ def test_unwritable_local_target_is_a_permanent_error(sshd: dict[str, str], tmp_
         with pytest.raises(FileMissingError):
             backend.get("b", str(tmp_path / "b"))
         assert not (tmp_path / "b").exists()  # nothing written for a missing object
+
+
+def test_encrypted_key_needs_its_passphrase(sshd: dict[str, str], tmp_path, monkeypatch) -> None:
+    key = tmp_path / "encrypted"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "sesame", "-f", str(key)], check=True
+    )
+    url = key_url(sshd, "", **{"key-file": str(key)}) + "&retry-delay=0.01"
+    monkeypatch.delenv("PANNIER_SFTP_KEY_PASSPHRASE", raising=False)
+    with pytest.raises(PermanentBackendError, match="is encrypted: give its passphrase"):
+        get_backend(url).test()
+    monkeypatch.setenv("PANNIER_SFTP_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(PermanentBackendError, match="cannot use key file"):
+        get_backend(url).test()
+    # The right passphrase opens the key; the server then refuses it (not authorized).
+    monkeypatch.setenv("PANNIER_SFTP_KEY_PASSPHRASE", "sesame")
+    with pytest.raises(PermanentBackendError, match="authentication failed") as err:
+        get_backend(url).test()
+    assert "sesame" not in str(err.value)
