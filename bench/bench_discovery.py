@@ -12,7 +12,9 @@ Measured, each in fresh processes (the median of ``--runs`` runs):
    entry points, one in ten in a ``pannier.*`` group); target: warm <= 10 ms whatever the
    number of distributions;
 4. for comparison, in the same processes: ``importlib.metadata.entry_points()`` (the
-   call, and the import of :mod:`importlib.metadata`).
+   call, and the import of :mod:`importlib.metadata`);
+5. what ``pannier plugins`` spends importing plugins: each plugin's load time (its
+   module and that module's own imports), the slowest listed.
 
 The extra distributions get time-stamps a minute old, as an environment installed
 earlier has (a distribution changed within the cache's racy window is re-read on
@@ -57,6 +59,25 @@ print(json.dumps({
     "entry_points_ms": (t4 - t3) * 1e3,
     "entry_points": sum(len(g) for g in eps.values()) if hasattr(eps, "values") else len(eps),
 }))
+"""
+
+
+LOAD_PROBE = r"""
+import json, time
+import pannier.backend, pannier.registry
+from pannier.plugin import PluginKind
+manager = pannier.registry.get_plugin_manager()
+manager.hooks
+costs = {}
+for kind in PluginKind:
+    for name in manager.names(kind):
+        t0 = time.perf_counter()
+        try:
+            manager.get(kind, name)
+        except Exception:
+            pass
+        costs[f"{kind.value}:{name}"] = (time.perf_counter() - t0) * 1e3
+print(json.dumps(costs))
 """
 
 
@@ -172,6 +193,19 @@ def main() -> int:
             )
         imports = median([s["import_ms"] for s in rows[1][2]])
         print(f"import of pannier.discovery                 {imports:8.2f} ms")
+
+        loads: dict[str, list[float]] = {}
+        for _ in range(max(3, options.runs // 3)):
+            out = subprocess.run(
+                [sys.executable, "-c", LOAD_PROBE], env=env, capture_output=True, text=True
+            ).stdout
+            for plugin, ms in json.loads(out or "{}").items():
+                loads.setdefault(plugin, []).append(ms)
+        ranked = sorted(((median(v), k) for k, v in loads.items()), reverse=True)
+        total = sum(ms for ms, _ in ranked)
+        print(f"loading every plugin (as pannier plugins does) {total:8.1f} ms; slowest:")
+        for ms, plugin in ranked[:6]:
+            print(f"    {plugin:30s} {ms:8.1f} ms")
     return 0
 
 
