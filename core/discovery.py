@@ -18,7 +18,8 @@ A plugin is found through one of three *channels*, recorded as its :class:`Plugi
     package is scanned: pannier's own (the built-ins ship there) and the
     ``pannier/plugins/<kind>/`` directory of every search-path entry.
 
-Modules whose name starts with ``_`` are ignored. Discovery lists directories and reads
+Modules whose name (for ``rdb_meta_*``, the part after the prefix) starts with ``_``
+are ignored. Discovery lists directories and reads
 entry-point metadata only (see :mod:`pannier.entry_point_index`); it imports no plugin.
 :func:`import_plugin` imports one found plugin when it is asked for.
 
@@ -205,7 +206,7 @@ def _entry_point_plugins(search_path: Sequence[str] | None) -> Iterable[Discover
 def _rdb_meta_plugins(directories: list[str]) -> Iterable[DiscoveredPlugin]:
     for directory in directories:
         for module, file in _modules_in(directory, _RDB_META_PREFIX):
-            if len(module) > len(_RDB_META_PREFIX):
+            if len(module) > len(_RDB_META_PREFIX) and module[len(_RDB_META_PREFIX)] != "_":
                 origin = PluginOrigin(channel=CHANNEL_RDB_META, module=module, file=file)
                 name = module[len(_RDB_META_PREFIX) :]
                 yield DiscoveredPlugin(PluginKind.META, name, origin, module)
@@ -261,7 +262,8 @@ def namespace_directories(kind: PluginKind, search_path: Sequence[str] | None = 
 
     The built-in directory comes first, then ``<entry>/pannier/plugins/<kind>`` for every
     search-path entry that has one, then (with the default search path) any other
-    directory the import system already counts in the namespace package's ``__path__``.
+    directory the import system counts in the namespace package's ``__path__`` (its
+    ``submodule_search_locations``).
     """
     return _namespace_directories(kind, _search_directories(search_path), search_path is None)
 
@@ -279,8 +281,7 @@ def _namespace_directories(
     for entry in directories:
         candidates.append(os.path.join(entry, "pannier", "plugins", sub))
     if include_imported:
-        module = sys.modules.get(kind.namespace_package)
-        candidates.extend(str(p) for p in getattr(module, "__path__", ()))
+        candidates.extend(_import_system_locations(kind.namespace_package))
     result: list[str] = []
     seen: set[str] = set()
     for directory in candidates:
@@ -291,6 +292,19 @@ def _namespace_directories(
             seen.update((real, directory))
             result.append(directory)
     return result
+
+
+def _import_system_locations(package: str) -> list[str]:
+    """The namespace package's ``submodule_search_locations`` as the import system sees
+    them (this imports ``pannier.plugins``' tiny ``__init__``, never a plugin)."""
+    module = sys.modules.get(package)
+    if module is not None:
+        return [str(p) for p in getattr(module, "__path__", ())]
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    return [str(p) for p in (spec.submodule_search_locations or ())] if spec else []
 
 
 def _search_directories(search_path: Sequence[str] | None) -> list[str]:

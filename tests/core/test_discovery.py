@@ -112,6 +112,7 @@ def test_rdb_meta_modules_anywhere_on_the_path_are_meta_plugins(tmp_path: Path, 
     write(tmp_path / "a" / f"rdb_meta_{uniq}.py", EXPLODES)
     write(tmp_path / "b" / f"rdb_meta_{uniq}pkg" / "__init__.py", EXPLODES)
     write(tmp_path / "b" / "rdb_meta_.py", EXPLODES)  # no name: ignored
+    write(tmp_path / "b" / f"rdb_meta__{uniq}.py", EXPLODES)  # private: ignored
     write(tmp_path / "b" / f"rdb_metaX{uniq}.py", EXPLODES)  # not the prefix
 
     search = [str(tmp_path / "a"), str(tmp_path / "b")]
