@@ -75,18 +75,6 @@ class Baseline(Protocol):
         """Remove what ``put`` stored."""
 
 
-def best_time(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> float:
-    """The shortest of ``repeat`` timed runs of ``fn`` (``before`` runs untimed first)."""
-    best = float("inf")
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def transfer_row(
     target: str, size: int, count: int, put_s: float, get_s: float, baseline: str,
     base_put_s: float, base_get_s: float,
@@ -143,68 +131,72 @@ def measure_transfers(
     workdir: Path,
 ) -> Row:  # fmt: skip
     """Put and get ``count`` objects of ``size`` bytes through pannier at ``url`` and
-    through ``baseline``; check every byte came back; return a :func:`transfer_row`."""
+    through ``baseline``, alternating the two in each round so both meet the same load;
+    check every byte came back; return a :func:`transfer_row` of the best rounds."""
     from pannier.backend_registry import get_backend
 
     src = workdir / f"src-{size}"
     names = _write_objects(src, size, count)
+    out, base_out = workdir / f"out-{size}", workdir / f"base-out-{size}"
+
+    def fresh(directory: Path) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir()
+
     backend = get_backend(url)
+    best = {"put": float("inf"), "get": float("inf"), "base_put": float("inf"),
+            "base_get": float("inf")}  # fmt: skip
+
+    def timed(key: str, fn: Callable[[], Any]) -> None:
+        start = time.perf_counter()
+        fn()
+        best[key] = min(best[key], time.perf_counter() - start)
+
     try:
         backend.create_folder()
-
-        def put_all() -> None:
-            for name in names:
-                backend.put(str(src / name), name)
-
-        out = workdir / f"out-{size}"
-
-        def fresh_out() -> None:
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir()
-
-        def get_all() -> None:
-            for name in names:
-                backend.get(name, str(out / name))
-
-        put_s = best_time(put_all, settings.repeat, before=lambda: backend.delete_list(names))
-        get_s = best_time(get_all, settings.repeat, before=fresh_out)
+        for _ in range(settings.repeat):
+            backend.delete_list(names)
+            baseline.clear()
+            fresh(out)
+            fresh(base_out)
+            timed("put", lambda: [backend.put(str(src / n), n) for n in names])
+            timed("base_put", lambda: baseline.put(src, names))
+            timed("get", lambda: [backend.get(n, str(out / n)) for n in names])
+            timed("base_get", lambda: baseline.get(names, base_out))
         _same_files(src, out, names, f"pannier {target}")
+        _same_files(src, base_out, names, f"{baseline.name} {target}")
         backend.delete_list(names)
+        baseline.clear()
     finally:
         backend.close()
-    base_out = workdir / f"base-out-{size}"
-
-    def fresh_base_out() -> None:
-        shutil.rmtree(base_out, ignore_errors=True)
-        base_out.mkdir()
-
-    base_put_s = best_time(lambda: baseline.put(src, names), settings.repeat, before=baseline.clear)
-    base_get_s = best_time(
-        lambda: baseline.get(names, base_out), settings.repeat, before=fresh_base_out
-    )
-    _same_files(src, base_out, names, f"{baseline.name} {target}")
-    baseline.clear()
     for d in (src, out, base_out):
         shutil.rmtree(d, ignore_errors=True)
-    return transfer_row(target, size, count, put_s, get_s, baseline.name, base_put_s, base_get_s)
+    return transfer_row(target, size, count, best["put"], best["get"], baseline.name,
+                        best["base_put"], best["base_get"])  # fmt: skip
 
 
 def measure_listing(
     target: str, url: str, baseline: Baseline, names: int, settings: Settings
 ) -> Row:
     """List a location holding ``names`` names (already there) through pannier and the
-    baseline; check both counts; return a :func:`listing_row`."""
+    baseline, alternating; check both counts; return a :func:`listing_row`."""
     from pannier.backend_registry import get_backend
 
     backend = get_backend(url)
-    counted: list[int] = []
+    counted: set[int] = set()
+    base_counted: set[int] = set()
+    seconds = base_s = float("inf")
     try:
-        seconds = best_time(lambda: counted.append(len(backend.list())), settings.repeat)
+        for _ in range(settings.repeat):
+            start = time.perf_counter()
+            counted.add(len(backend.list()))
+            seconds = min(seconds, time.perf_counter() - start)
+            start = time.perf_counter()
+            base_counted.add(baseline.list())
+            base_s = min(base_s, time.perf_counter() - start)
     finally:
         backend.close()
-    base_counted: list[int] = []
-    base_s = best_time(lambda: base_counted.append(baseline.list()), settings.repeat)
-    if set(counted) != {names} or set(base_counted) != {names}:
+    if counted != {names} or base_counted != {names}:
         raise RuntimeError(
             f"{target}: listed {counted} by pannier, {base_counted} by {baseline.name}"
         )

@@ -87,13 +87,15 @@ class FileBackend(Backend):
     # --- required primitives ------------------------------------------------------------
 
     def _put(self, source_path: str, remote_filename: str) -> None:
-        if not os.path.isfile(source_path):
+        try:
+            source = open(source_path, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
             raise PermanentBackendError(
-                f"put {remote_filename}: {source_path} is not a readable file",
+                f"put {remote_filename}: cannot read {source_path}: {e.strerror or e}",
                 backend=self.display_name,
-            )
-        # copyfile copies in the kernel (sendfile) and keeps the temporary file's mode.
-        self._write_atomically(remote_filename, lambda tmp: shutil.copyfile(source_path, tmp))
+            ) from e
+        with source:
+            self._write_atomically(remote_filename, lambda out: _copy(source, out))
 
     def _get(self, remote_filename: str, local_path: str) -> None:
         try:
@@ -139,11 +141,9 @@ class FileBackend(Backend):
     # --- optional primitives ------------------------------------------------------------
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as out:
-                shutil.copyfileobj(fileobj, out, _BUFFER)
-
-        self._write_atomically(remote_filename, write)
+        self._write_atomically(
+            remote_filename, lambda out: shutil.copyfileobj(fileobj, out, _BUFFER)
+        )
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         try:
@@ -204,22 +204,20 @@ class FileBackend(Backend):
 
     # --- errors and clean-up ------------------------------------------------------------
 
-    def _write_atomically(self, remote_filename: str, write: Callable[[str], object]) -> None:
-        """Let ``write`` fill a temporary file (mode 0600) in the directory, then rename it
-        over the name; on any failure remove it, so nothing partial is ever visible."""
+    def _write_atomically(self, remote_filename: str, write: Callable[[IO[bytes]], object]) -> None:
+        """Let ``write`` fill a new temporary file (mode 0600) in the directory, then
+        rename it over the name; on any failure remove it, so nothing partial is ever
+        visible and an existing object stays whole."""
         try:
             fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.directory)
-            os.close(fd)
         except OSError as e:
             raise self._error("put", remote_filename, e) from e
         try:
-            write(tmp)
-            if self.fsync:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
+            with open(fd, "wb") as out:
+                write(out)
+                if self.fsync:
+                    out.flush()
                     os.fsync(fd)
-                finally:
-                    os.close(fd)
             os.replace(tmp, self._path(remote_filename))
         except BaseException as e:
             with contextlib.suppress(OSError):
@@ -261,6 +259,18 @@ class FileBackend(Backend):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _copy(source: IO[bytes], out: IO[bytes]) -> None:
+    """Copy an open file into another, in the kernel (sendfile) where it can."""
+    offset = 0
+    try:
+        while sent := os.sendfile(out.fileno(), source.fileno(), offset, _BUFFER * 8):
+            offset += sent
+    except OSError:
+        if offset:  # failed midway: a real error
+            raise
+        shutil.copyfileobj(source, out, _BUFFER)  # no sendfile between these files
 
 
 def get_plugin_class() -> type[FileBackend]:
