@@ -102,3 +102,18 @@ def test_fsync_option_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PANNIER_FILE_FSYNC", "1")
     assert get_backend_object(f"file://{tmp_path}").fsync is True  # type: ignore[attr-defined]
     assert get_backend_object(f"file://{tmp_path}?fsync=off").fsync is False  # type: ignore[attr-defined]
+
+
+def test_copy_falls_back_to_user_space_without_sendfile(tmp_path: Path) -> None:
+    from pannier.plugins.backends.file import _copy
+
+    with open(tmp_path / "out", "wb") as out:
+        _copy(io.BytesIO(b"no file descriptor here"), out)  # type: ignore[arg-type]
+    assert (tmp_path / "out").read_bytes() == b"no file descriptor here"
+
+
+def test_put_of_an_unreadable_source_names_it(tmp_path: Path) -> None:
+    backend = get_backend_object(f"file://{tmp_path}")
+    with pytest.raises(PermanentBackendError, match="cannot read .*absent"):
+        backend.put(str(tmp_path / "absent"), "x")
+    assert os.listdir(tmp_path) == []
