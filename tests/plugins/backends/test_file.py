@@ -114,6 +114,6 @@ def test_copy_falls_back_to_user_space_without_sendfile(tmp_path: Path) -> None:
 
 def test_put_of_an_unreadable_source_names_it(tmp_path: Path) -> None:
     backend = get_backend_object(f"file://{tmp_path}")
-    with pytest.raises(PermanentBackendError, match="cannot read .*absent"):
+    with pytest.raises(PermanentBackendError, match=r"cannot read .*absent"):
         backend.put(str(tmp_path / "absent"), "x")
     assert os.listdir(tmp_path) == []
