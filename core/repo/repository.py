@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +65,31 @@ T = TypeVar("T")
 
 ReferencedBlobs = Callable[["Repository", Snapshot], Iterable[bytes]]
 _walkers: list[ReferencedBlobs] = []
+
+
+_malloc_tuned = False
+
+
+def _limit_malloc_arenas() -> None:
+    """Ask glibc for at most two malloc arenas (unless ``MALLOC_ARENA_MAX`` is set).
+
+    With one arena per thread, the short-lived megabyte buffers of the worker threads
+    (chunks, compressed and sealed blobs) fragment many arenas and a backup's resident
+    memory grows by a third for no speed gained. Done once per process, before the
+    repository starts threads; a no-op where glibc is not the C library."""
+    global _malloc_tuned
+    if _malloc_tuned or os.environ.get("MALLOC_ARENA_MAX") or sys.platform != "linux":
+        return
+    _malloc_tuned = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = getattr(libc, "mallopt", None)
+        if mallopt is not None:
+            mallopt(-8, 2)  # M_ARENA_MAX
+    except OSError:
+        pass
 
 
 def register_referenced_blobs(fn: ReferencedBlobs) -> ReferencedBlobs:
@@ -120,6 +146,7 @@ class Repository:
         key_name: str | None = None,
         backend_factory: Callable[[], Backend] | None = None,
     ) -> None:
+        _limit_malloc_arenas()
         self.backend = backend
         self.cipher = cipher
         self.id = repo_id
