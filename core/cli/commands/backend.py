@@ -212,6 +212,8 @@ def run_test(args: argparse.Namespace, ctx: CLIContext) -> int:
     try:
         report = run_conformance(url, clean=args.clean, only=args.check, progress=progress)
     except FolderMissingError as e:
+        if "mkdir" in str(e):
+            raise
         raise FolderMissingError(f"{e} (create it with: pannier backend mkdir URL)") from e
     if ctx.json:
         ctx.out_json(report.as_dict())
