@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,6 @@ from pannier.registry import (
 )
 
 from tests.core.plugin_files import (
-    BACKEND_CLASS,
     META_CLASS,
     SOURCE_CLASS,
     isolated_imports,  # noqa: F401 - autouse fixture
@@ -259,102 +259,23 @@ def test_a_third_party_override_left_out_by_load_plugins_restores_the_builtin(
     assert winner is not None and winner.builtin
 
 
-# --- contract checks -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kind", "source", "error", "reason"),
-    [
-        (
-            "meta",
-            plugin_module(META_CLASS, "V", api=7),
-            PluginAPIVersionError,
-            "written for plugin API version 7; this pannier supports 1",
-        ),
-        (
-            "meta",
-            "class V:\n    pass\n\ndef get_plugin_class():\n    return V\n",
-            PluginAPIVersionError,
-            "V declares no plugin_api_version (supported: 1)",
-        ),
-        (
-            "sources",
-            "class V:\n    plugin_api_version = '1'\n    def scan(self): ...\n"
-            "def get_plugin_class():\n    return V\n",
-            PluginAPIVersionError,
-            "plugin_api_version '1' is not an int",
-        ),
-        (
-            "meta",
-            "class M:\n    plugin_api_version = 1\n    def get_name(cls): ...\n"
-            "def get_plugin_class():\n    return M\n",
-            PluginContractError,
-            "M lacks the metadata-plugin methods: get_desc, get_version, get_prefix",
-        ),
-        (
-            "backends",
-            "class B:\n    plugin_api_version = 1\n    schemes = ('b',)\n"
-            "def get_plugin_class():\n    return B\n",
-            PluginContractError,
-            "B is not a subclass of pannier.Backend",
-        ),
-        (
-            "backends",
-            plugin_module(BACKEND_CLASS, "B").replace('schemes = ("x",)', "schemes = ()"),
-            PluginContractError,
-            "B.schemes must be a non-empty tuple of URL schemes",
-        ),
-        (
-            "sources",
-            "class S:\n    plugin_api_version = 1\n\ndef get_plugin_class():\n    return S\n",
-            PluginContractError,
-            "S has no scan() method",
-        ),
-        (
-            "sources",
-            "def get_plugin_class():\n    return 'S'\n",
-            PluginContractError,
-            "get_plugin_class() returned str 'S', not a class",
-        ),
-        (
-            "meta",
-            plugin_module(META_CLASS, "M").replace("return M", "return M()"),
-            PluginContractError,
-            "get_plugin_class() returned an instance of M, not a class",
-        ),
-    ],
-)
-def test_contract_checks_refuse_a_broken_class_with_a_one_line_reason(
-    tmp_path: Path,
-    uniq: str,
-    kind: str,
-    source: str,
-    error: type[Exception],
-    reason: str,
-) -> None:
-    write(namespace_dir(tmp_path, kind) / f"{uniq}.py", source)
-    plugin_kind = {"meta": META, "backends": PluginKind.BACKEND, "sources": PluginKind.SOURCE}[kind]
+def test_concurrent_gets_import_a_plugin_once(tmp_path: Path, uniq: str) -> None:
+    counter = tmp_path / "imports.txt"
+    source = f"open({str(counter)!r}, 'a').write('x')\n" + plugin_module(META_CLASS, "Once")
+    write(tmp_path / f"rdb_meta_{uniq}.py", source)
     pm = manager(tmp_path)
-    with pytest.raises(error) as info:
-        pm.get(plugin_kind, uniq)
-    assert "\n" not in str(info.value)
-    assert str(info.value).startswith(f"{plugin_kind.value} plugin {uniq!r} (namespace module")
-    rec = next(r for r in pm.records(plugin_kind) if r.name == uniq)
-    assert rec.status == "failed"
-    assert rec.error is not None and rec.error.startswith(reason)
+    results: list[type] = []
 
+    def worker() -> None:
+        results.append(pm.get(META, uniq))
 
-def test_good_plugins_of_each_kind_pass_the_checks(tmp_path: Path, uniq: str) -> None:
-    write(namespace_dir(tmp_path, "meta") / f"{uniq}.py", plugin_module(META_CLASS, "M"))
-    write(
-        namespace_dir(tmp_path, "backends") / f"{uniq}.py",
-        plugin_module(BACKEND_CLASS, "B", scheme=uniq),
-    )
-    write(namespace_dir(tmp_path, "sources") / f"{uniq}.py", plugin_module(SOURCE_CLASS, "S"))
-    pm = manager(tmp_path)
-    assert pm.get(META, uniq).__name__ == "M"
-    assert pm.get(PluginKind.BACKEND, uniq).schemes == (uniq,)
-    assert pm.get(PluginKind.SOURCE, uniq).__name__ == "S"
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and len(set(results)) == 1
+    assert counter.read_text() == "x"
 
 
 # --- explicit registration -------------------------------------------------------------
