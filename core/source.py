@@ -170,6 +170,11 @@ class Source:
     """
 
     plugin_api_version: ClassVar[int]
+    #: True when a second :meth:`scan` of a fresh instance is cheap and has no side
+    #: effect (a directory walk): the engine then counts the files in a background walk
+    #: to show a percentage and an ETA on the first backup. False (the default) for
+    #: sources whose scan runs a command or copies data.
+    counting_scan: ClassVar[bool] = False
 
     def __init__(self, spec: str, options: Mapping[str, Any] | None = None) -> None:
         self.spec = spec

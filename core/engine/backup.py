@@ -27,6 +27,7 @@ import os
 import random
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -330,10 +331,8 @@ def _backup(
         summary.warnings.append(f"{path}: {message}")
         prog.file_error(path, message)
 
-    if prog.wanted and parent is not None:
-        total = parent.summary or {}
-        if isinstance(total, dict) and "total_bytes" in total:
-            prog.set_total(int(total.get("total_files", 0)), int(total["total_bytes"]))
+    if prog.wanted:
+        _start_counting(sources, prog, parent)
 
     parent_iter: Iterator[TreeEntry] = iter(load_tree(repo, parent)) if parent else iter(())
     parent_entry: TreeEntry | None = next(parent_iter, None)
@@ -497,6 +496,34 @@ class _Pending:
     def ready(self) -> bool:
         """True when recording it now would not wait."""
         return not isinstance(self.work, Future) or self.work.done()
+
+
+def _start_counting(sources: Sequence[Source], prog: Progress, parent: Any) -> None:
+    """Give the progress its totals: from a background walk of fresh instances of the
+    sources when they allow it (``counting_scan``), else from the parent's summary."""
+    if all(type(s).counting_scan for s in sources):
+
+        def count() -> None:
+            files = nbytes = 0
+            try:
+                for s in sources:
+                    fresh = type(s)(s.spec, s.options)
+                    try:
+                        for e in fresh.scan():
+                            if e.is_file and e.hardlink_to is None:
+                                files += 1
+                                nbytes += e.stat.st_size
+                    finally:
+                        fresh.close()
+            except Exception:  # counting only serves the progress line: never fail for it
+                return
+            prog.set_total(files, nbytes)
+
+        threading.Thread(target=count, name="pannier-count", daemon=True).start()
+        return
+    total = getattr(parent, "summary", None) or {}
+    if isinstance(total, dict) and "total_bytes" in total:
+        prog.set_total(int(total.get("total_files", 0)), int(total["total_bytes"]))
 
 
 def _repo_stored(repo: Any) -> int:

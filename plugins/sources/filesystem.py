@@ -117,6 +117,7 @@ class FilesystemSource(Source):
     """A directory tree (or one file) on this machine."""
 
     plugin_api_version = 1
+    counting_scan = True
 
     def __init__(self, spec: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(spec, options)
