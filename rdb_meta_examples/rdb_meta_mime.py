@@ -19,7 +19,7 @@ import stat
 from typing import Any
 
 import attrs
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
 
 #: Content signatures checked when the name says nothing: (leading bytes, MIME type).
 SIGNATURES = (

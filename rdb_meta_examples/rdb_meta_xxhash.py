@@ -24,7 +24,7 @@ import stat
 from typing import Any
 
 import attrs
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
 
 _CHUNK = 1024 * 1024
 

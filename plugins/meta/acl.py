@@ -25,7 +25,7 @@ import struct
 from typing import Any
 
 import attrs
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
 
 ACCESS = "system.posix_acl_access"
 DEFAULT = "system.posix_acl_default"

@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 import attrs
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
 
 _TYPES = {
     stat.S_IFREG: "reg",

@@ -15,8 +15,14 @@ import stat
 from typing import Any
 
 import attrs
-from pannier import CorruptObjectError
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import (
+    CorruptObjectError,
+    FSAbilities,
+    Index,
+    MetaPlugin,
+    MetaRecord,
+    index_path,
+)
 
 ALGORITHM = "blake3"
 _CHUNK = 1024 * 1024

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 import attrs
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
 
 #: errno values meaning "this file or filesystem has no extended attributes for us".
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.ENODATA}

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from pannier.hooks import hookimpl
+from pannier import hookimpl
 
 from . import __version__
 

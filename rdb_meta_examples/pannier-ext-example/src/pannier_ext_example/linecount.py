@@ -7,7 +7,7 @@ import stat
 from typing import Any
 
 import attrs
-from pannier.meta import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
+from pannier import FSAbilities, Index, MetaPlugin, MetaRecord, index_path
 
 #: Files larger than this are not counted (and have no record).
 MAX_BYTES = 1024 * 1024
