@@ -43,13 +43,13 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     ListEntry,
     RateLimitedError,
     TransientBackendError,
+    get_backend_object,
 )
-from pannier.backend_registry import get_backend_object
-from pannier.url import BackendURL
 
 _OPERATIONS = ("put", "get", "list", "delete", "query", "move", "test")
 

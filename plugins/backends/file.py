@@ -45,13 +45,13 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     FileMissingError,
     FolderMissingError,
     ListEntry,
     PermanentBackendError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 _TMP_PREFIX = ".pannier-tmp-"
 _BUFFER = 1 << 20

@@ -31,12 +31,12 @@ from pannier import (
     PLUGIN_API_VERSION,
     Backend,
     BackendCapabilities,
+    BackendURL,
     ConfigError,
     FileMissingError,
     ListEntry,
+    get_backend_object,
 )
-from pannier.backend_registry import get_backend_object
-from pannier.url import BackendURL
 
 _T = TypeVar("_T")
 _SPLIT = re.compile(r",(?=[A-Za-z][A-Za-z0-9+.\-]*://)")
