@@ -44,7 +44,7 @@ from typing import IO, Any, ClassVar
 
 import attrs
 
-from .errors import SourceError
+from .errors import ConfigError
 
 __all__ = [
     "Index",
@@ -71,12 +71,12 @@ def path_to_index(path: str | bytes) -> Index:
     """Return the index of a snapshot path such as ``"etc/passwd"`` or ``"/etc/passwd"``.
 
     Empty components and ``.`` are dropped. A ``..`` component raises
-    :class:`~pannier.SourceError`: snapshot paths never climb.
+    :class:`~pannier.ConfigError`: snapshot paths never climb.
     """
     raw = os.fsencode(path)
     parts = tuple(p for p in raw.split(b"/") if p and p != b".")
     if b".." in parts:
-        raise SourceError(f"path {os.fsdecode(raw)!r} contains '..'")
+        raise ConfigError(f"path {os.fsdecode(raw)!r} contains '..'")
     return parts
 
 
