@@ -20,6 +20,7 @@ with ``from_path``, and checks that:
 * the class keeps the contract (``check_meta_plugin_class``) and declares a supported
   plugin API version;
 * the plugin records something on the sample tree (else override ``prepare_tree``);
+* reading the tree again gives equal records and leaves every file's times alone;
 * records written to a stream (a path or a file object) read back equal, in index order;
 * writing a record out of order, or twice, raises MetaStreamError;
 * ``get_objects(restrict_index=...)`` yields exactly the subtree of that index;
@@ -245,6 +246,25 @@ class MetaPluginSuite:
         assert indexes == sorted(indexes)
         if self.plugin_class.is_main_meta():
             assert len(records) == len(list(walk_indexes(tree))), "main: one record per file"
+
+    def test_from_path_is_stable_and_read_only(
+        self, tree: bytes, records: list[MetaRecord]
+    ) -> None:
+        """Reading the tree again gives equal records and changes no file's mtime or ctime."""
+
+        def times() -> list[tuple[int, int]]:
+            return [
+                (st.st_mtime_ns, st.st_ctime_ns)
+                for st in (os.lstat(index_path(tree, i)) for i in walk_indexes(tree))
+            ]
+
+        before = times()
+        again = [
+            self.plugin_class.from_path(tree, i, os.lstat(index_path(tree, i)))
+            for i in walk_indexes(tree)
+        ]
+        assert [r for r in again if r is not None] == records
+        assert times() == before, "from_path wrote to the files it read"
 
     # --- the stream ---------------------------------------------------------------------
 
