@@ -11,12 +11,14 @@ A stream whose plugin is not installed stays in the snapshot untouched and is re
 from __future__ import annotations
 
 import io
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import attrs
 
-from ..meta import MetaPlugin
+from ..meta import MetaPlugin, record_fields
+from ..meta_stream import MetaStreamReader, MetaStreamWriter
 from ..source import Index, SourceEntry, index_to_path
 from .tree import spooled_file
 
@@ -89,11 +91,17 @@ class MetaRecorder:
         self._parent = parent
         self.plugins: list[type[MetaPlugin]] = []
         self._writers: list[tuple[Any, IO[bytes]]] = []
+        self._getters: list[Callable[[Any], tuple[Any, ...]]] = []
         self._cursors: list[_Cursor | None] = []
         self.started = False
 
     def start(self, root: bytes) -> None:
-        """Choose the active plugins (``is_active`` on ``root``) and open the streams."""
+        """Choose the active plugins (``is_active`` on ``root``) and open the streams.
+
+        A parent stream written with the same record fields is copied row by row
+        without decoding (a reused record is a raw row tuple); another layout (an older
+        plugin version) is decoded into records and written again.
+        """
         self.started = True
         from .snapshots import iter_stream
 
@@ -109,15 +117,27 @@ class MetaRecorder:
                 continue
             prefix = cls.get_prefix()
             f = spooled_file()
+            header = cls.stream_header()
             self.plugins.append(cls)
-            self._writers.append((cls(f, "w", name=STREAM_PREFIX + prefix), f))
+            self._getters.append(operator.attrgetter(*record_fields(cls.record_class)))
+            self._writers.append((MetaStreamWriter(f, header, name=STREAM_PREFIX + prefix), f))
             cursor = None
             if self._parent is not None and STREAM_PREFIX + prefix in parent_streams:
                 repo, snap = self._parent
                 reader = io.BufferedReader(
                     StreamReader(iter_stream(repo, snap, STREAM_PREFIX + prefix)), 1 << 16
                 )
-                cursor = _Cursor(cls(reader, "r", name=f"parent {STREAM_PREFIX}{prefix}"))
+                name = f"parent {STREAM_PREFIX}{prefix}"
+                raw = MetaStreamReader(reader, name=name)
+                if tuple(raw.header.fields) == tuple(header.fields):
+                    cursor = _Cursor(raw.iter_rows(), raw.close, raw_rows=True)
+                else:
+                    raw.close()
+                    reader = io.BufferedReader(
+                        StreamReader(iter_stream(repo, snap, STREAM_PREFIX + prefix)), 1 << 16
+                    )
+                    plugin = cls(reader, "r", name=name)
+                    cursor = _Cursor(plugin.get_objects(), plugin.close, raw_rows=False)
             self._cursors.append(cursor)
 
     def lookup_parent(self, index: Index) -> list[Any] | None:
@@ -156,9 +176,16 @@ class MetaRecorder:
 
     def write(self, records: list[Any]) -> None:
         """Append one entry's records (from :meth:`compute`) to the streams."""
-        for (writer, _), rec in zip(self._writers, records, strict=False):
-            if rec is not None:
-                writer.write_object(rec)
+        for (writer, _), get, rec in zip(self._writers, self._getters, records, strict=False):
+            if rec is None:
+                continue
+            if type(rec) is tuple:  # a parent's row, copied as is
+                writer.write_row(rec)
+                continue
+            row = get(rec)
+            if rec.extra:
+                row = (*row, rec.extra)
+            writer.write_row(row)
 
     def finish(self) -> Iterator[tuple[str, IO[bytes]]]:
         """Close the streams and yield ``(stream name, file rewound to 0)`` per plugin."""
@@ -179,22 +206,26 @@ class MetaRecorder:
 
 
 class _Cursor:
-    """Walks one parent stream forward, by index."""
+    """Walks one parent stream forward by index: raw rows (index first) or records."""
 
-    def __init__(self, plugin: Any) -> None:
-        self._plugin = plugin
-        self._it = plugin.get_objects()
+    def __init__(self, items: Iterator[Any], close: Callable[[], None], *, raw_rows: bool) -> None:
+        self._it = items
+        self._close = close
+        self._key: Callable[[Any], Index] = (
+            operator.itemgetter(0) if raw_rows else operator.attrgetter("index")
+        )
         self._next: Any = next(self._it, None)
 
     def get(self, index: Index) -> Any:
-        while self._next is not None and self._next.index < index:
+        key = self._key
+        while self._next is not None and key(self._next) < index:
             self._next = next(self._it, None)
-        if self._next is not None and self._next.index == index:
+        if self._next is not None and key(self._next) == index:
             return self._next
         return None
 
     def close(self) -> None:
-        self._plugin.close()
+        self._close()
 
 
 class MetaApplier:

@@ -17,7 +17,7 @@ from pannier.registry import get_plugin_manager
 from pannier.repo import Repository, Snapshot
 from pannier.source import Source, SourceEntry
 
-from .conftest import make_tree
+from .conftest import assert_same_tree, make_tree
 
 
 def fs_source(path: Path, **options: object):  # type: ignore[no-untyped-def]
@@ -69,6 +69,14 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, repo: Repository) ->
     assert second.bytes_read == len("changed\n") + len("new\n")
     third = run_backup(repo, [fs_source(src)], BackupOptions(reread_probability=0))
     assert third.bytes_read == 0 and third.files_unchanged == 7 and third.bytes_added < 4096
+    # the metadata records were reused from the parent, not read again: they still restore
+    from pannier.engine.restore import run_restore
+
+    assert (
+        run_restore(repo, repo.load_snapshot(third.snapshot_id), str(tmp_path / "out")).errors == []
+    )
+    assert_same_tree(src, tmp_path / "out")
+    assert os.getxattr(tmp_path / "out" / "small.txt", "user.colour") == b"blue"
 
 
 def _stale_parent(repo: Repository, src: Path) -> str:
