@@ -428,7 +428,8 @@ class MetaPluginSuite:
         assert self.plugin_class.is_active(everything)
 
     def test_apply_restores(self, tmp_path: Path, tree: bytes, records: list[MetaRecord]) -> None:
-        """apply on a bare copy restores the records; applying again writes nothing."""
+        """apply on a bare copy restores the records; applying again writes nothing
+        (returns False and changes no file's ctime)."""
         self._require_active(tree)
         target = os.fsencode(tmp_path / "restored")
         copy_skeleton(tree, target)
@@ -441,8 +442,11 @@ class MetaPluginSuite:
             )
             assert again is not None, record.index
             assert _without(again, ignore) == _without(record, ignore), record.index
+        ctimes = [os.lstat(index_path(target, r.index)).st_ctime_ns for r in records]
         for record in reversed(records):
             assert not self.plugin_class.apply(record, target, record.index), record.index
+        after = [os.lstat(index_path(target, r.index)).st_ctime_ns for r in records]
+        assert after == ctimes, "a second apply changed files (compare before writing)"
 
     def test_through_manager(self, tmp_path: Path, tree: bytes, records: list[MetaRecord]) -> None:
         """The meta manager writes the plugin's stream and joins it back by index."""
