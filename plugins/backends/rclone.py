@@ -369,6 +369,9 @@ class RcloneBackend(Backend):
             answer = resp.json() if resp.content else {}
         except requests.RequestException as e:
             raise self._rclone_failed(label, daemon, e) from e
+        except _SourceFailed as e:
+            error = PermanentBackendError if e.permanent else TransientBackendError
+            raise error(f"{label}: {e}", backend=self.display_name) from e
         except ValueError:
             raise TransientBackendError(
                 f"{label}: rclone answered {resp.status_code} with a body that is not JSON",
@@ -561,6 +564,15 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+class _SourceFailed(Exception):
+    """The stream an upload reads from failed, or did not give the size announced.
+    Deliberately not an OSError, so the HTTP stack passes it through unwrapped."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 class _Multipart:
     """A streaming ``multipart/form-data`` body with one file part, read once. With a
     known size it has a length (sent with Content-Length), else it is sent chunked."""
@@ -575,6 +587,8 @@ class _Multipart:
         ).encode("ascii")
         self._tail = f"\r\n--{boundary}--\r\n".encode("ascii")
         self._fileobj = fileobj
+        self._size = size
+        self._read = 0
         self._pieces: Iterator[bytes] | None = None
         self._piece = b""
         self._pos = 0
@@ -584,11 +598,28 @@ class _Multipart:
     def __iter__(self) -> Iterator[bytes]:
         yield self._head
         while True:
-            chunk = self._fileobj.read(CHUNK_SIZE)
+            chunk = self._source(CHUNK_SIZE)
             if not chunk:
                 break
             yield chunk
         yield self._tail
+
+    def _source(self, n: int) -> bytes:
+        """Read the file part, checking it gives exactly the size announced."""
+        try:
+            data = self._fileobj.read(n)
+        except OSError as e:
+            raise _SourceFailed(f"reading the source failed: {_one_line(e)}", False) from e
+        self._read += len(data)
+        size = self._size
+        if size is not None and (self._read > size or (not data and self._read < size)):
+            raise _SourceFailed(
+                f"the source gave more than the {size} bytes announced"
+                if self._read > size
+                else f"the source gave {self._read} bytes, not the {size} announced",
+                True,
+            )
+        return data
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of head, file and tail in turn (how http.client sends)."""

@@ -180,8 +180,9 @@ class SFTPBackend(Backend):
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
         """Write what ``fileobj`` yields (read once) to a temporary name with pipelined
-        writes, then posix-rename it over ``remote_filename``. On any failure the temporary
-        file is removed; FolderMissingError when the folder does not exist."""
+        writes, then posix-rename it over ``remote_filename``. On any failure (also a
+        source that gives another size than ``size``) the temporary file is removed;
+        FolderMissingError when the folder does not exist."""
         with self._errors("put", remote_filename):
             sftp = self._connection()
             temp = self._path(TEMP_PREFIX + secrets.token_hex(8))
@@ -190,6 +191,7 @@ class SFTPBackend(Backend):
             except FileNotFoundError:
                 raise self._folder_missing() from None
             try:
+                written = 0
                 with remote:
                     remote.set_pipelined(True)
                     while True:
@@ -197,6 +199,13 @@ class SFTPBackend(Backend):
                         if not chunk:
                             break
                         remote.write(chunk)
+                        written += len(chunk)
+                if size is not None and written != size:
+                    raise PermanentBackendError(
+                        f"put {remote_filename}: the source gave {written} bytes, not the "
+                        f"{size} announced",
+                        backend=self.display_name,
+                    )
                 self._replace(sftp, temp, self._path(remote_filename))
             except BaseException:
                 self._remove_quietly(temp)

@@ -374,6 +374,9 @@ class WebDAVBackend(Backend):
                 )
             except requests.RequestException as e:
                 raise self._network_error(label, e) from e
+            except _SourceFailed as e:
+                error = PermanentBackendError if e.permanent else TransientBackendError
+                raise error(f"{label}: {e}", backend=self.display_name) from e
             finally:
                 if body is not None and not isinstance(body, bytes):
                     body.close()
@@ -415,8 +418,9 @@ class WebDAVBackend(Backend):
     def _put_to(self, body: BodyFactory, target: str, remote_filename: str) -> None:
         resp = self._request(
             "PUT",
-            target,
-            f"put {remote_filename} as",
+            remote_filename,
+            "put",
+            url=self._url(target),
             data=body,
             headers={"Content-Type": "application/octet-stream"},
             ok=(200, 201, 204, 404, 409),
@@ -589,22 +593,46 @@ class _BrokenListing(Exception):
     """A PROPFIND answer that is not one well-formed XML document."""
 
 
+class _SourceFailed(Exception):
+    """The stream an upload reads from failed, or did not give the size announced.
+    Deliberately not an OSError, so the HTTP stack passes it through unwrapped."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 class _Stream:
     """A file object for requests: reads ``fileobj`` once, with a length when known (so
-    the upload carries Content-Length instead of chunked encoding)."""
+    the upload carries Content-Length instead of chunked encoding), and checks that the
+    stream gives exactly that length."""
 
     def __init__(self, fileobj: IO[bytes], size: int | None) -> None:
         self._fileobj = fileobj
         self._size = size
+        self._read = 0
         if size is not None:
             self.len = size
 
     def read(self, n: int = -1) -> bytes:
-        return self._fileobj.read(CHUNK_SIZE if n is None or n < 0 else n)
+        try:
+            data = self._fileobj.read(CHUNK_SIZE if n is None or n < 0 else n)
+        except OSError as e:
+            raise _SourceFailed(f"reading the source failed: {_one_line(e)}", False) from e
+        self._read += len(data)
+        size = self._size
+        if size is not None and (self._read > size or (not data and self._read < size)):
+            raise _SourceFailed(
+                f"the source gave more than the {size} bytes announced"
+                if self._read > size
+                else f"the source gave {self._read} bytes, not the {size} announced",
+                True,
+            )
+        return data
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
-            chunk = self._fileobj.read(CHUNK_SIZE)
+            chunk = self.read(CHUNK_SIZE)
             if not chunk:
                 return
             yield chunk

@@ -4,6 +4,7 @@ project's sshd through rclone's own SFTP client (`:sftp,...`, scripts/servers/ss
 from __future__ import annotations
 
 import gc
+import io
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pannier import ConfigError, FileMissingError, FolderMissingError, PermanentBackendError
@@ -232,3 +234,31 @@ def test_get_to_unwritable_or_of_missing_object(tmp_path, rclone_config) -> None
         with pytest.raises(FileMissingError):
             backend.get("b", str(tmp_path / "b"))
         assert not (tmp_path / "b").exists()
+
+
+class _Broken(io.RawIOBase):
+    """A source stream that fails after its first block."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        self.calls += 1
+        if self.calls > 1:
+            raise OSError("disk read error (simulated)")
+        b[:4] = b"abcd"
+        return 4
+
+
+def test_source_of_wrong_size_or_broken_leaves_nothing(tmp_path, rclone_config) -> None:
+    backend = get_backend_object(fresh(local_url(tmp_path / "store", rclone_config)))
+    with backend:
+        backend.put_bytes("old", b"old content")
+        with pytest.raises(PermanentBackendError, match="gave 3 bytes, not the 10 announced"):
+            backend.put_stream(io.BytesIO(b"abc"), "old", 10)
+        with pytest.raises(TransientBackendError, match="reading the source failed"):
+            backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
+        assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]

@@ -3,11 +3,13 @@ login), both started by scripts/servers/sshd.sh."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import stat
 import subprocess
 import uuid
+from typing import Any
 
 import pytest
 from pannier import FileMissingError, FolderMissingError, PermanentBackendError
@@ -247,3 +249,31 @@ def test_encrypted_key_needs_its_passphrase(sshd: dict[str, str], tmp_path, monk
     with pytest.raises(PermanentBackendError, match="authentication failed") as err:
         get_backend(url).test()
     assert "sesame" not in str(err.value)
+
+
+class _Broken(io.RawIOBase):
+    """A source stream that fails after its first block."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        self.calls += 1
+        if self.calls > 1:
+            raise OSError("disk read error (simulated)")
+        b[:4] = b"abcd"
+        return 4
+
+
+def test_source_of_wrong_size_or_broken_leaves_nothing(sshd: dict[str, str]) -> None:
+    backend = get_backend_object(fresh_folder(key_url(sshd, f"src-{uuid.uuid4().hex[:8]}")))
+    with backend:
+        backend.put_bytes("old", b"old content")
+        with pytest.raises(PermanentBackendError, match="gave 3 bytes, not the 10 announced"):
+            backend.put_stream(io.BytesIO(b"abc"), "old", 10)
+        with pytest.raises(TransientBackendError, match="disk read error"):
+            backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
+        assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]

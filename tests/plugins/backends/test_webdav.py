@@ -5,11 +5,13 @@ differ, so code that leans on one of them fails on the other."""
 from __future__ import annotations
 
 import http.server
+import io
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pannier import (
@@ -271,3 +273,36 @@ def test_listing_under_concurrent_deletes_is_complete_or_an_error(
             t.join()
         lister.close()
     assert complete > 0, f"every listing failed ({failed})"
+
+
+class _Broken(io.RawIOBase):
+    """A source stream that fails after its first block."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        self.calls += 1
+        if self.calls > 1:
+            raise OSError("disk read error (simulated)")
+        b[:4] = b"abcd"
+        return 4
+
+
+def test_source_of_wrong_size_or_broken_leaves_nothing(
+    server: str, webdav: dict[str, str], password_env: None
+) -> None:
+    url = dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("src"))
+    backend = get_backend_object(fresh(url))
+    with backend:
+        backend.put_bytes("old", b"old content")
+        with pytest.raises(PermanentBackendError, match="gave 3 bytes, not the 10 announced"):
+            backend.put_stream(io.BytesIO(b"abc"), "old", 10)
+        with pytest.raises(PermanentBackendError, match="more than the 10 bytes announced"):
+            backend.put_stream(io.BytesIO(b"x" * 20), "old", 10)
+        with pytest.raises(TransientBackendError, match="reading the source failed"):
+            backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
+        assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
