@@ -79,7 +79,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
             shutil.copy2(TOP / name, env.source / name)
     for name in ("core", "plugins"):
         shutil.copytree(TOP / name, env.source / name, ignore=ignore)
-    for project in (env.source, EXT_PROJECT):
+    extension = env.root / "extension"  # built from a copy: a build writes into its tree
+    shutil.copytree(EXT_PROJECT, extension, ignore=ignore)
+    for project in (env.source, extension):
         run(
             sys.executable,
             "-m",

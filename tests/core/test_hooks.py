@@ -26,7 +26,7 @@ from tests.core.plugin_files import (
 )
 
 RECORDER = """
-from pannier.hooks import hookimpl
+from pannier import hookimpl
 
 CALLS = []
 
@@ -42,7 +42,7 @@ def pannier_file_error(path, error):
 """
 
 FAILING = """
-from pannier.hooks import hookimpl
+from pannier import hookimpl
 
 CALLS = []
 
@@ -115,9 +115,9 @@ def test_broken_hook_plugins_are_recorded_and_left_out(
         uniq,
         {
             "import": "raise ImportError('no such thing')\n",
-            "typo": "from pannier.hooks import hookimpl\n\n"
+            "typo": "from pannier import hookimpl\n\n"
             "@hookimpl\ndef pannier_bakup_end(summary):\n    pass\n",
-            "args": "from pannier.hooks import hookimpl\n\n"
+            "args": "from pannier import hookimpl\n\n"
             "@hookimpl\ndef pannier_backup_end(summary, colour):\n    pass\n",
             "good": RECORDER,
         },
@@ -179,7 +179,7 @@ def test_disabling_a_hook_plugin_unregisters_it(
 
 
 REGISTERING = """
-from pannier.hooks import hookimpl
+from pannier import hookimpl
 from pannier.plugin import PluginKind
 
 {meta}
@@ -296,7 +296,7 @@ def test_trace_plugins_writes_hook_calls_to_stderr(
 
 
 COMMAND = """
-from pannier.hooks import hookimpl
+from pannier import hookimpl
 
 
 def run(args, ctx):
