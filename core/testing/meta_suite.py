@@ -47,6 +47,7 @@ import io
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -443,6 +444,7 @@ class MetaPluginSuite:
             assert again is not None, record.index
             assert _without(again, ignore) == _without(record, ignore), record.index
         ctimes = [os.lstat(index_path(target, r.index)).st_ctime_ns for r in records]
+        time.sleep(0.05)  # past the kernel's coarse clock tick, so a write shows in ctime
         for record in reversed(records):
             assert not self.plugin_class.apply(record, target, record.index), record.index
         after = [os.lstat(index_path(target, r.index)).st_ctime_ns for r in records]
