@@ -21,8 +21,9 @@ plugin version). An index is an array of byte strings (path components).
 
 Guarantees a test checks:
 
-* the reader's memory is bounded by one frame (frames hold at most about 64 KiB of records
-  unless a single record is larger), however many records the stream holds;
+* the reader's memory is bounded by one frame (a frame is closed once it holds 64 KiB of
+  records, a size the writer looks at every 32 records), however many records the stream
+  holds;
 * a stream cut short anywhere, including exactly between two frames, raises
   :class:`~pannier.MetaStreamError` naming the stream and the record number;
 * a flipped byte anywhere raises :class:`~pannier.MetaStreamError` (CRC-32 of each frame);
