@@ -279,19 +279,33 @@ class Repository:
             key_names = sorted(e.name for e in backend.iter_list() if e.name.startswith("key-"))
             if not key_names:
                 raise CorruptObjectError("the repository has no key object", object_name="key")
+            settings_raw = b""
             for name in key_names:
-                master = open_key_object(backend.get_bytes(name), password, name)
-                if master is not None:
-                    key_name = name
-                    break
+                candidate = open_key_object(backend.get_bytes(name), password, name)
+                if candidate is None:
+                    continue
+                try:  # a key left by an interrupted init holds another master key
+                    settings_raw = Cipher(candidate).open(
+                        public["settings"], _config_aad(repo_id), "config"
+                    )
+                except CorruptObjectError:
+                    if master is None:
+                        master = candidate  # remembered to report the config as corrupt
+                    continue
+                master, key_name = candidate, name
+                break
             if master is None:
                 raise WrongPasswordError(
                     f"wrong password: no key of {backend.display_name} opens with it"
                 )
-        elif encryption != "none":
+            cipher = Cipher(master)
+            if key_name is None:
+                settings_raw = cipher.open(public["settings"], _config_aad(repo_id), "config")
+        elif encryption == "none":
+            cipher = Cipher(None)
+            settings_raw = cipher.open(public["settings"], _config_aad(repo_id), "config")
+        else:
             raise RepositoryFormatError(f"unknown encryption {encryption!r} in config")
-        cipher = Cipher(master)
-        settings_raw = cipher.open(public["settings"], _config_aad(repo_id), "config")
         try:
             settings = msgpack.unpackb(settings_raw, raw=False)
             if not isinstance(settings, dict):

@@ -8,8 +8,7 @@ import time
 
 import pytest
 from pannier.errors import LockedError
-from pannier.repo import Repository
-from pannier.repo import format as fmt
+from pannier.repo import Repository, format as fmt
 from pannier.repo.locks import LockInfo, _encode, list_locks, remove_locks
 
 from .conftest import PASSWORD, DirBackend

@@ -253,3 +253,19 @@ def test_backend_factory_gives_parallel_instances(backend: DirBackend) -> None:
     assert 1 <= len(made) <= backend.capabilities.connections - 1
     repo.close()
     assert closed == made
+
+
+def test_key_left_by_an_interrupted_init_is_skipped(backend: DirBackend) -> None:
+    from pannier.repo.crypto import MasterKey, make_key_object
+
+    backend.directory.mkdir()
+    # an earlier init died after writing its key: same password, another master key
+    backend.put_bytes(
+        "key-0000000000000000", make_key_object(MasterKey.generate(), PASSWORD, kdf=FAST_KDF)
+    )
+    repo = Repository.init(backend, PASSWORD, kdf=FAST_KDF)
+    ids = repo.store_bytes(b"data")
+    repo.close()
+    again = Repository.open(backend, PASSWORD)
+    assert again.read_blob(ids[0]) == b"data"
+    assert again.key_name != "key-0000000000000000"
