@@ -29,7 +29,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
@@ -295,7 +295,18 @@ def run_backup(
         s.set_warning_callback(on_warning)
     try:
         _backup(
-            repo, sources, opts, prog, meta_plugins, summary, parent, hostname, paths, rng, started
+            repo,
+            sources,
+            opts,
+            prog,
+            meta_plugins,
+            summary,
+            parent,
+            hostname,
+            paths,
+            rng,
+            started,
+            on_warning,
         )
     except BaseException:
         summary.seconds = round(time.monotonic() - started, 3)
@@ -324,12 +335,9 @@ def _backup(
     paths: list[str],
     rng: random.Random,
     started: float,
+    on_warning: Callable[[str, str], None],
 ) -> None:
     """The body of :func:`run_backup`: walk, store, write the streams and the snapshot."""
-
-    def on_warning(path: str, message: str) -> None:
-        summary.warnings.append(f"{path}: {message}")
-        prog.file_error(path, message)
 
     if prog.wanted:
         _start_counting(sources, prog, parent)

@@ -43,6 +43,7 @@ class CommandSource(Source):
 
     @classmethod
     def get_name(cls) -> str:
+        """``command``."""
         return "command"
 
     @classmethod
@@ -51,9 +52,14 @@ class CommandSource(Source):
 
     @property
     def name(self) -> bytes:
+        """The stored file's name: ``--filename`` or ``stdout``."""
         return os.fsencode(self.options.get("filename") or "stdout")
 
     def scan(self) -> Iterator[SourceEntry]:
+        """Run the command into a temporary file; yield the top and that one file.
+
+        Raises SourceError when the command cannot start or exits with non-zero status.
+        """
         name = self.name
         if b"/" in name or name in (b".", b".."):
             raise SourceError(f"--filename {os.fsdecode(name)!r} must be a plain file name")
@@ -90,6 +96,7 @@ class CommandSource(Source):
         yield SourceEntry((name,), os.lstat(out_path), os.fsencode(self._tmp))
 
     def close(self) -> None:
+        """Remove the temporary file."""
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -136,6 +136,7 @@ class FilesystemSource(Source):
 
     @classmethod
     def get_name(cls) -> str:
+        """``filesystem``."""
         return "filesystem"
 
     @property
@@ -184,6 +185,8 @@ class FilesystemSource(Source):
         return entry
 
     def scan(self) -> Iterator[SourceEntry]:
+        """Walk the tree depth first, each directory's names sorted as bytes (index
+        order); a single file is yielded below its directory as the top."""
         top = os.path.abspath(os.fsencode(self.spec))
         try:
             st = os.stat(top)  # a symlink given as the source is followed

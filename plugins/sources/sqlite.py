@@ -35,6 +35,7 @@ class SqliteSource(Source):
 
     @classmethod
     def get_name(cls) -> str:
+        """``sqlite``."""
         return "sqlite"
 
     @classmethod
@@ -48,6 +49,7 @@ class SqliteSource(Source):
 
     @property
     def name(self) -> bytes:
+        """The stored file's name: ``--filename`` or the database's own name."""
         return os.fsencode(self.options.get("filename") or os.path.basename(self.spec))
 
     def _copy(self, target: str) -> None:
@@ -71,6 +73,8 @@ class SqliteSource(Source):
             src.close()
 
     def scan(self) -> Iterator[SourceEntry]:
+        """Copy the database consistently into a temporary directory; yield the top
+        (the database's directory) and the copy, with the original's mode and owner."""
         self._tmp = tempfile.mkdtemp(prefix="pannier-sqlite-")
         name = self.name
         copy = os.path.join(os.fsencode(self._tmp), name)
@@ -84,6 +88,7 @@ class SqliteSource(Source):
         yield SourceEntry((name,), os.lstat(copy), os.fsencode(self._tmp))
 
     def close(self) -> None:
+        """Remove the temporary copy."""
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
