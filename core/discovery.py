@@ -393,9 +393,13 @@ def import_plugin(plugin: DiscoveredPlugin) -> object:
 def _import_module(name: str, origin: PluginOrigin) -> ModuleType:
     """Import ``name``; a namespace or rdb_meta module not on the import path by its file."""
     module = sys.modules.get(name)
+    by_file = origin.channel in (CHANNEL_NAMESPACE, CHANNEL_RDB_META) and origin.file
     if module is not None:
+        loaded_from = getattr(module, "__file__", None)
+        if by_file and loaded_from and not _same_file(loaded_from, str(origin.file)):
+            raise ImportError(f"another module {name} is already imported, from {loaded_from}")
         return module
-    if origin.channel in (CHANNEL_NAMESPACE, CHANNEL_RDB_META) and origin.file:
+    if by_file and origin.file:
         spec = importlib.util.find_spec(name)
         if spec is None or not _same_file(spec.origin, origin.file):
             return _import_file(name, origin.file)

@@ -145,7 +145,8 @@ class PluginManager:
     :param strict: raise on the first plugin that fails to load instead of skipping it.
     :param search_path: the directories searched instead of ``sys.path`` (entry points,
         ``rdb_meta_*`` modules, ``pannier/plugins/<kind>/`` directories); pannier's own
-        built-in directory is always searched.
+        built-in directory is always searched. Modules found there are loaded from their
+        files; an entry point's module is imported by name, so it must be importable.
 
     Discovery runs on first use and imports nothing. Methods are safe to call from
     several threads.

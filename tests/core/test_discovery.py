@@ -272,6 +272,19 @@ def test_a_plugin_that_cannot_be_imported_raises_plugin_load_error(
         assert f"pannier.plugins.sources.{uniq}" not in sys.modules
 
 
+def test_a_same_named_module_already_imported_from_elsewhere_is_not_taken_for_it(
+    tmp_path: Path, uniq: str
+) -> None:
+    for site in ("one", "two"):
+        write(tmp_path / site / f"rdb_meta_{uniq}.py", plugin_module(META_CLASS, site.title()))
+    first = _one(PluginKind.META, [str(tmp_path / "one")], uniq)
+    second = _one(PluginKind.META, [str(tmp_path / "two")], uniq)
+    assert import_plugin(first).__name__ == "One"  # type: ignore[attr-defined]
+    assert import_plugin(first).__name__ == "One"  # type: ignore[attr-defined]
+    with pytest.raises(PluginLoadError, match=f"another module rdb_meta_{uniq} is already"):
+        import_plugin(second)
+
+
 def test_syntax_error_names_file_and_line(tmp_path: Path, uniq: str) -> None:
     write(tmp_path / f"rdb_meta_{uniq}.py", '"""doc"""\n\n\nx = (\n')
     plugin = _one(PluginKind.META, [str(tmp_path)], uniq)
