@@ -372,3 +372,41 @@ def test_round_trip_on_remote_backends(kind: str, tmp_path: Path) -> None:
     ok("restore", "latest", "--target", str(tmp_path / "out"), "-r", url)
     assert_same_tree(src, tmp_path / "out")
     ok("check", "--read-data", "-r", url)
+
+
+def test_killed_backup_leaves_data_the_next_backup_reuses(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(12):
+        (src / f"f{i:02d}").write_bytes(os.urandom(4 << 20))
+    repo = tmp_path / "repo"
+    url = repo.as_uri()
+    ok("init", "-r", url)
+    env = {**os.environ, "PANNIER_PASSWORD": PASSWORD}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pannier", "backup", str(src), "-r", url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len([n for n in os.listdir(repo) if n.startswith("data-")]) >= 2:
+            break
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.skip("the backup finished before it could be killed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = sum(os.path.getsize(repo / n) for n in os.listdir(repo) if n.startswith("data-"))
+    assert kept > 0
+    assert json.loads(ok("snapshots", "--json", "-r", url).stdout) == []  # no half snapshot
+    summary = json.loads(ok("backup", str(src), "-r", url, "--json").stdout.splitlines()[-1])
+    assert summary["bytes_read"] == 12 * (4 << 20)
+    assert summary["bytes_added"] < 12 * (4 << 20) + (1 << 20) - kept * 0.9  # packs reused
+    ok("restore", "latest", "--target", str(tmp_path / "out"), "-r", url)
+    for i in range(12):
+        assert (tmp_path / "out" / f"f{i:02d}").read_bytes() == (src / f"f{i:02d}").read_bytes()
