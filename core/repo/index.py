@@ -31,7 +31,13 @@ from ..errors import CorruptObjectError, RepositoryFormatError
 from . import format as fmt
 from .pack import PackEntry
 
-__all__ = ["BlobLocation", "Index", "decode_index_object", "encode_index_object"]
+__all__ = [
+    "BlobLocation",
+    "Index",
+    "decode_index_object",
+    "decode_index_records",
+    "encode_index_object",
+]
 
 INDEX_VERSION = 1
 _MEM = struct.Struct("<IIIIB")  # pack number, offset, length, raw length, kind
@@ -116,6 +122,35 @@ class Index:
             self._pack_blobs.append(0)
         return added
 
+    def add_records(self, pack_id: bytes, records: bytes) -> int:
+        """Record every blob of an index object's 45-byte wire records for one pack;
+        return how many were new. The fast path for loading indexes."""
+        pack_no = self._pack_no.get(pack_id)
+        if pack_no is None:
+            pack_no = self._pack_no[pack_id] = len(self._packs)
+            self._packs.append(pack_id)
+            self._pack_blobs.append(0)
+        buckets = self._buckets
+        pack_mem = _MEM.pack
+        added = 0
+        for kind, blob_id, offset, length, raw_length in _WIRE.iter_unpack(records):
+            key = (blob_id[0] << 8) | blob_id[1]
+            bucket = buckets[key]
+            if bucket is None:
+                bucket = buckets[key] = bytearray()
+            else:
+                pos = bucket.find(blob_id)
+                while pos >= 0 and pos % _REC:
+                    pos = bucket.find(blob_id, pos + 1)
+                if pos >= 0:
+                    continue
+            bucket += blob_id
+            bucket += pack_mem(pack_no, offset, length, raw_length, kind)
+            added += 1
+        self._pack_blobs[pack_no] += added
+        self._count += added
+        return added
+
     def lookup(self, blob_id: bytes) -> BlobLocation | None:
         """The location of a blob, or None when it is not indexed."""
         bucket, pos = self._find(blob_id)
@@ -176,9 +211,10 @@ def encode_index_object(
     return bytes(msgpack.packb(body, use_bin_type=True))
 
 
-def decode_index_object(plain: bytes, name: str) -> tuple[dict[bytes, list[PackEntry]], list[str]]:
-    """``({pack id: entries}, superseded index ids)`` of an index object's plaintext;
-    CorruptObjectError or RepositoryFormatError naming ``name``."""
+def decode_index_records(plain: bytes, name: str) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+    """``([(pack id, wire records)], superseded index ids)`` of an index object's
+    plaintext, records unparsed; CorruptObjectError or RepositoryFormatError naming
+    ``name``."""
     try:
         body = msgpack.unpackb(plain, raw=False)
         version = body["version"]
@@ -189,13 +225,23 @@ def decode_index_object(plain: bytes, name: str) -> tuple[dict[bytes, list[PackE
             f"index {name} has format version {version}; this pannier reads up to "
             f"{INDEX_VERSION}: upgrade pannier"
         )
-    packs: dict[bytes, list[PackEntry]] = {}
     try:
+        packs = []
         for pack_id, records in body["packs"]:
             if len(pack_id) != fmt.ID_SIZE or len(records) % _WIRE.size:
                 raise ValueError
-            packs[bytes(pack_id)] = [PackEntry(*r) for r in _WIRE.iter_unpack(records)]
+            packs.append((bytes(pack_id), bytes(records)))
         supersedes = [str(s) for s in body.get("supersedes", [])]
     except (TypeError, ValueError, KeyError):
         raise CorruptObjectError(f"index {name} is corrupt", object_name=name) from None
+    return packs, supersedes
+
+
+def decode_index_object(plain: bytes, name: str) -> tuple[dict[bytes, list[PackEntry]], list[str]]:
+    """``({pack id: entries}, superseded index ids)`` of an index object's plaintext;
+    CorruptObjectError or RepositoryFormatError naming ``name``."""
+    raw, supersedes = decode_index_records(plain, name)
+    packs = {
+        pack_id: [PackEntry(*r) for r in _WIRE.iter_unpack(records)] for pack_id, records in raw
+    }
     return packs, supersedes

@@ -54,7 +54,7 @@ from .crypto import (
     open_key_object,
     read_key_info,
 )
-from .index import Index, decode_index_object, encode_index_object
+from .index import Index, decode_index_object, decode_index_records, encode_index_object
 from .locks import RepositoryLock
 from .pack import PackEntry, PackWriter, PartsReader, pack_name, read_pack_header
 from .snapshot import Snapshot
@@ -62,6 +62,10 @@ from .snapshot import Snapshot
 __all__ = ["KeyInfo", "Repository", "register_referenced_blobs"]
 
 T = TypeVar("T")
+
+#: A long backup writes an index after this many new packs (about 512 MiB), so an
+#: interruption leaves little for the next backup to recover from pack headers.
+INDEX_EVERY_PACKS = 64
 
 ReferencedBlobs = Callable[["Repository", Snapshot], Iterable[bytes]]
 _walkers: list[ReferencedBlobs] = []
@@ -393,18 +397,19 @@ class Repository:
 
     def _load_index(self) -> Index:
         names = self.list_names()
-        index_names = [n for n in names if n.startswith("index-")]
-        loaded: dict[str, tuple[dict[bytes, list[PackEntry]], list[str]]] = {}
-        for name in index_names:
-            loaded[name] = self.read_index_object(name)
-        superseded = {f"index-{s}" for _, sup in loaded.values() for s in sup}
+        index_names = sorted(n for n in names if n.startswith("index-"))
+        # Index objects are fetched, authenticated and decompressed in parallel (those
+        # steps release the GIL); their records go straight into the compact table.
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-index") as pool:
+            raw = dict(zip(index_names, pool.map(self._read_index_raw, index_names), strict=True))
+        superseded = {f"index-{s}" for _, sup in raw.values() for s in sup}
         index = Index()
-        for name, (packs, _) in loaded.items():
+        for name, (packs, _) in raw.items():
             if name in superseded:
                 continue
             self._index_names.add(name)
-            for pack_id, entries in packs.items():
-                index.add_pack(pack_id, entries)
+            for pack_id, records in packs:
+                index.add_records(pack_id, records)
         # Packs uploaded by an interrupted backup: no index names them. Their headers let
         # the next backup reuse their blobs without uploading them again.
         known = index.packs()
@@ -423,6 +428,14 @@ class Repository:
             index.add_pack(pack_id, entries)
             self._recovered[pack_id] = entries
         return index
+
+    def _read_index_raw(self, name: str) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+        try:
+            sealed = self.call_backend(lambda b: b.get_bytes(name))
+        except FileMissingError:
+            raise CorruptObjectError(f"index {name} is missing", object_name=name) from None
+        plain = self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
+        return decode_index_records(plain, name)
 
     def read_index_object(self, name: str) -> tuple[dict[bytes, list[PackEntry]], list[str]]:
         """The packs and superseded ids of the index object ``name``; CorruptObjectError
@@ -545,6 +558,9 @@ class Repository:
                         self._unsaved[pack_id] = entries
                         self._pending.difference_update(e.blob_id for e in entries)
                         self.stats.packs_uploaded += 1
+                        batch = self._take_unsaved(INDEX_EVERY_PACKS)
+                    if batch:
+                        self.write_index(batch)
             except BaseException as e:
                 self._upload_error = e
             finally:
@@ -637,13 +653,20 @@ class Repository:
             self._uploads.join()
         self._raise_upload_error()
         with self._lock:
-            if not self._unsaved:
-                return
-            packs = dict(self._recovered)
-            packs.update(self._unsaved)
-            self._unsaved.clear()
-            self._recovered.clear()
-        self.write_index(packs)
+            packs = self._take_unsaved(1)
+        if packs:
+            self.write_index(packs)
+
+    def _take_unsaved(self, threshold: int) -> dict[bytes, list[PackEntry]]:
+        """The uploaded packs no index names yet (with the recovered ones), once there
+        are ``threshold`` of them; the caller holds the lock and writes their index."""
+        if len(self._unsaved) < threshold:
+            return {}
+        packs = dict(self._recovered)
+        packs.update(self._unsaved)
+        self._unsaved.clear()
+        self._recovered.clear()
+        return packs
 
     def read_blob(self, blob_id: bytes) -> bytes:
         """The verified plaintext of a blob (authenticated, decompressed, id checked).

@@ -7,7 +7,12 @@ import os
 import msgpack
 import pytest
 from pannier.errors import CorruptObjectError, RepositoryFormatError
-from pannier.repo.index import Index, decode_index_object, encode_index_object
+from pannier.repo.index import (
+    Index,
+    decode_index_object,
+    decode_index_records,
+    encode_index_object,
+)
 from pannier.repo.pack import PackEntry
 
 
@@ -70,3 +75,19 @@ def test_index_object_round_trip_and_errors() -> None:
     bad = msgpack.packb({"version": 1, "packs": [[pack, b"short"]]})
     with pytest.raises(CorruptObjectError):
         decode_index_object(bad, "index-x")
+
+
+def test_add_records_matches_add_pack_and_keeps_first() -> None:
+    pack1, pack2 = os.urandom(32), os.urandom(32)
+    entries = [PackEntry(i % 2, os.urandom(32), i * 10, 10, 12) for i in range(300)]
+    plain = encode_index_object({pack1: entries, pack2: entries[:5]})
+    raw, _ = decode_index_records(plain, "i")
+    fast, slow = Index(), Index()
+    added = [fast.add_records(p, r) for p, r in raw]
+    slow.add_pack(pack1, entries)
+    assert added == [300, 0]  # the second pack only repeats blobs already known
+    assert len(fast) == len(slow) == 300
+    for e in entries:
+        assert fast.lookup(e.blob_id) == slow.lookup(e.blob_id)
+        loc = fast.lookup(e.blob_id)
+        assert loc is not None and loc.pack_id == pack1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,20 @@ def test_key_left_by_an_interrupted_init_is_skipped(backend: DirBackend) -> None
     again = Repository.open(backend, PASSWORD)
     assert again.read_blob(ids[0]) == b"data"
     assert again.key_name != "key-0000000000000000"
+
+
+def test_long_backup_writes_indexes_as_it_goes(
+    repo: Repository, backend: DirBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pannier.repo import repository
+
+    monkeypatch.setattr(repository, "INDEX_EVERY_PACKS", 1)
+    repo.store_bytes(os.urandom(20_000_000))  # at least two full packs, no flush
+    deadline = time.time() + 30
+    while repo.stats.packs_uploaded < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    indexes = [p for p in backend.directory.iterdir() if p.name.startswith("index-")]
+    assert len(indexes) >= 1
+    other = Repository.open(DirBackend(backend.directory), PASSWORD)
+    assert other.recovered_packs == {}  # every uploaded pack is already indexed
