@@ -423,14 +423,54 @@ def _registry() -> Any:
 
 
 def _load_registered(registry: Any = None) -> list[type[MetaPlugin]]:
-    loaded: Any = (registry or _registry()).load_all(PluginKind.META)
+    """The meta plugin classes the registry loads, with clashing plugins left out.
+
+    Unless the registry is strict, a plugin that cannot work beside the others is left
+    out with an error logged, and the rest keep working: a plugin whose prefix another
+    already uses (a built-in wins, then the first loaded), and a plugin that claims to
+    be the main plugin beside the built-in main plugin. In strict mode every clash is
+    kept, so the manager raises PluginContractError naming the plugins.
+    """
+    registry = registry or _registry()
+    loaded: Any = registry.load_all(PluginKind.META)
     items = loaded.values() if isinstance(loaded, Mapping) else loaded
     classes = []
     for item in items:
         cls = item if isinstance(item, type) else getattr(item, "plugin_class", None)
         if isinstance(cls, type) and issubclass(cls, MetaPlugin):
             classes.append(cls)
-    return classes
+    if getattr(registry, "strict", False):
+        return classes
+    records = getattr(registry, "records", None)
+    builtin = {
+        id(r.plugin_class) for r in (records(PluginKind.META) if records else []) if r.builtin
+    }
+    # built-ins first, each group in load order: the first of a prefix wins
+    ordered = sorted(classes, key=lambda c: id(c) not in builtin)
+    kept: dict[str, type[MetaPlugin]] = {}
+    for cls in ordered:
+        prefix = cls.get_prefix()
+        if prefix in kept:
+            log.error(
+                "meta plugin %s is not used: its stream prefix %r is the one of %s",
+                cls.get_name(),
+                prefix,
+                kept[prefix].get_name(),
+            )
+            continue
+        kept[prefix] = cls
+    mains = [c for c in kept.values() if c.is_main_meta()]
+    builtin_mains = [c for c in mains if id(c) in builtin]
+    if len(mains) > 1 and len(builtin_mains) == 1:
+        for cls in mains:
+            if cls is not builtin_mains[0]:
+                log.error(
+                    "meta plugin %s is not used: it claims to be the main meta plugin, which %s is",
+                    cls.get_name(),
+                    builtin_mains[0].get_name(),
+                )
+                del kept[cls.get_prefix()]
+    return [cls for cls in classes if kept.get(cls.get_prefix()) is cls]
 
 
 #: The shared manager and the plugin registry it was built from.

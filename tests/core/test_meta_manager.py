@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -366,3 +367,90 @@ def test_shared_manager_follows_a_rebuilt_registry(
     assert second is not first
     assert "checksum" not in second.get_meta_dict()
     assert "attr" in second.get_meta_dict()
+
+
+CLASHING_PLUGIN = '''
+import attrs
+from pannier import MetaPlugin, MetaRecord
+
+
+@attrs.define
+class R(MetaRecord):
+    value: int
+
+
+class Clashing(MetaPlugin):
+    """A third-party plugin that clashes with a built-in one."""
+
+    plugin_api_version = 1
+    record_class = R
+
+    @classmethod
+    def get_name(cls):
+        return {name!r}
+
+    @classmethod
+    def get_prefix(cls):
+        return {prefix!r}
+
+    @classmethod
+    def is_main_meta(cls):
+        return {main!r}
+
+    @classmethod
+    def from_path(cls, root, index, st):
+        return R(index, 1)
+
+    @classmethod
+    def apply(cls, record, root, index, *, dry_compare=True):
+        return False
+
+
+def get_plugin_class():
+    return Clashing
+'''
+
+
+@pytest.fixture
+def clashing_plugins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> Iterator[None]:
+    """Two rdb_meta modules on sys.path: a second main plugin, and one reusing 'xattr'."""
+    from pannier.registry import reset_plugin_manager
+
+    site = tmp_path / "site"
+    site.mkdir()
+    for module, name, prefix, main in (
+        ("rdb_meta_usurper", "usurper", "usurper", True),
+        ("rdb_meta_squatter", "squatter", "xattr", False),
+    ):
+        code = CLASHING_PLUGIN.format(name=name, prefix=prefix, main=main)
+        (site / f"{module}.py").write_text(code)
+    monkeypatch.syspath_prepend(str(site))
+    reset_plugin_manager()
+    yield
+    for module in ("rdb_meta_usurper", "rdb_meta_squatter"):
+        sys.modules.pop(module, None)
+
+
+def test_clashing_third_party_plugins_are_left_out(
+    clashing_plugins: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="pannier.meta"):
+        manager = get_meta_manager(refresh=True)
+    prefixes = [cls.get_prefix() for cls in manager.get_meta_list()]
+    assert prefixes[0] == "attr" and "usurper" not in prefixes
+    assert manager.get_meta_dict()["xattr"].__name__ == "XattrPlugin"
+    assert "meta plugin usurper is not used: it claims to be the main meta plugin" in caplog.text
+    assert "meta plugin squatter is not used: its stream prefix 'xattr'" in caplog.text
+
+
+def test_clashing_plugins_are_an_error_in_strict_mode(
+    clashing_plugins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pannier.registry import reset_plugin_manager
+
+    monkeypatch.setenv("PANNIER_STRICT_PLUGINS", "1")
+    reset_plugin_manager()
+    with pytest.raises(PluginContractError, match=r"squatter|usurper"):
+        get_meta_manager(refresh=True).get_meta_list()
