@@ -19,6 +19,8 @@ unnoticed.
 A search-path entry that is a file (a zip archive) is read with :mod:`importlib.metadata`
 and cached by the archive's modification time. An unreadable cache file is ignored and
 rewritten; a cache directory that cannot be written only makes discovery slower.
+Once a day at most, cache files not rewritten for :data:`PRUNE_DAYS` days are deleted (a
+directory still on a search path is simply read again).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "CACHE_FORMAT",
+    "PRUNE_DAYS",
     "RACY_SECONDS",
     "EntryPointInfo",
     "cache_directory",
@@ -45,6 +48,9 @@ CACHE_FORMAT = 2
 
 #: A file changed less than this long before its scan is re-read on the next scan.
 RACY_SECONDS = 2.0
+
+#: Cache files not rewritten for this many days are deleted.
+PRUNE_DAYS = 30
 
 _GROUP_PREFIX = "pannier."
 _RACY_NS = int(RACY_SECONDS * 1e9)
@@ -296,5 +302,26 @@ def _save(cache_file: str, record: dict[str, Any]) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
+        _prune(os.path.dirname(cache_file))
     except OSError:
         pass  # an unwritable cache only makes the next discovery slower
+
+
+def _prune(directory: str) -> None:
+    """Delete cache files older than PRUNE_DAYS, at most once a day."""
+    now = time.time()
+    marker = os.path.join(directory, ".pruned")
+    try:
+        if now - os.stat(marker).st_mtime < 86400:
+            return
+    except OSError:
+        pass
+    with open(marker, "w"):
+        pass
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        try:
+            if name.endswith(".json") and now - os.stat(path).st_mtime > PRUNE_DAYS * 86400:
+                os.unlink(path)
+        except OSError:
+            continue

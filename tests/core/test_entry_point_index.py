@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pannier.entry_point_index import RACY_SECONDS, cache_directory, read_entry_points
+from pannier.entry_point_index import (
+    PRUNE_DAYS,
+    RACY_SECONDS,
+    cache_directory,
+    read_entry_points,
+)
 
 from tests.core.plugin_files import (
     isolated_imports,  # noqa: F401 - autouse fixture
@@ -144,6 +149,25 @@ def test_an_unwritable_cache_directory_only_costs_speed(
     site = tmp_path / "site"
     write_dist(site, "ext", "1", {"pannier.meta": {"m": "x:M"}})
     assert [e[1] for e in eps(site)] == ["m"]
+
+
+def test_stale_cache_files_are_pruned_once_a_day(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_dist(site, "ext", "1", {"pannier.meta": {"m": "x:M"}})
+    eps(site)
+    cache_dir = Path(cache_directory()) / "entry-points"
+    old_file = cache_dir / "gone-00000000.json"
+    old_file.write_text("{}")
+    month_ago = time.time() - (PRUNE_DAYS + 1) * 86400
+    os.utime(old_file, (month_ago, month_ago))
+    marker = cache_dir / ".pruned"
+    assert marker.exists()  # the first save pruned already: not again today
+    eps(tmp_path / "other")  # a save
+    assert old_file.exists()
+    os.utime(marker, (month_ago, month_ago))
+    eps(tmp_path / "third")  # a save, a day after the last pruning
+    assert not old_file.exists()
+    assert len(list(cache_dir.glob("*.json"))) == 3
 
 
 def test_missing_and_file_entries_on_the_path(tmp_path: Path) -> None:
