@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import attrs
 
+from ..errors import PannierError, PluginError
 from ..meta import MetaPlugin, record_fields
 from ..meta_stream import MetaStreamReader, MetaStreamWriter
 from ..source import Index, SourceEntry, index_to_path
@@ -165,9 +166,11 @@ class MetaRecorder:
                 continue
             try:
                 rec = cls.from_path(root, entry.index, entry.stat)
-            except OSError as e:
+            except Exception as e:  # a plugin's failure costs one record, not the backup
                 if self._warn is not None:
-                    self._warn(index_to_path(index), f"{cls.get_prefix()}: {e.strerror or e}")
+                    reason = e.strerror if isinstance(e, OSError) else None
+                    what = reason or f"{type(e).__name__}: {e}"
+                    self._warn(index_to_path(index), f"metadata plugin {cls.get_prefix()}: {what}")
                 rec = None
             if rec is not None and index != entry.index:
                 rec = attrs.evolve(rec, index=index)
@@ -280,14 +283,31 @@ class MetaApplier:
 
     def apply(self, records: dict[str, Any], root: bytes, index: Index) -> bool:
         """Apply every plugin's record of ``index`` to the file below ``root``; return
-        True when anything was written. Raises OSError when a plugin cannot apply."""
+        True when anything was written.
+
+        Every plugin is tried even when one fails; then the first failure is raised: an
+        OSError as it is, anything else (a plugin's own error) as a
+        :class:`~pannier.PannierError` naming the plugin.
+        """
         changed = False
+        failure: BaseException | None = None
         # the main plugin (owner, mode, times) last: other plugins' writes change ctime
         # and an ACL's mask changes the mode's group bits
         for cls in (*self.plugins[1:], *self.plugins[:1]):
             rec = records.get(cls.get_prefix())
-            if rec is not None and cls.apply(rec, root, index):
-                changed = True
+            if rec is None:
+                continue
+            try:
+                if cls.apply(rec, root, index):
+                    changed = True
+            except (OSError, PannierError) as e:
+                failure = failure or e
+            except Exception as e:  # a plugin's bug must not stop the restore
+                failure = failure or PluginError(
+                    f"metadata plugin {cls.get_prefix()}: {type(e).__name__}: {e}"
+                )
+        if failure is not None:
+            raise failure
         return changed
 
     def has(self, prefix: str) -> bool:

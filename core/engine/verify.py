@@ -115,10 +115,9 @@ def verify_snapshot(
                 stored = records.get(prefix)
                 try:
                     live = cls.from_path(entry.root, entry.index, entry.stat)
-                except OSError as e:
-                    yield Difference(
-                        "U", index_to_path(index), f"{prefix}: cannot read: {e.strerror}"
-                    )
+                except Exception as e:  # a plugin's failure is reported, not fatal
+                    why = e.strerror if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+                    yield Difference("U", index_to_path(index), f"{prefix}: cannot read: {why}")
                     continue
                 if _differs(stored, live, ignored[prefix], index):
                     yield Difference("U", index_to_path(index), f"{prefix} metadata differs")
