@@ -95,17 +95,35 @@ def read_entry_points(search_path: Iterable[str] | None = None) -> list[EntryPoi
     for entry in _absolute_entries(sys.path if search_path is None else search_path):
         cache_file = os.path.join(cache_dir, _cache_name(entry))
         record = _load(cache_file, entry)
-        if record is None or not _still_valid(entry, record):
+        dists = None
+        if record is not None:
+            try:
+                if _still_valid(entry, record):
+                    dists = _distributions(entry, record)
+            except (TypeError, ValueError, KeyError, IndexError):  # a malformed cache file
+                dists = None
+        if dists is None:
             record = _scan_entry(entry)
             _save(cache_file, record)
-        for key, dist_dir, name, version, eps in record["dists"]:
-            if key in seen:
-                continue
-            seen.add(key)
-            meta_path = os.path.join(entry, dist_dir) if dist_dir else entry
-            for group, ep_name, value in eps:
-                result.append(EntryPointInfo(group, ep_name, value, name, version, meta_path))
+            dists = _distributions(entry, record)
+        for key, eps in dists:
+            if key not in seen:
+                seen.add(key)
+                result.extend(eps)
     return result
+
+
+def _distributions(entry: str, record: dict[str, Any]) -> list[tuple[str, list[EntryPointInfo]]]:
+    """(normalised name, entry points) of each distribution in ``entry``'s record."""
+    dists = []
+    for key, dist_dir, name, version, eps in record["dists"]:
+        meta_path = os.path.join(entry, dist_dir) if dist_dir else entry
+        infos = [
+            EntryPointInfo(str(group), str(ep_name), str(value), name, version, meta_path)
+            for group, ep_name, value in eps
+        ]
+        dists.append((str(key), infos))
+    return dists
 
 
 # --- validation ------------------------------------------------------------------------

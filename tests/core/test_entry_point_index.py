@@ -140,6 +140,28 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
     assert json.loads(cache_file.read_text())["format"] == 2
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"files": [[1]], "dists": []},
+        {"files": [], "dists": [["too", "short"]]},
+        {"files": [], "dists": [["k", "d", "n", "v", [["only-two", "x"]]]]},
+        {"files": "nope", "dists": []},
+        {"mtime": "yesterday", "files": [], "dists": []},
+    ],
+)
+def test_a_cache_file_of_the_wrong_shape_is_rescanned(tmp_path: Path, bad: dict) -> None:
+    site = tmp_path / "site"
+    write_dist(site, "ext", "1", {"pannier.meta": {"m": "x:M"}})
+    age(site)
+    assert len(eps(site)) == 1
+    [cache_file] = cache_files()
+    record = json.loads(cache_file.read_text())
+    record.update(bad)
+    cache_file.write_text(json.dumps(record))
+    assert [e[1] for e in eps(site)] == ["m"]
+
+
 def test_an_unwritable_cache_directory_only_costs_speed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
