@@ -22,8 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pannier import SourceError
-from pannier.source import Source, SourceEntry
+from pannier import Source, SourceEntry, SourceError
 
 
 class CommandSource(Source):

@@ -35,8 +35,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from pannier import SourceError
-from pannier.source import Index, Source, SourceEntry, open_noatime
+from pannier import Index, Source, SourceEntry, SourceError, open_noatime
 
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", None)

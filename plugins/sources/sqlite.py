@@ -20,8 +20,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pannier import SourceError
-from pannier.source import Source, SourceEntry
+from pannier import Source, SourceEntry, SourceError
 
 
 class SqliteSource(Source):
