@@ -67,6 +67,9 @@ class MetaRecord:
         class MimeRecord(MetaRecord):
             mime_type: str
 
+    Records are mutable slotted attrs classes rather than frozen ones: building a frozen
+    record costs several times as much, which shows when a snapshot holds millions.
+
     :param index: the file's index (see the module documentation).
     :param extra: fields this record class does not know, read from a stream written by
         a newer plugin version; None when there are none. They are written back as read.
