@@ -22,6 +22,7 @@ import os
 import pwd
 import stat
 import struct
+from functools import lru_cache
 from typing import Any
 
 import attrs
@@ -64,6 +65,7 @@ def _perms_bits(text: str) -> int:
     return (4 if "r" in text else 0) | (2 if "w" in text else 0) | (1 if "x" in text else 0)
 
 
+@lru_cache(maxsize=4096)
 def _name(tag: str, qualifier: int) -> str | None:
     try:
         if tag == "user":
