@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .discovery import plugin_error
 from .errors import PluginContractError, PluginError
 from .plugin import PluginKind
+from .plugin_loader import plugin_error
 
 if TYPE_CHECKING:
     from .registry import PluginManager, PluginRecord
@@ -201,7 +201,7 @@ def _guard(
 
 
 def _warn(record: PluginRecord, hook_name: str, error: BaseException) -> None:
-    from .discovery import one_line
+    from .plugin_loader import one_line
 
     _log.warning(
         "pannier: warning: hook plugin %r failed in %s: %s (skipped; further failures "

@@ -20,9 +20,10 @@ the plugin, its origin and what is wrong.
 
 from __future__ import annotations
 
-from .discovery import PluginOrigin, plugin_error
+from .discovery import PluginOrigin
 from .errors import PluginAPIVersionError, PluginContractError
 from .plugin import SUPPORTED_PLUGIN_API_VERSIONS, PluginKind
+from .plugin_loader import plugin_error
 
 __all__ = ["META_METHODS", "check_plugin"]
 

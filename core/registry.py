@@ -47,11 +47,10 @@ from .discovery import (
     DiscoveredPlugin,
     PluginOrigin,
     discover_all,
-    import_plugin,
-    one_line,
 )
 from .errors import PluginError, PluginNotFoundError
 from .plugin import PluginKind
+from .plugin_loader import import_plugin, one_line
 
 if TYPE_CHECKING:
     import pluggy
