@@ -310,7 +310,9 @@ class S3Backend(Backend):
 
     def _make_client(self) -> Any:
         import boto3
+        import botocore.session
         from botocore.config import Config
+        from botocore.parsers import ResponseParserFactory
 
         config = Config(
             region_name=self.region,
@@ -322,7 +324,14 @@ class S3Backend(Backend):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        session = boto3.session.Session()
+        # This client's own botocore session leaves timestamps as text: nothing here reads
+        # them, and parsing them was most of the cost of a listing page (no global state
+        # is touched; other boto3 users keep the defaults).
+        core = botocore.session.get_session()
+        parsers = ResponseParserFactory()
+        parsers.set_parser_defaults(timestamp_parser=str)
+        core.register_component("response_parser_factory", parsers)
+        session = boto3.session.Session(botocore_session=core)
         client = session.client(
             "s3",
             endpoint_url=self.endpoint,

@@ -15,7 +15,8 @@ from pannier import (
     TransientBackendError,
 )
 from pannier.backend_registry import get_backend_object
-from pannier.testing.backend_suite import BackendConformance, NonSeekableReader
+from pannier.testing.backend_checks import NonSeekableReader
+from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
 
 from tests.plugins.backends.swift_server import s3_client, unique

@@ -15,7 +15,8 @@ from pannier import (
     TransientBackendError,
 )
 from pannier.backend_registry import get_backend_object
-from pannier.testing.backend_suite import BackendConformance, NonSeekableReader
+from pannier.testing.backend_checks import NonSeekableReader
+from pannier.testing.backend_suite import BackendConformance
 
 from tests.plugins.backends.swift_server import SwiftAdmin, admin_session, unique
 from tests.servers import require_server
