@@ -379,11 +379,9 @@ class _Restorer:
             if self.opts.overwrite:
                 todo = []
                 for entry, records in items:
-                    name = entry.index[-1]
-                    st = _lstat(dfd, name)
-                    if st is None or not stat.S_ISREG(st.st_mode):
+                    if _lstat(dfd, entry.index[-1]) is None:
                         todo.append((entry, records))
-                    else:
+                    else:  # compare with (or replace) what is there
                         self.restore_file(dfd, entry, records)
             single = [(e, r) for e, r in todo if len(e.data or ()) == 1]
             others = [(e, r) for e, r in todo if len(e.data or ()) != 1]
@@ -456,6 +454,8 @@ class _Restorer:
                 tmp = _tmp_name()
                 os.link(src, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
                 try:
+                    if st is not None and stat.S_ISDIR(st.st_mode):
+                        _remove(dfd, name)
                     os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
                 except BaseException:
                     os.unlink(tmp, dir_fd=dfd)

@@ -238,3 +238,21 @@ def test_devices_round_trip(tmp_path: Path, repo: Repository) -> None:
             want.st_mtime_ns,
         )
     assert os.lstat(out / "null").st_rdev == os.makedev(1, 3)
+
+
+def test_overwrite_replaces_entries_of_another_type(
+    tmp_path: Path, repo: Repository, snap: Snapshot
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("must stay")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "small.txt").mkdir()  # a directory where the snapshot has a file
+    (out / "small.txt" / "junk").write_text("x")
+    (out / "dir").write_text("a file where the snapshot has a directory")
+    os.symlink(outside / "victim", out / "empty")  # a symlink where it has a file
+    summary = run_restore(repo, snap, str(out), RestoreOptions(overwrite=True))
+    assert summary.errors == []
+    assert (outside / "victim").read_text() == "must stay"
+    assert_same_tree(tmp_path / "src", out)
