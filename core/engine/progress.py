@@ -91,16 +91,19 @@ class Progress:
 
     def set_total(self, files: int, nbytes: int) -> None:
         """Record the totals (from a counting pass); enables percent and ETA."""
-        with self._lock:
-            self.total_files, self.total_bytes = files, nbytes
+        self.total_files, self.total_bytes = files, nbytes
 
     def add(self, files: int = 0, nbytes: int = 0) -> None:
-        """Count ``files`` more entries and ``nbytes`` more bytes done; report if due."""
-        self.files += files
-        self.bytes += nbytes
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
+        """Count ``files`` more files and ``nbytes`` more bytes done; report if due.
+        Thread-safe (restore workers call it)."""
+        with self._lock:
+            self.files += files
+            self.bytes += nbytes
+            now = time.monotonic()
+            due = now - self._last >= self.interval
+            if due:
+                self._last = now
+        if due:
             self.report()
 
     def snapshot(self) -> dict[str, Any]:
