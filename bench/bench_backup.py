@@ -366,7 +366,13 @@ def ratios(records: list[Record], modes: list[str]) -> list[dict[str, object]]:
     """pannier's figure over the better peer's, per step and mode, with the target for each."""
     out: list[dict[str, object]] = []
 
-    def add(figure: str, mode: str, ours: float | None, best: tuple[str, float] | None) -> None:
+    def add(
+        figure: str,
+        mode: str,
+        ours: float | None,
+        best: tuple[str, float] | None,
+        cpu: tuple[float, float] | None = None,
+    ) -> None:
         ratio = None if ours is None or best is None or best[1] == 0 else ours / best[1]
         target = TARGETS[figure]
         out.append(
@@ -379,6 +385,8 @@ def ratios(records: list[Record], modes: list[str]) -> list[dict[str, object]]:
                 "ratio": None if ratio is None else round(ratio, 3),
                 "target": target,
                 "met": None if ratio is None else ratio <= target,
+                # For the timed steps: pannier's CPU seconds over the lowest of the peers'.
+                "cpu_ratio": round(cpu[0] / cpu[1], 3) if cpu and cpu[1] else None,
             }
         )
 
@@ -391,7 +399,9 @@ def ratios(records: list[Record], modes: list[str]) -> list[dict[str, object]]:
     for mode in modes:
         for step in STEPS:
             r = ours(step, mode)
-            add(step, mode, r.measure.wall if r else None, _best(records, step, mode, "wall"))
+            best_cpu = _best(records, step, mode, "cpu")
+            cpu = (r.measure.cpu, best_cpu[1]) if r and best_cpu else None
+            add(step, mode, r.measure.wall if r else None, _best(records, step, mode, "wall"), cpu)
         # Repository size after the last backup, and the largest peak RSS over all steps.
         sizes: dict[str, float] = {}
         rss: dict[str, float] = {}
@@ -430,8 +440,8 @@ def markdown(result: dict[str, object]) -> str:
         )
     lines += [
         "",
-        "| figure | mode | pannier | better peer | ratio | target | met |",
-        "|---|---|---:|---|---:|---:|---|",
+        "| figure | mode | pannier | better peer | ratio | target | met | CPU ratio |",
+        "|---|---|---:|---|---:|---:|---|---:|",
     ]
     rs = result["ratios"]
     assert isinstance(rs, list)
@@ -445,9 +455,11 @@ def markdown(result: dict[str, object]) -> str:
         peer = f"{q['peer']} {fmt(q['peer_value'])}" if q["peer"] else "n/a"
         ratio = "n/a" if q["ratio"] is None else f"{q['ratio']:.2f}"
         met = {None: "n/a", True: "yes", False: "no"}[q["met"]]
+        cpu = q.get("cpu_ratio")
+        cpu_text = "" if cpu is None else f"{cpu:.2f}"
         lines.append(
             f"| {fig} | {q['mode']} | {fmt(q['pannier'])} | {peer} | {ratio} | "
-            f"<= {q['target']} | {met} |"
+            f"<= {q['target']} | {met} | {cpu_text} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -260,6 +260,7 @@ def test_ratios_use_the_better_peer_of_each_figure() -> None:
     by = {(q["figure"], q["mode"]): q for q in ratios(records, ["cold"])}
     initial = by[("initial", "cold")]
     assert (initial["peer"], initial["ratio"], initial["met"]) == ("restic", 0.6, True)
+    assert initial["cpu_ratio"] == 0.6
     mutation = by[("mutation", "cold")]
     assert (mutation["peer"], mutation["ratio"], mutation["met"]) == ("borg", 0.5, False)
     size = by[("repo size", "cold")]
@@ -271,5 +272,5 @@ def test_ratios_use_the_better_peer_of_each_figure() -> None:
     assert restore["ratio"] is None and restore["met"] is None
     result = {"records": [asdict(r) for r in records], "ratios": ratios(records, ["cold"])}
     table = markdown(result)
-    assert "| initial | cold | 6.0 | restic 10.0 | 0.60 | <= 0.6 | yes |" in table
+    assert "| initial | cold | 6.0 | restic 10.0 | 0.60 | <= 0.6 | yes | 0.60 |" in table
     assert "| restore | cold | n/a |" in table
