@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given, settings, strategies as st
 from pannier import MetaStreamError
 from pannier.meta_stream import (
     FORMAT_VERSION,
@@ -245,9 +246,6 @@ def test_a_stream_is_read_once() -> None:
 
 
 # --- properties -------------------------------------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 indexes = st.lists(st.binary(min_size=1, max_size=8), max_size=4).map(tuple)
 values = st.one_of(
