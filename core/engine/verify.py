@@ -95,6 +95,8 @@ def verify_snapshot(
         )
         snap_it = meta.join(main)
         cur = next(snap_it, None)
+        if len(sources) > 1 and cur is not None and cur[0] == ():
+            cur = next(snap_it, None)  # the synthetic top of a several-source snapshot
         for _src, index, entry in _merged_entries(sources):
             while cur is not None and cur[0] < index:
                 yield Difference("-", index_to_path(cur[0]), "not in the source")

@@ -219,3 +219,20 @@ def test_file_growing_while_read_records_what_was_stored(tmp_path: Path, repo: R
     restored = run_restore(repo, repo.load_snapshot(summary.snapshot_id), str(out))
     assert restored.errors == []
     assert (out / "log").read_bytes() == b"first line\nappended after the stat\n"
+
+
+def test_verify_several_sources(tmp_path: Path, repo: Repository) -> None:
+    from pannier.engine.verify import verify_snapshot
+
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(name)
+    sources = [fs_source(tmp_path / "one"), fs_source(tmp_path / "two")]
+    snap = repo.load_snapshot(run_backup(repo, sources).snapshot_id)
+    fresh = [fs_source(tmp_path / "one"), fs_source(tmp_path / "two")]
+    assert list(verify_snapshot(repo, snap, fresh)) == []
+    (tmp_path / "two" / "f").write_text("TWO")
+    diffs = list(
+        verify_snapshot(repo, snap, [fs_source(tmp_path / "one"), fs_source(tmp_path / "two")])
+    )
+    assert (diffs[0].kind, diffs[0].path) == ("M", "/two/f")
