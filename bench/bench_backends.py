@@ -1,6 +1,6 @@
 """Backend throughput: pannier's backends beside the plain tool for the same storage.
 
-    .venv/bin/python bench/bench_backends.py [--targets file,file-rclone,s3,swift]
+    .venv/bin/python bench/bench_backends.py [--targets file,file-rclone,s3,swift,sftp]
         [--small N] [--large N] [--names N] [--repeat N] [--json FILE]
 
 For each target it measures, in one run and on the same storage:
@@ -382,12 +382,24 @@ def bench_swift(settings: Settings, workdir: Path) -> list[Row]:
     return _bench_swift_target("swift", settings, workdir)
 
 
-#: Every target: name -> function. The sftp:// row belongs here too (bench_sftp).
+def bench_sftp(settings: Settings, workdir: Path) -> list[Row]:
+    """sftp:// beside rclone copy to the same sshd (bench/backends_sftp.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import backends_sftp
+    finally:
+        sys.path.pop(0)
+    rows: list[Row] = backends_sftp.bench_sftp(settings, workdir)
+    return rows
+
+
+#: Every target: name -> function.
 TARGETS: dict[str, Callable[[Settings, Path], list[Row]]] = {
     "file": bench_file,
     "file-rclone": bench_file_rclone,
     "s3": bench_s3,
     "swift": bench_swift,
+    "sftp": bench_sftp,
 }
 
 
@@ -415,7 +427,7 @@ def format_row(row: Row) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen targets and print the table and the worst ratio."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--targets", default="file,file-rclone,s3,swift",
+    parser.add_argument("--targets", default="file,file-rclone,s3,swift,sftp",
                         help=f"comma-separated, from: {', '.join(TARGETS)}")  # fmt: skip
     parser.add_argument("--small", type=int, default=32, help="1 MiB objects (default 32)")
     parser.add_argument("--large", type=int, default=4, help="16 MiB objects (default 4)")
