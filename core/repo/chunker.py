@@ -24,8 +24,9 @@ from . import format as fmt
 
 __all__ = ["Chunker"]
 
-#: How much of a stream is read at once.
+#: How much of a stream is read at once (the first read is smaller).
 READ_SIZE = 4 * 1024 * 1024
+FIRST_READ_SIZE = 1024 * 1024
 
 
 class Chunker:
@@ -77,21 +78,22 @@ class Chunker:
 
     def _chunk_stream(self, f: IO[bytes]) -> Iterator[memoryview]:
         carry: bytes | bytearray = b""
+        size = FIRST_READ_SIZE  # small files need no 4 MiB buffer
         readinto = getattr(f, "readinto", None)
         if getattr(type(f), "readinto", None) is io.RawIOBase.readinto:
             readinto = None  # a raw stream that implements only read()
         while True:
             if readinto is not None:
-                buf = bytearray(len(carry) + READ_SIZE)
+                buf = bytearray(len(carry) + size)
                 buf[: len(carry)] = carry
                 with memoryview(buf) as view:
                     got = _readinto_full(readinto, view[len(carry) :])
-                eof = got < READ_SIZE
+                eof = got < size
                 if eof:
                     del buf[len(carry) + got :]
             else:
-                block = _read_full(f, READ_SIZE)
-                eof = len(block) < READ_SIZE
+                block = _read_full(f, size)
+                eof = len(block) < size
                 buf = bytearray(carry) + block if carry else bytearray(block)
             if eof:
                 yield from self.chunk_bytes(buf)
@@ -101,6 +103,7 @@ class Chunker:
             # together with what follows.
             yield from chunks[:-1]
             carry = bytes(chunks[-1])
+            size = READ_SIZE
 
 
 def _readinto_full(readinto: Any, view: memoryview) -> int:

@@ -234,14 +234,46 @@ def open_key_object(data: bytes, password: str, name: str = "key") -> MasterKey 
 _local = threading.local()
 
 
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "cctx", None)
-    if cache is None:
-        cache = _local.cctx = {}
-    c = cache.get(level)
-    if c is None:
-        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
-    return c
+class _CompressorPool:
+    """Zstd compression contexts shared by all threads: at most one per CPU exists (each
+    holds a few MiB of tables), and a thread borrows one for each compression."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._idle: dict[int, list[zstandard.ZstdCompressor]] = {}
+        self._made = 0
+        self._cond = threading.Condition()
+
+    def compress(self, level: int, data: bytes | bytearray | memoryview) -> bytes:
+        with self._cond:
+            while True:
+                idle = self._idle.get(level)
+                if idle:
+                    cctx = idle.pop()
+                    break
+                if self._made < self._limit:
+                    self._made += 1
+                    cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+                    break
+                if not any(self._idle.values()):
+                    self._cond.wait()
+                    continue
+                # contexts of another level are idle: replace one with this level's
+                for other in self._idle.values():
+                    if other:
+                        other.pop()
+                        break
+                cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+                break
+        try:
+            return cctx.compress(data)
+        finally:
+            with self._cond:
+                self._idle.setdefault(level, []).append(cctx)
+                self._cond.notify()
+
+
+_compressors = _CompressorPool(max(2, os.cpu_count() or 2))
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:
@@ -255,7 +287,7 @@ def _compress(data: bytes | bytearray | memoryview, level: int) -> tuple[bytes, 
     """``(flag, body)``: zstd at ``level`` (flag 1), or the data as is (flag 0) when
     ``level`` is 0 or the data does not compress below 97 % of its size."""
     if level > 0 and len(data) >= 64:
-        packed = _compressor(level).compress(data)
+        packed = _compressors.compress(level, data)
         if len(packed) < len(data) * fmt.INCOMPRESSIBLE_RATIO:
             return b"\x01", packed
     return b"\x00", data
