@@ -84,3 +84,48 @@ def s3_client(facts: dict[str, str], secret: str | None = None) -> Any:
             request_checksum_calculation="when_required",
         ),
     )
+
+
+class CannedServer:
+    """A local HTTP server that answers every request with one fixed response, to see how
+    a backend classifies answers the real server cannot be made to give (429, 503 SlowDown
+    with Retry-After, 500). Use as a context manager; ``url`` is its base URL and
+    ``requests`` counts what it received."""
+
+    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
+        import http.server
+        import threading
+
+        canned = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                canned.requests += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.requests = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> CannedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -12,6 +12,7 @@ from pannier import (
     FileMissingError,
     FolderMissingError,
     PermanentBackendError,
+    RateLimitedError,
     TransientBackendError,
 )
 from pannier.backend_registry import get_backend_object
@@ -19,7 +20,7 @@ from pannier.testing.backend_checks import NonSeekableReader
 from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
 
-from tests.plugins.backends.swift_server import s3_client, unique
+from tests.plugins.backends.swift_server import CannedServer, s3_client, unique
 from tests.servers import require_server
 
 MIB = 1 << 20
@@ -262,3 +263,35 @@ def test_put_stream_of_unknown_size(facts: dict[str, str], bucket: str) -> None:
     backend = get_backend_object(s3_url(facts, bucket))
     backend.put_stream(io.BytesIO(b"abc" * 1000), "u")
     assert backend.query("u") == 3000
+
+
+def _s3_error(code: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+        f"<Message>canned {code}</Message></Error>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "headers", "expected", "retry_after"),
+    [
+        (503, "SlowDown", {"Retry-After": "7"}, RateLimitedError, 7.0),
+        (503, "ServiceUnavailable", {}, RateLimitedError, None),
+        (500, "InternalError", {}, TransientBackendError, None),
+        (403, "AccessDenied", {}, PermanentBackendError, None),
+        (400, "InvalidArgument", {}, PermanentBackendError, None),
+    ],
+)
+def test_server_answers_are_classified(
+    status: int, code: str, headers: dict[str, str], expected: type, retry_after: float | None
+) -> None:
+    with CannedServer(status, _s3_error(code), headers) as server:
+        backend = get_backend_object(f"s3://bucket?endpoint={server.url}&access-key=a&secret-key=b")
+        with pytest.raises(expected) as info:
+            backend.put_bytes("obj", b"data")
+        assert server.requests == 1  # boto3's own retries are off: the host decides
+    assert code in str(info.value)
+    if expected is RateLimitedError:
+        assert info.value.retry_after == retry_after
+    if expected is not RateLimitedError:
+        assert not isinstance(info.value, RateLimitedError)

@@ -12,13 +12,14 @@ from pannier import (
     FileMissingError,
     FolderMissingError,
     PermanentBackendError,
+    RateLimitedError,
     TransientBackendError,
 )
 from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_checks import NonSeekableReader
 from pannier.testing.backend_suite import BackendConformance
 
-from tests.plugins.backends.swift_server import SwiftAdmin, admin_session, unique
+from tests.plugins.backends.swift_server import CannedServer, SwiftAdmin, admin_session, unique
 from tests.servers import require_server
 
 MIB = 1 << 20
@@ -266,3 +267,34 @@ def test_missing_object(container: str, swift_env: None) -> None:
         backend.get_range("absent", 0, 0)
     backend.delete("absent")
     assert backend.query_list(["absent"]) == {"absent": -1}
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected", "retry_after"),
+    [
+        (429, {"Retry-After": "5"}, RateLimitedError, 5.0),
+        (498, {}, RateLimitedError, None),
+        (500, {}, TransientBackendError, None),
+        (503, {}, TransientBackendError, None),
+        (400, {}, PermanentBackendError, None),
+    ],
+)
+def test_server_answers_are_classified(
+    status: int,
+    headers: dict[str, str],
+    expected: type,
+    retry_after: float | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with CannedServer(status, b"canned", headers) as server:
+        monkeypatch.setenv("SWIFT_PREAUTHURL", f"{server.url}/v1/AUTH_x")
+        monkeypatch.setenv("SWIFT_PREAUTHTOKEN", "tk")
+        backend = get_backend_object("swift://c")
+        with pytest.raises(expected) as info:
+            backend.put_bytes("obj", b"data")
+        assert server.requests == 1  # swiftclient's own retries are off: the host decides
+    assert str(status) in str(info.value)
+    if expected is RateLimitedError:
+        assert info.value.retry_after == retry_after
+    else:
+        assert not isinstance(info.value, RateLimitedError)

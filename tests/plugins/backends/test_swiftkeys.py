@@ -8,11 +8,17 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from pannier import ConfigError, FileMissingError, PermanentBackendError, TransientBackendError
+from pannier import (
+    ConfigError,
+    FileMissingError,
+    PermanentBackendError,
+    RateLimitedError,
+    TransientBackendError,
+)
 from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_suite import BackendConformance
 
-from tests.plugins.backends.swift_server import SwiftAdmin, unique
+from tests.plugins.backends.swift_server import CannedServer, SwiftAdmin, unique
 from tests.servers import require_server
 
 FULL_KEY = "full-key-for-tests-0123456789"
@@ -202,3 +208,33 @@ def test_unreachable_server_is_transient() -> None:
     )
     with pytest.raises(TransientBackendError, match="cannot reach"):
         backend.list()
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected", "retry_after"),
+    [
+        (429, {"Retry-After": "3"}, RateLimitedError, 3.0),
+        (500, {}, TransientBackendError, None),
+        (507, {}, TransientBackendError, None),
+        (413, {}, PermanentBackendError, None),
+    ],
+)
+def test_server_answers_are_classified(
+    status: int,
+    headers: dict[str, str],
+    expected: type,
+    retry_after: float | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with CannedServer(status, b"canned", headers) as server:
+        monkeypatch.setenv("SWIFT_STORAGE_URL", f"{server.url}/v1/AUTH_x")
+        monkeypatch.setenv("SWIFT_CONTAINER_FULL_TOKEN", FULL_KEY)
+        backend = get_backend_object("swiftkeys://c")
+        with pytest.raises(expected) as info:
+            backend.put_bytes("obj", b"data")
+        assert server.requests == 1
+    assert str(status) in str(info.value) and FULL_KEY not in str(info.value)
+    if expected is RateLimitedError:
+        assert info.value.retry_after == retry_after
+    else:
+        assert not isinstance(info.value, RateLimitedError)
