@@ -115,13 +115,15 @@ def read_entry_points(search_path: Iterable[str] | None = None) -> list[EntryPoi
 
 def _distributions(entry: str, record: dict[str, Any]) -> list[tuple[str, list[EntryPointInfo]]]:
     """(normalised name, entry points) of each distribution in ``entry``'s record."""
-    dists = []
+    dists: list[tuple[str, list[EntryPointInfo]]] = []
     for key, dist_dir, name, version, eps in record["dists"]:
-        meta_path = os.path.join(entry, dist_dir) if dist_dir else entry
-        infos = [
-            EntryPointInfo(str(group), str(ep_name), str(value), name, version, meta_path)
-            for group, ep_name, value in eps
-        ]
+        infos: list[EntryPointInfo] = []
+        if eps:
+            meta_path = os.path.join(entry, dist_dir) if dist_dir else entry
+            infos = [
+                EntryPointInfo(str(group), str(ep_name), str(value), name, version, meta_path)
+                for group, ep_name, value in eps
+            ]
         dists.append((str(key), infos))
     return dists
 
