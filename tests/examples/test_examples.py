@@ -253,3 +253,37 @@ def test_ext_project_runs_the_conformance_suite(ext_venv: Path, tmp_path: Path) 
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_example_plugins_record_streams_in_a_real_backup(ext_venv: Path, tmp_path: Path) -> None:
+    """A backup run where the plugins are found writes their streams; a restore where
+    they are absent still succeeds and names the streams it could not apply."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "notes.txt").write_bytes(b"one\ntwo\n")
+    (src / "blob").write_bytes(bytes(range(256)))
+    env = clean_env(
+        tmp_path,
+        PYTHONPATH=str(EXAMPLES),
+        PANNIER_REPOSITORY=(tmp_path / "repo").as_uri(),
+        PANNIER_PASSWORD="example",
+    )
+    python = str(ext_venv / "bin" / "python")
+
+    def pannier(python: str, *args: str, env: dict[str, str] = env) -> str:
+        result = subprocess.run(
+            [python, "-m", "pannier", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout + result.stderr
+
+    pannier(python, "init")
+    pannier(python, "backup", str(src))
+    (snapshot,) = json.loads(pannier(python, "--json", "snapshots").strip().splitlines()[-1])
+    assert {"meta/attr", "meta/linecount", "meta/mime", "meta/xxhash"} <= set(snapshot["streams"])
+
+    without = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    out = pannier(sys.executable, "restore", "latest", "-t", str(tmp_path / "out"), env=without)
+    assert (tmp_path / "out" / "notes.txt").read_bytes() == b"one\ntwo\n"
+    for stream in ("meta/linecount", "meta/mime", "meta/xxhash"):
+        assert f"metadata stream {stream} not applied: no plugin for it is installed" in out
