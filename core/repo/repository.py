@@ -169,7 +169,9 @@ class Repository:
         self._backends: list[Backend] = [backend]
         self._extra_backends: list[Backend] = []
         self._max_backends = max(1, backend.get_capabilities().connections or 1)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # pending blobs, packers, unsaved packs, pools
+        self._index_lock = threading.Lock()  # loading the index (never under _lock)
+        self._grow_lock = threading.Lock()  # making backend instances
         self._index: Index | None = None
         self._index_names: set[str] = set()
         self._pending: set[bytes] = set()
@@ -351,7 +353,7 @@ class Repository:
         except queue.Empty:
             pass
         if self._backend_factory is not None:
-            with self._lock:
+            with self._grow_lock:
                 grow = len(self._backends) < self._max_backends
                 if grow:
                     self._backends.append(self.backend)  # placeholder, replaced below
@@ -359,10 +361,10 @@ class Repository:
                 try:
                     made = self._backend_factory()
                 except BaseException:
-                    with self._lock:
+                    with self._grow_lock:
                         self._backends.pop()
                     raise
-                with self._lock:
+                with self._grow_lock:
                     self._backends[-1] = made
                     self._extra_backends.append(made)
                 return made
@@ -390,7 +392,7 @@ class Repository:
     def index(self) -> Index:
         """The in-memory index, loaded from the index objects on first use."""
         if self._index is None:
-            with self._lock:
+            with self._index_lock:
                 if self._index is None:
                     self._index = self._load_index()
         return self._index
@@ -474,8 +476,9 @@ class Repository:
 
     def has_blob(self, blob_id: bytes) -> bool:
         """Whether a blob is stored or pending upload."""
+        index = self.index
         with self._lock:
-            return blob_id in self._pending or blob_id in self.index
+            return blob_id in self._pending or blob_id in index
 
     def chunker_for(self, fileobj: IO[bytes] | int | str) -> Iterator[memoryview]:
         """The content-defined chunks of a file object, descriptor or path."""
@@ -553,8 +556,9 @@ class Repository:
                     self.call_backend(
                         partial(_put_stream, stream=stream, name=name, size=data.size)
                     )
+                    index = self.index
                     with self._lock:
-                        self.index.add_pack(pack_id, entries)
+                        index.add_pack(pack_id, entries)
                         self._unsaved[pack_id] = entries
                         self._pending.difference_update(e.blob_id for e in entries)
                         self.stats.packs_uploaded += 1

@@ -287,3 +287,24 @@ def test_long_backup_writes_indexes_as_it_goes(
     assert len(indexes) >= 1
     other = Repository.open(DirBackend(backend.directory), PASSWORD)
     assert other.recovered_packs == {}  # every uploaded pack is already indexed
+
+
+def test_loading_many_indexes_with_parallel_backends_does_not_hang(backend: DirBackend) -> None:
+    import threading
+
+    def factory() -> DirBackend:
+        return DirBackend(backend.directory)
+
+    repo = Repository.init(backend, PASSWORD, kdf=FAST_KDF)
+    ids = []
+    for _ in range(4):  # four index objects
+        ids += repo.store_bytes(os.urandom(1000))
+        repo.flush()
+    repo.close()
+    again = Repository.open(DirBackend(backend.directory), PASSWORD, backend_factory=factory)
+    answer: list[bool] = []
+    t = threading.Thread(target=lambda: answer.append(again.has_blob(ids[-1])), daemon=True)
+    t.start()
+    t.join(30)
+    assert answer == [True]
+    again.close()
