@@ -1,7 +1,7 @@
 """The metadata-plugin conformance suite, for pytest.
 
 Every built-in metadata plugin's test runs this suite, and a third party's plugin runs the
-very same tests in its own pytest run::
+very same tests in its own pytest run, by subclassing (or with :func:`meta_plugin_suite`)::
 
     from pannier.testing.meta_suite import MetaPluginSuite
     from my_package import MyPlugin
@@ -48,7 +48,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,7 +70,13 @@ from ..meta_manager import MetaManager
 from ..meta_stream import FORMAT_VERSION, MAGIC, MetaStreamReader, MetaStreamWriter
 from ..plugin import SUPPORTED_PLUGIN_API_VERSIONS
 
-__all__ = ["IndexOnlyMainPlugin", "IndexRecord", "MetaPluginSuite", "make_sample_tree"]
+__all__ = [
+    "IndexOnlyMainPlugin",
+    "IndexRecord",
+    "MetaPluginSuite",
+    "make_sample_tree",
+    "meta_plugin_suite",
+]
 
 #: Fixed modification times (ns) given to the sample files, far from "now".
 SAMPLE_MTIME_NS = 1_000_000_000_123_456_789
@@ -468,3 +474,31 @@ class MetaPluginSuite:
         assert [index for index, _ in joined] == list(walk_indexes(tree))
         for index, found in joined:
             assert found[prefix] == by_index.get(index), index
+
+
+def meta_plugin_suite(
+    plugin_class: type[MetaPlugin],
+    *,
+    prepare_tree: Callable[[Path], None] | None = None,
+    name: str | None = None,
+) -> type[MetaPluginSuite]:
+    """A pytest test class running the whole suite on ``plugin_class``.
+
+    The functional form of subclassing :class:`MetaPluginSuite`; bind the result to a
+    name starting with ``Test`` in a test module::
+
+        TestMyPlugin = meta_plugin_suite(MyPlugin, prepare_tree=add_my_metadata)
+
+    :param prepare_tree: called with the sample tree's root, as
+        :meth:`MetaPluginSuite.prepare_tree` is.
+    :param name: the class name (default ``Test`` + the plugin class's name).
+    """
+    namespace: dict[str, Any] = {"plugin_class": plugin_class, "__module__": __name__}
+    if prepare_tree is not None:
+        prepare = prepare_tree
+
+        def prepare_method(self: MetaPluginSuite, root: Path) -> None:
+            prepare(root)
+
+        namespace["prepare_tree"] = prepare_method
+    return type(name or f"Test{plugin_class.__name__}", (MetaPluginSuite,), namespace)

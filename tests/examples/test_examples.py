@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pannier.testing.meta_suite import MetaPluginSuite
+from pannier.testing.meta_suite import MetaPluginSuite, meta_plugin_suite
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "rdb_meta_examples"
@@ -99,8 +99,8 @@ def test_meta_manager_uses_the_example_plugins(tmp_path: Path) -> None:
     assert {"mime", "xxhash", "xattr", "acl", "checksum"} <= set(prefixes)
 
 
-class TestMimeSuite(MetaPluginSuite):
-    plugin_class = rdb_meta_mime.MimePlugin
+# the functional form of the suite
+TestMimeSuite = meta_plugin_suite(rdb_meta_mime.MimePlugin)
 
 
 class TestXxhashSuite(MetaPluginSuite):

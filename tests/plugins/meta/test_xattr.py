@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from pannier.plugins.meta.xattr import XattrPlugin, XattrRecord, namespaces
-from pannier.testing.meta_suite import MetaPluginSuite
+from pannier.testing.meta_suite import MetaPluginSuite, meta_plugin_suite
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* needs root")
 
@@ -88,3 +88,12 @@ def test_apply_sets_changes_and_removes(tmp_path: Path) -> None:
     assert not XattrPlugin.apply(record, root, (b"f",))
     assert XattrPlugin.apply(record, root, (b"f",), dry_compare=False)
     assert record_of(tmp_path, "f") == record
+
+
+def test_the_functional_form_of_the_suite(tmp_path: Path) -> None:
+    seen: list[Path] = []
+    suite = meta_plugin_suite(XattrPlugin, prepare_tree=seen.append)
+    assert suite.__name__ == "TestXattrPlugin" and issubclass(suite, MetaPluginSuite)
+    assert suite.plugin_class is XattrPlugin
+    suite().prepare_tree(tmp_path)
+    assert seen == [tmp_path]
