@@ -1,47 +1,55 @@
-"""Throughput of the s3:// and swift:// backends beside rclone, on the local Swift server.
+"""The s3:// and swift:// targets of bench/bench_backends.py, on the local Swift server.
 
-Run it with the server up (``scripts/servers/all.sh start swift``)::
+Run alone (with ``scripts/servers/all.sh start swift``) it prints the same rows::
 
-    .venv/bin/python bench/backends_swift.py [--small N] [--large N] [--names N] [--json FILE]
+    .venv/bin/python bench/backends_swift.py [--targets s3,swift] [--small N] [--large N]
+        [--names N] [--repeat N]
 
-For each of ``s3://`` (through Swift's s3api) and ``swift://`` it measures, in the same
-run and against the same server:
+Both targets use the one Swift server: ``s3://`` goes through its s3api, ``swift://``
+through its native API, and a bucket is a container. For each, through the harness of
+bench_backends.py (the wrapped backend pannier uses; pannier and the baseline alternate
+in each round; the best of ``--repeat`` rounds is kept):
 
-* put and get of ``--small`` objects of 1 MiB and ``--large`` objects of 16 MiB, one at a
-  time, by pannier's backend and by ``rclone copy --transfers 1`` (the same single
-  stream; rclone is given the names, so it lists neither side), in MiB/s, rclone's
-  process start included as a user of it would pay it;
-* a listing of ``--names`` names (10,000 by default, created at once with Swift's bulk
-  archive upload into one container that is both the bucket and the container), by
-  ``Backend.list`` and by ``rclone lsf``, in seconds;
+* put and get of 1 MiB and 16 MiB objects, one at a time, beside ``rclone copy
+  --transfers 1`` given the names (so it lists neither side);
+* a listing of ``--names`` names (10,000 by default; made once with Swift's bulk archive
+  upload and kept in the container ``bench-list-N`` between runs, since creating them
+  one by one takes the server minutes), beside ``rclone lsf`` for S3 and ``swift list``
+  (python-swiftclient's command) for Swift: rclone 1.60's Swift backend always asks for
+  1,000 names a page, above the test server's listing limit of 100, and gets 412.
 
-and prints the ratio pannier / rclone (above 1 is faster than rclone; the target is at
-least 0.8). The functions :func:`bench_target` and :func:`bench_listing` are what
-``bench/bench_backends.py`` imports for its s3 and swift rows; they return plain dicts.
+:func:`bench_s3` and :func:`bench_swift` are the harness's target functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
-import time
-from collections.abc import Callable
+import uuid
 from pathlib import Path
 from typing import Any
 
-TOP = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+TOP = HERE.parent
 MIB = 1 << 20
 
 
+def _harness() -> Any:
+    sys.path.insert(0, str(HERE))
+    try:
+        import bench_backends
+    finally:
+        sys.path.pop(0)
+    return bench_backends
+
+
 def server_facts() -> dict[str, str]:
-    """The KEY=VALUE facts of the running Swift test server; exits when it is down."""
+    """The KEY=VALUE facts of the running Swift test server; SystemExit when it is down."""
     servers = Path(os.environ.get("PANNIER_SERVERS_DIR", TOP / ".servers"))
     env_file = servers / "swift.env"
     if not env_file.is_file():
@@ -70,113 +78,47 @@ def swift_token(facts: dict[str, str]) -> tuple[str, str]:
     return r.headers["X-Storage-Url"], r.headers["X-Auth-Token"]
 
 
-def urls(facts: dict[str, str], container: str) -> dict[str, str]:
-    """The pannier URL of each target for ``container``."""
+def urls(facts: dict[str, str], container: str, prefix: str = "") -> dict[str, str]:
+    """The pannier URL of each target for ``container`` (and an optional prefix)."""
+    path = f"{container}/{prefix}" if prefix else container
     s3 = (
-        f"s3://{container}?endpoint={facts['PANNIER_TEST_S3_ENDPOINT']}"
+        f"s3://{path}?endpoint={facts['PANNIER_TEST_S3_ENDPOINT']}"
         f"&access-key={facts['PANNIER_TEST_S3_ACCESS_KEY']}"
         f"&secret-key={facts['PANNIER_TEST_S3_SECRET_KEY']}"
     )
     swift = (
-        f"swift://{container}?auth-url={facts['PANNIER_TEST_SWIFT_AUTH_URL']}"
+        f"swift://{path}?auth-url={facts['PANNIER_TEST_SWIFT_AUTH_URL']}"
         f"&user={facts['PANNIER_TEST_SWIFT_USER']}&password={facts['PANNIER_TEST_SWIFT_KEY']}"
     )
     return {"s3": s3, "swift": swift}
 
 
 def rclone_env(facts: dict[str, str], workdir: Path) -> dict[str, str]:
-    """Environment giving rclone the remotes ``bs3:`` and ``bswift:`` (no config file)."""
+    """Variables giving rclone the remotes ``bs3:`` and ``bswift:`` (no config file)."""
     conf = workdir / "rclone.conf"
     conf.write_text("")
-    # rclone's S3 SDK refuses AWS_CA_BUNDLE with its own HTTP transport; the server is
-    # plain http on 127.0.0.1, so no CA bundle is needed.
-    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-    env.update(
-        {
-            "RCLONE_CONFIG": str(conf),
-            "RCLONE_CONFIG_BS3_TYPE": "s3",
-            "RCLONE_CONFIG_BS3_PROVIDER": "Other",
-            "RCLONE_CONFIG_BS3_ENDPOINT": facts["PANNIER_TEST_S3_ENDPOINT"],
-            "RCLONE_CONFIG_BS3_ACCESS_KEY_ID": facts["PANNIER_TEST_S3_ACCESS_KEY"],
-            "RCLONE_CONFIG_BS3_SECRET_ACCESS_KEY": facts["PANNIER_TEST_S3_SECRET_KEY"],
-            "RCLONE_CONFIG_BS3_REGION": facts.get("PANNIER_TEST_S3_REGION", "us-east-1"),
-            "RCLONE_CONFIG_BS3_FORCE_PATH_STYLE": "true",
-            "RCLONE_CONFIG_BSWIFT_TYPE": "swift",
-            "RCLONE_CONFIG_BSWIFT_AUTH": facts["PANNIER_TEST_SWIFT_AUTH_URL"],
-            "RCLONE_CONFIG_BSWIFT_USER": facts["PANNIER_TEST_SWIFT_USER"],
-            "RCLONE_CONFIG_BSWIFT_KEY": facts["PANNIER_TEST_SWIFT_KEY"],
-        }
-    )
-    return env
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _rclone(env: dict[str, str], *args: str) -> None:
-    subprocess.run(["rclone", *args], env=env, check=True, capture_output=True)
-
-
-def bench_target(
-    target: str, url: str, remote: str, size: int, count: int, workdir: Path, env: dict[str, str]
-) -> dict[str, Any]:
-    """Put then get ``count`` objects of ``size`` bytes through pannier (``url``) and
-    through rclone (``remote``: the same container); MiB/s for each and the ratios."""
-    from pannier.backend_registry import get_backend_object
-
-    src = workdir / f"src-{target}-{size}"
-    src.mkdir()
-    for i in range(count):
-        (src / f"obj-{i:04d}").write_bytes(os.urandom(size))
-    names = sorted(p.name for p in src.iterdir())
-    mib = size * count / MIB
-    backend = get_backend_object(url)
-    backend.create_folder()
-    prefix = f"p{size}-"
-    put = _timed(lambda: [backend.put(str(src / n), prefix + n) for n in names])
-    out = workdir / f"out-{target}-{size}"
-    out.mkdir()
-    get = _timed(lambda: [backend.get(prefix + n, str(out / n)) for n in names])
-    for n in names:
-        assert (out / n).read_bytes() == (src / n).read_bytes(), f"{target}: {n} differs"
-    backend.delete_list([prefix + n for n in names])
-    backend.close()
-    dest = f"{remote}/r{size}"
-    back = workdir / f"rclone-{target}-{size}"
-    listfile = workdir / f"names-{target}-{size}"
-    listfile.write_text("".join(f"{n}\n" for n in names))
-    # rclone's quickest path for names known in advance: no listing of either side.
-    single = ("--transfers", "1", "--checkers", "1")
-    known = ("--files-from", str(listfile), "--no-traverse")
-    rput = _timed(lambda: _rclone(env, "copy", *single, "--no-check-dest", str(src), dest))
-    rget = _timed(lambda: _rclone(env, "copy", *single, *known, dest, str(back)))
-    for n in names:
-        assert (back / n).read_bytes() == (src / n).read_bytes(), f"rclone {target}: {n} differs"
-    _rclone(env, "delete", *known, dest)
-    shutil.rmtree(src)
-    shutil.rmtree(out)
-    shutil.rmtree(back)
-    row = {
-        "target": target,
-        "size": size,
-        "count": count,
-        "pannier_put_mib_s": mib / put,
-        "pannier_get_mib_s": mib / get,
-        "rclone_put_mib_s": mib / rput,
-        "rclone_get_mib_s": mib / rget,
+    return {
+        "RCLONE_CONFIG": str(conf),
+        # rclone's S3 SDK refuses a CA bundle with its own HTTP transport; the server is
+        # plain http on 127.0.0.1, so none is needed.
+        "AWS_CA_BUNDLE": "",
+        "RCLONE_CONFIG_BS3_TYPE": "s3",
+        "RCLONE_CONFIG_BS3_PROVIDER": "Other",
+        "RCLONE_CONFIG_BS3_ENDPOINT": facts["PANNIER_TEST_S3_ENDPOINT"],
+        "RCLONE_CONFIG_BS3_ACCESS_KEY_ID": facts["PANNIER_TEST_S3_ACCESS_KEY"],
+        "RCLONE_CONFIG_BS3_SECRET_ACCESS_KEY": facts["PANNIER_TEST_S3_SECRET_KEY"],
+        "RCLONE_CONFIG_BS3_REGION": facts.get("PANNIER_TEST_S3_REGION", "us-east-1"),
+        "RCLONE_CONFIG_BS3_FORCE_PATH_STYLE": "true",
+        "RCLONE_CONFIG_BSWIFT_TYPE": "swift",
+        "RCLONE_CONFIG_BSWIFT_AUTH": facts["PANNIER_TEST_SWIFT_AUTH_URL"],
+        "RCLONE_CONFIG_BSWIFT_USER": facts["PANNIER_TEST_SWIFT_USER"],
+        "RCLONE_CONFIG_BSWIFT_KEY": facts["PANNIER_TEST_SWIFT_KEY"],
     }
-    row["put_ratio"] = row["pannier_put_mib_s"] / row["rclone_put_mib_s"]
-    row["get_ratio"] = row["pannier_get_mib_s"] / row["rclone_get_mib_s"]
-    return row
 
 
 def fill_container(facts: dict[str, str], container: str, names: int) -> None:
     """Create ``names`` empty objects in ``container`` with one bulk archive upload,
-    unless it already holds exactly that many (it is kept between runs: creating 10,000
-    objects takes the test server minutes)."""
+    unless it already holds exactly that many."""
     import requests
 
     storage_url, token = swift_token(facts)
@@ -193,7 +135,7 @@ def fill_container(facts: dict[str, str], container: str, names: int) -> None:
         f"{storage_url}/{container}?extract-archive=tar",
         data=buf.getvalue(),
         headers={"X-Auth-Token": token, "Accept": "application/json"},
-        timeout=600,
+        timeout=1800,
     )
     r.raise_for_status()
     created = r.json().get("Number Files Created")
@@ -202,7 +144,7 @@ def fill_container(facts: dict[str, str], container: str, names: int) -> None:
 
 
 def drop_container(facts: dict[str, str], container: str) -> None:
-    """Delete a container and its objects with one bulk delete per page."""
+    """Delete a container and its objects, a bulk delete per listing page."""
     import requests
 
     storage_url, token = swift_token(facts)
@@ -221,102 +163,119 @@ def drop_container(facts: dict[str, str], container: str) -> None:
     requests.delete(f"{storage_url}/{container}", headers=headers, timeout=60)
 
 
-def bench_listing(
-    facts: dict[str, str], names: int, env: dict[str, str], repeat: int = 3
-) -> list[dict[str, Any]]:
-    """Seconds to list ``names`` names by pannier (a new backend each time, so its client
-    set-up is counted, as rclone's process start is) and by ``rclone lsf``, per target;
-    the best of ``repeat`` runs of each, taken in turn."""
-    from pannier.backend_registry import get_backend_object
+def _known_names_rclone(h: Any, remote: str, env: dict[str, str], workdir: Path) -> Any:
+    """An rclone baseline that never lists: it deletes the names it put, by name (a
+    listing of the Swift test server by rclone 1.60 fails, see the module docstring)."""
 
-    container = f"bench-list-{names}"
-    fill_container(facts, container, names)
+    class KnownNames(h.RcloneBaseline):  # type: ignore[misc]
+        last: list[str] = []
+
+        def put(self, src_dir: Path, names: list[str]) -> None:
+            self.last = list(names)
+            super().put(src_dir, names)
+
+        def clear(self) -> None:
+            if self.last:
+                self._rclone("delete", "--no-traverse", "--files-from",
+                             self._names_file(self.last), self.remote)  # fmt: skip
+
+    return KnownNames(remote, env, workdir)
+
+
+class SwiftListBaseline:
+    """``swift list CONTAINER`` (python-swiftclient's command; it pages with marker) as
+    the listing baseline for Swift."""
+
+    name = "swift list"
+
+    def __init__(self, facts: dict[str, str], container: str) -> None:
+        exe = shutil.which("swift", path=str(Path(sys.executable).parent)) or shutil.which("swift")
+        if exe is None:
+            raise _harness().Unavailable("python-swiftclient's swift command is not installed")
+        self.command = [
+            exe, "-A", facts["PANNIER_TEST_SWIFT_AUTH_URL"], "-U",
+            facts["PANNIER_TEST_SWIFT_USER"], "-K", facts["PANNIER_TEST_SWIFT_KEY"],
+            "list", container,
+        ]  # fmt: skip
+
+    def list(self) -> int:
+        out = subprocess.run(self.command, check=True, capture_output=True).stdout
+        return len([n for n in out.split(b"\n") if n])
+
+
+def _bench(target: str, settings: Any, workdir: Path) -> list[dict[str, Any]]:
+    h = _harness()
+    if shutil.which("rclone") is None:
+        raise h.Unavailable("rclone is not installed")
+    try:
+        facts = server_facts()
+    except SystemExit as e:
+        raise h.Unavailable(str(e)) from None
+    env = rclone_env(facts, workdir)
+    container = f"bench-{target}-{uuid.uuid4().hex[:8]}"
+    ours = urls(facts, container, "pannier")[target]
+    baseline = _known_names_rclone(h, f"b{target}:{container}/rclone", env, workdir)
     rows = []
-    for target, url in urls(facts, container).items():
-        ours: list[float] = []
-        theirs: list[float] = []
-        row: dict[str, Any] = {"target": target, "names": names, "repeat": repeat}
-        for _ in range(repeat):
-            backend = get_backend_object(url)
-            start = time.perf_counter()
-            listed = backend.list()
-            ours.append(time.perf_counter() - start)
-            backend.close()
-            if len(listed) != names:
-                raise RuntimeError(f"{target}: listed {len(listed)} of {names} names")
-        row["pannier_seconds"] = min(ours)
-        try:
-            for _ in range(repeat):
-                remote = f"b{target}:{container}"
-                theirs.append(_timed(lambda r=remote: _rclone(env, "lsf", r)))
-            row["rclone_seconds"] = min(theirs)
-            row["ratio"] = row["rclone_seconds"] / row["pannier_seconds"]
-        except subprocess.CalledProcessError as e:
-            # rclone 1.60's Swift backend always asks for 1000 names a page; a server
-            # whose listing limit is lower (the test server's is 100) answers 412.
-            last = e.stderr.decode(errors="replace").strip().splitlines()[-1:]
-            row["rclone_error"] = last[0] if last else f"exit {e.returncode}"
-        rows.append(row)
+    try:
+        for size, count in ((MIB, settings.small), (16 * MIB, settings.large)):
+            if count:
+                rows.append(
+                    h.measure_transfers(target, ours, baseline, size, count, settings, workdir)
+                )
+    finally:
+        drop_container(facts, container)
+    if settings.names:
+        listed = f"bench-list-{settings.names}"
+        fill_container(facts, listed, settings.names)
+        if target == "s3":
+            lister: Any = h.RcloneBaseline(f"bs3:{listed}", env, workdir)
+            lister.name = "rclone lsf"
+        else:
+            lister = SwiftListBaseline(facts, listed)
+        rows.append(
+            h.measure_listing(target, urls(facts, listed)[target], lister, settings.names, settings)
+        )
     return rows
 
 
+def bench_s3(settings: Any, workdir: Path) -> list[dict[str, Any]]:
+    """s3:// through Swift's s3api beside ``rclone copy`` and ``rclone lsf``."""
+    return _bench("s3", settings, workdir)
+
+
+def bench_swift(settings: Any, workdir: Path) -> list[dict[str, Any]]:
+    """swift:// beside ``rclone copy`` and ``swift list``."""
+    return _bench("swift", settings, workdir)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=24, help="1 MiB objects (default 24)")
-    parser.add_argument("--large", type=int, default=4, help="16 MiB objects (default 4)")
-    parser.add_argument("--names", type=int, default=10_000, help="names to list (10,000)")
-    parser.add_argument("--repeat", type=int, default=3, help="listing runs, best kept (3)")
-    parser.add_argument("--json", help="also write the rows as JSON to this file")
+    """Run the s3 and swift targets alone and print their rows."""
+    import tempfile
+
+    h = _harness()
+    parser = argparse.ArgumentParser(description="s3:// and swift:// beside rclone")
+    parser.add_argument("--targets", default="s3,swift")
+    parser.add_argument("--small", type=int, default=32)
+    parser.add_argument("--large", type=int, default=4)
+    parser.add_argument("--names", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    if shutil.which("rclone") is None:
-        sys.exit("rclone is not installed (scripts/install-system-deps.sh)")
-    facts = server_facts()
-    container = f"bench-{os.getpid()}"
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="pannier-bench-") as tmp:
-        workdir = Path(tmp)
-        env = rclone_env(facts, workdir)
-        print(f"pannier vs rclone {'(single stream, --transfers 1)'} on the local Swift server")
-        print(f"{'target':7} {'size':>6} {'n':>3}  {'put MiB/s':>22}  {'get MiB/s':>22}")
-        print(f"{'':7} {'':>6} {'':>3}  {'pannier rclone ratio':>22}  {'pannier rclone ratio':>22}")
-        try:
-            for size, count in ((MIB, args.small), (16 * MIB, args.large)):
-                if count <= 0:
-                    continue
-                for target, url in urls(facts, container).items():
-                    remote = f"b{target}:{container}"
-                    row = bench_target(target, url, remote, size, count, workdir, env)
-                    rows.append(row)
-                    print(
-                        f"{target:7} {size // MIB:>5}M {count:>3}  "
-                        f"{row['pannier_put_mib_s']:7.1f} {row['rclone_put_mib_s']:6.1f} "
-                        f"{row['put_ratio']:5.2f}x  "
-                        f"{row['pannier_get_mib_s']:7.1f} {row['rclone_get_mib_s']:6.1f} "
-                        f"{row['get_ratio']:5.2f}x",
-                        flush=True,
-                    )
-        finally:
-            drop_container(facts, container)
-        if args.names:
-            print(
-                f"\nlisting {args.names} names, best of {args.repeat}: seconds "
-                "(ratio = rclone time / pannier time)"
-            )
-            for row in bench_listing(facts, args.names, env, args.repeat):
-                rows.append(row)
-                theirs = (
-                    f"rclone {row['rclone_seconds']:6.2f}s  ratio {row['ratio']:5.2f}x"
-                    if "ratio" in row
-                    else f"rclone failed: {row['rclone_error']}"
-                )
-                print(f"{row['target']:7} pannier {row['pannier_seconds']:6.2f}s  {theirs}")
-    worst = min(
-        [r[k] for r in rows for k in ("put_ratio", "get_ratio", "ratio") if k in r], default=0.0
-    )
-    print(f"\nworst ratio {worst:.2f}x (target: at least 0.80x)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+    settings = h.Settings(args.small, args.large, args.names, max(1, args.repeat))
+    functions = {"s3": bench_s3, "swift": bench_swift}
+    rows = []
+    for target in args.targets.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"pannier-bench-{target}-") as tmp:
+            try:
+                found = functions[target](settings, Path(tmp))
+            except h.Unavailable as e:
+                print(f"{target} skipped: {e}")
+                continue
+        for row in found:
+            print(h.format_row(row), flush=True)
+        rows += found
+    ratios = [r[k] for r in rows for k in ("put_ratio", "get_ratio", "ratio") if k in r]
+    if ratios:
+        print(f"worst ratio {min(ratios):.2f}x (target: at least 0.80x)")
     return 0
 
 

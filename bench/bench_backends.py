@@ -329,57 +329,25 @@ def bench_file_rclone(settings: Settings, workdir: Path) -> list[Row]:
     return rows
 
 
-def _swift_module() -> Any:
+def _swift_targets() -> Any:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
         import backends_swift
     finally:
         sys.path.pop(0)
-    try:
-        facts = backends_swift.server_facts()
-    except SystemExit as e:
-        raise Unavailable(str(e)) from None
-    return backends_swift, facts
-
-
-def _bench_swift_target(target: str, settings: Settings, workdir: Path) -> list[Row]:
-    """s3:// or swift:// on the local Swift server beside rclone (bench/backends_swift.py)."""
-    module, facts = _swift_module()
-    container = f"bench-{target}-{os.getpid()}"
-    env = module.rclone_env(facts, workdir)
-    rows: list[Row] = []
-    try:
-        for size, count in ((MIB, settings.small), (16 * MIB, settings.large)):
-            if not count:
-                continue
-            url = module.urls(facts, container)[target]
-            r = module.bench_target(
-                target, url, f"b{target}:{container}", size, count, workdir, env
-            )
-            mib = size * count / MIB
-            rows.append(
-                transfer_row(target, size, count, mib / r["pannier_put_mib_s"],
-                             mib / r["pannier_get_mib_s"], "rclone copy",
-                             mib / r["rclone_put_mib_s"], mib / r["rclone_get_mib_s"])
-            )  # fmt: skip
-    finally:
-        module.drop_container(facts, container)
-    if settings.names:
-        for r in module.bench_listing(facts, settings.names, env):
-            if r["target"] == target and "rclone_seconds" in r:
-                rows.append(listing_row(target, r["names"], r["pannier_seconds"], "rclone lsf",
-                                        r["rclone_seconds"]))  # fmt: skip
-    return rows
+    return backends_swift
 
 
 def bench_s3(settings: Settings, workdir: Path) -> list[Row]:
-    """s3:// (Swift's s3api) beside rclone."""
-    return _bench_swift_target("s3", settings, workdir)
+    """s3:// (Swift's s3api) beside rclone (bench/backends_swift.py)."""
+    rows: list[Row] = _swift_targets().bench_s3(settings, workdir)
+    return rows
 
 
 def bench_swift(settings: Settings, workdir: Path) -> list[Row]:
-    """swift:// beside rclone."""
-    return _bench_swift_target("swift", settings, workdir)
+    """swift:// beside rclone copy and swift list (bench/backends_swift.py)."""
+    rows: list[Row] = _swift_targets().bench_swift(settings, workdir)
+    return rows
 
 
 def bench_sftp(settings: Settings, workdir: Path) -> list[Row]:
