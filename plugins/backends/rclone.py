@@ -293,7 +293,8 @@ class RcloneBackend(Backend):
             return e
         if isinstance(e, requests.RequestException):
             return TransientBackendError(
-                f"{operation}: rclone did not answer: {_one_line(e)}", backend=self.display_name
+                f"{operation}: rclone did not answer: {_network_detail(e)}",
+                backend=self.display_name,
             )
         return None
 
@@ -404,7 +405,8 @@ class RcloneBackend(Backend):
                 out.write(chunk)
         except requests.RequestException as e:
             raise TransientBackendError(
-                f"get {name}: the download broke off: {_one_line(e)}", backend=self.display_name
+                f"get {name}: the download broke off: {_network_detail(e)}",
+                backend=self.display_name,
             ) from e
 
     def _answer_error(self, label: str, name: str | None, status: int, error: str) -> BackendError:
@@ -435,7 +437,7 @@ class RcloneBackend(Backend):
                 backend=self.display_name,
             )
         return TransientBackendError(
-            f"{label}: rclone did not answer: {_one_line(e)}", backend=self.display_name
+            f"{label}: rclone did not answer: {_network_detail(e)}", backend=self.display_name
         )
 
     def _missing(self, name: str) -> FileMissingError:
@@ -649,6 +651,22 @@ def _remote_spec(url: BackendURL) -> str:
             "or rclone://:local:/srv/backups"
         )
     return spec
+
+
+def _network_detail(e: BaseException) -> str:
+    """The useful part of a requests/urllib3 error: ``Connection refused``,
+    ``certificate verify failed: ...``, ``Read timed out``; never an object address."""
+    text = " ".join(str(e).split())
+    for pattern in (
+        r"(certificate verify failed: [^'\"()]+)",
+        r"\[Errno -?\d+\] ([^'\"()]+)",
+        r"(Read timed out)",
+        r"(Connection aborted)",
+    ):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1).strip(" .")
+    return re.sub(r"^\w+ConnectionPool\([^)]*\): ", "", text) or type(e).__name__
 
 
 def _one_line(text: object) -> str:

@@ -337,7 +337,6 @@ class WebDAVBackend(Backend):
     def _session_(self) -> requests.Session:
         if self._session is None:
             session = requests.Session()
-            session.verify = self.verify
             session.headers["User-Agent"] = "pannier-webdav"
             self._session = session
         return self._session
@@ -370,6 +369,7 @@ class WebDAVBackend(Backend):
                     auth=self.auth,
                     stream=stream,
                     timeout=self.timeout,
+                    verify=self.verify,
                     allow_redirects=method in ("GET", "HEAD"),
                 )
             except requests.RequestException as e:
@@ -559,23 +559,19 @@ class WebDAVBackend(Backend):
         if code == 429:
             return RateLimitedError(f"{label}: too many requests ({status})", backend=where)
         if code >= 500 and code != 507:
-            return TransientBackendError(f"{label}: the server answered {status} ", backend=where)
-        return PermanentBackendError(f"{label}: the server answered {status} ", backend=where)
+            return TransientBackendError(f"{label}: the server answered {status}", backend=where)
+        return PermanentBackendError(f"{label}: the server answered {status}", backend=where)
 
     def _network_error(self, label: str, e: requests.RequestException) -> BackendError:
-        detail = _one_line(e)
+        detail, where = _network_detail(e), self.display_name
         if isinstance(e, requests.exceptions.SSLError):
-            return PermanentBackendError(
-                f"{label}: TLS failure: {detail}", backend=self.display_name
-            )
+            return PermanentBackendError(f"{label}: TLS failure: {detail}", backend=where)
         if isinstance(e, requests.exceptions.InvalidURL):
-            return PermanentBackendError(
-                f"{label}: invalid URL: {detail}", backend=self.display_name
-            )
+            return PermanentBackendError(f"{label}: invalid URL: {detail}", backend=where)
         if isinstance(e, requests.Timeout):
-            return TransientBackendError(f"{label}: timed out: {detail}", backend=self.display_name)
+            return TransientBackendError(f"{label}: timed out: {detail}", backend=where)
         return TransientBackendError(
-            f"{label}: cannot reach {self.server}: {detail}", backend=self.display_name
+            f"{label}: cannot reach {self.server}: {detail}", backend=where
         )
 
     def _missing(self, name: str) -> FileMissingError:
@@ -737,6 +733,22 @@ def _retry_after(value: str) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def _network_detail(e: BaseException) -> str:
+    """The useful part of a requests/urllib3 error: ``Connection refused``,
+    ``certificate verify failed: ...``, ``Read timed out``; never an object address."""
+    text = " ".join(str(e).split())
+    for pattern in (
+        r"(certificate verify failed: [^'\"()]+)",
+        r"\[Errno -?\d+\] ([^'\"()]+)",
+        r"(Read timed out)",
+        r"(Connection aborted)",
+    ):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1).strip(" .")
+    return re.sub(r"^\w+ConnectionPool\([^)]*\): ", "", text) or type(e).__name__
 
 
 def _one_line(e: BaseException) -> str:

@@ -4,7 +4,8 @@
 #   scripts/servers/webdav.sh start|stop
 #
 # Starts two different WebDAV servers, each with a user and password, on free ports:
-#   * `rclone serve webdav` over a directory, at the server root, Basic authentication;
+#   * `rclone serve webdav` over a directory, at the server root, Basic authentication
+#     (and a second one over HTTPS, with a self-signed certificate made here);
 #   * WsgiDAV (cheroot) from the project's Python, sharing a directory under /dav,
 #     Digest authentication only (so both authentication schemes are exercised).
 # Their quirks differ (MOVE overwrite, MKCOL on an existing collection, PUT without a
@@ -30,7 +31,7 @@ start() {
     exit 1
   fi
 
-  local user=pannier password rport wport
+  local user=pannier password rport wport tport
   password="pw-$("$python" -c 'import secrets; print(secrets.token_hex(12))')"
   rport="$(free_port)"
   wport="$(free_port)"
@@ -67,18 +68,57 @@ EOF
     >> "$dir/wsgidav.log" 2>&1 &
   echo $! >> "$SERVERS_DIR/$name.pid"
 
+  # A third server for webdavs://: rclone serve webdav over TLS, with a self-signed
+  # certificate for 127.0.0.1 made here (the tests trust it through ca-file).
+  "$python" - "$dir" <<'PY'
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+d = sys.argv[1]
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pannier test 127.0.0.1")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (
+    x509.CertificateBuilder().subject_name(name).issuer_name(name)
+    .public_key(key.public_key()).serial_number(x509.random_serial_number())
+    .not_valid_before(now - datetime.timedelta(minutes=5))
+    .not_valid_after(now + datetime.timedelta(days=7))
+    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                   critical=False)
+    .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    .sign(key, hashes.SHA256())
+)
+with open(f"{d}/tls-key.pem", "wb") as f:
+    f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+with open(f"{d}/tls-cert.pem", "wb") as f:
+    f.write(cert.public_bytes(serialization.Encoding.PEM))
+PY
+  mkdir -p "$dir/tls-root"
+  tport="$(free_port)"
+  RCLONE_CONFIG="$dir/rclone.conf" RCLONE_USER="$user" RCLONE_PASS="$password" \
+    rclone serve webdav ":local:$dir/tls-root" --addr "127.0.0.1:$tport" \
+    --cert "$dir/tls-cert.pem" --key "$dir/tls-key.pem" \
+    >> "$dir/rclone-webdav-tls.log" 2>&1 &
+  echo $! >> "$SERVERS_DIR/$name.pid"
+
   wait_tcp "$rport" 20 || { echo "rclone serve webdav did not listen on $rport" >&2; exit 1; }
+  wait_tcp "$tport" 20 || { echo "rclone serve webdav (TLS) did not listen on $tport" >&2; exit 1; }
   wait_tcp "$wport" 30 || { echo "WsgiDAV did not listen on $wport" >&2; cat "$dir/wsgidav.log" >&2; exit 1; }
 
   # Both must answer an authenticated PROPFIND before the servers count as up.
-  "$python" - "$rport" "$wport" "$user" "$password" <<'EOF'
+  "$python" - "$rport" "$wport" "$tport" "$dir/tls-cert.pem" "$user" "$password" <<'EOF'
 import sys
 import requests
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
-rport, wport, user, password = sys.argv[1:]
+rport, wport, tport, ca, user, password = sys.argv[1:]
 for url, auth in ((f"http://127.0.0.1:{rport}/", HTTPBasicAuth(user, password)),
-                  (f"http://127.0.0.1:{wport}/dav/", HTTPDigestAuth(user, password))):
-    r = requests.request("PROPFIND", url, auth=auth, headers={"Depth": "0"}, timeout=10)
+                  (f"http://127.0.0.1:{wport}/dav/", HTTPDigestAuth(user, password)),
+                  (f"https://127.0.0.1:{tport}/", HTTPBasicAuth(user, password))):
+    r = requests.request("PROPFIND", url, auth=auth, headers={"Depth": "0"}, timeout=10,
+                         verify=ca)
     if r.status_code != 207:
         sys.exit(f"{url}: PROPFIND answered {r.status_code}")
 EOF
@@ -86,12 +126,14 @@ EOF
   cat > "$SERVERS_DIR/$name.env" <<EOF
 PANNIER_TEST_WEBDAV_RCLONE_URL=http://127.0.0.1:$rport/
 PANNIER_TEST_WEBDAV_WSGIDAV_URL=http://127.0.0.1:$wport/dav/
+PANNIER_TEST_WEBDAV_TLS_URL=https://127.0.0.1:$tport/
+PANNIER_TEST_WEBDAV_TLS_CA_FILE=$dir/tls-cert.pem
 PANNIER_TEST_WEBDAV_USER=$user
 PANNIER_TEST_WEBDAV_PASS=$password
 PANNIER_TEST_WEBDAV_RCLONE_ROOT=$dir/rclone-root
 PANNIER_TEST_WEBDAV_WSGIDAV_ROOT=$dir/wsgidav-root
 EOF
-  echo "rclone serve webdav on 127.0.0.1:$rport, WsgiDAV on 127.0.0.1:$wport/dav"
+  echo "rclone serve webdav on 127.0.0.1:$rport (TLS: $tport), WsgiDAV on 127.0.0.1:$wport/dav"
 }
 
 case "${1:-}" in

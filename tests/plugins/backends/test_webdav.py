@@ -48,10 +48,13 @@ def password_env(webdav: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def dav_url(base: str, user: str | None, folder: str, query: str = "") -> str:
-    """``webdav://user@host:port/base/folder/`` from a server's http:// base URL."""
-    rest = base.removeprefix("http://")
+    """``webdav://user@host:port/base/folder/`` from a server's http:// base URL
+    (``webdavs://`` from an https:// one)."""
+    scheme, _, rest = base.partition("://")
     userinfo = f"{user}@" if user else ""
-    return f"webdav://{userinfo}{rest}{folder}/" + (f"?{query}" if query else "")
+    dav = "webdavs" if scheme == "https" else "webdav"
+    path = f"{rest}{folder}/" if folder else rest
+    return f"{dav}://{userinfo}{path}" + (f"?{query}" if query else "")
 
 
 def fresh(url: str) -> str:
@@ -74,6 +77,31 @@ class TestWebDAVConformance(BackendConformance):
     @pytest.fixture
     def make_backend(self, server: str, webdav: dict[str, str], password_env: None) -> str:
         return fresh(dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("kit")))
+
+
+class TestWebDAVSConformance(BackendConformance):
+    """The kit over HTTPS (webdavs://), trusting the test server's own certificate."""
+
+    @pytest.fixture
+    def make_backend(self, webdav: dict[str, str], password_env: None) -> str:
+        query = f"ca-file={webdav['PANNIER_TEST_WEBDAV_TLS_CA_FILE']}"
+        base = webdav["PANNIER_TEST_WEBDAV_TLS_URL"]
+        return fresh(dav_url(base, webdav["PANNIER_TEST_WEBDAV_USER"], unique("kit"), query))
+
+
+def test_untrusted_certificate_is_permanent_and_not_retried(
+    webdav: dict[str, str], password_env: None
+) -> None:
+    base = webdav["PANNIER_TEST_WEBDAV_TLS_URL"]
+    url = dav_url(base, webdav["PANNIER_TEST_WEBDAV_USER"], "", "retries=3&retry-delay=0.01")
+    assert url.startswith("webdavs://")
+    with pytest.raises(PermanentBackendError, match="TLS failure") as err:
+        get_backend(url).test()
+    assert "gave up after" not in str(err.value) and "\n" not in str(err.value)
+    # verify=false accepts any certificate (for a trusted network only), with a warning.
+    insecure = dav_url(base, webdav["PANNIER_TEST_WEBDAV_USER"], "", "verify=false")
+    with pytest.warns(Warning, match="Unverified HTTPS request"):
+        get_backend_object(insecure).test()
 
 
 # --- authentication ---------------------------------------------------------------------
