@@ -109,3 +109,9 @@ def test_encode_is_the_inverse_of_decode() -> None:
 def test_malformed_acl_is_a_clear_error(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         decode_acl(data)
+
+
+def test_record_layout_is_stable() -> None:
+    """Streams live in repositories for years: the stored fields never change silently."""
+    assert AclPlugin.stream_header().fields == ("index", "access", "default")
+    assert (AclPlugin.get_prefix(), AclPlugin.get_version()) == ("acl", "1.0")

@@ -141,3 +141,12 @@ def test_changing_the_owner_keeps_file_capabilities(tmp_path: Path) -> None:
     assert AttrPlugin.apply(record, os.fsencode(tmp_path), (b"ping",))
     assert os.lstat(tmp_path / "ping").st_uid == 1000
     assert os.getxattr(tmp_path / "ping", "security.capability") == capability
+
+
+def test_record_layout_is_stable() -> None:
+    """Streams live in repositories for years: the stored fields never change silently."""
+    assert AttrPlugin.stream_header().fields == (
+        "index", "type", "mode", "uid", "gid", "uname", "gname", "size", "mtime_ns",
+        "ctime_ns", "ino", "nlink", "rdev_major", "rdev_minor", "target",
+    )  # fmt: skip
+    assert (AttrPlugin.get_prefix(), AttrPlugin.get_version()) == ("attr", "1.0")

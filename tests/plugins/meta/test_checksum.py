@@ -56,3 +56,9 @@ def test_a_symlink_in_place_of_the_file_is_not_followed(tmp_path: Path) -> None:
     os.symlink("elsewhere", tmp_path / "f")
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         ChecksumPlugin.apply(record, root, (b"f",))
+
+
+def test_record_layout_is_stable() -> None:
+    """Streams live in repositories for years: the stored fields never change silently."""
+    assert ChecksumPlugin.stream_header().fields == ("index", "algorithm", "digest")
+    assert (ChecksumPlugin.get_prefix(), ChecksumPlugin.get_version()) == ("checksum", "1.0")

@@ -97,3 +97,9 @@ def test_the_functional_form_of_the_suite(tmp_path: Path) -> None:
     assert suite.plugin_class is XattrPlugin
     suite().prepare_tree(tmp_path)
     assert seen == [tmp_path]
+
+
+def test_record_layout_is_stable() -> None:
+    """Streams live in repositories for years: the stored fields never change silently."""
+    assert XattrPlugin.stream_header().fields == ("index", "xattrs")
+    assert (XattrPlugin.get_prefix(), XattrPlugin.get_version()) == ("xattr", "1.0")
