@@ -45,6 +45,7 @@ __all__ = [
     "MetaJoin",
     "MetaManager",
     "MetaWriter",
+    "find_streams",
     "get_meta_dict",
     "get_meta_list",
     "get_meta_manager",
