@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import stat
@@ -178,8 +179,14 @@ def _walk_to_parent(top_fd: int, index: Index) -> int:
     return fd
 
 
+#: Temporary names are this process's random prefix and a counter (O_EXCL makes a clash
+#: an error, never an overwrite).
+_TMP_RUN = f"{_TMP_PREFIX}{secrets.token_hex(6)}-"
+_tmp_counter = itertools.count()
+
+
 def _tmp_name() -> bytes:
-    return (_TMP_PREFIX + secrets.token_hex(8)).encode()
+    return f"{_TMP_RUN}{next(_tmp_counter)}".encode()
 
 
 def _lstat(dfd: int, name: bytes) -> os.stat_result | None:
