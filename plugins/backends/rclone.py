@@ -35,6 +35,7 @@ import queue
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -150,6 +151,7 @@ class RcloneBackend(Backend):
             raise ConfigError(f"{url.redacted}: rclone config file {self.config!r} does not exist")
         self._daemon: _Daemon | None = None
         self._folder_checked = False
+        self._unresponsive = False
 
     # --- required primitives ------------------------------------------------------------
 
@@ -283,9 +285,11 @@ class RcloneBackend(Backend):
     # --- errors and clean-up ------------------------------------------------------------
 
     def _retry_cleanup(self) -> None:
-        """Stop the rclone process if it died or hangs; the next call starts a new one."""
-        if self._daemon is not None and not self._daemon.alive():
+        """Stop the rclone process if it died or did not answer; the next call starts a
+        new one."""
+        if self._daemon is not None and (self._unresponsive or not self._daemon.alive()):
             self._stop_daemon()
+        self._unresponsive = False
 
     def _error_code(self, operation: str, e: Exception) -> BackendError | None:
         """Classify a requests exception talking to the local rclone: transient."""
@@ -431,6 +435,7 @@ class RcloneBackend(Backend):
         return TransientBackendError(f"{label}: {text}", backend=where)
 
     def _rclone_failed(self, label: str, daemon: _Daemon, e: Exception) -> BackendError:
+        self._unresponsive = True
         if not daemon.alive():
             return TransientBackendError(
                 f"{label}: the rclone process exited ({daemon.last_words()})",
@@ -559,6 +564,8 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()
+    with suppress(OSError):  # a stopped process handles TERM only once continued
+        process.send_signal(signal.SIGCONT)
     try:
         process.wait(5)
     except subprocess.TimeoutExpired:

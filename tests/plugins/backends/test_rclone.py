@@ -262,3 +262,21 @@ def test_source_of_wrong_size_or_broken_leaves_nothing(tmp_path, rclone_config) 
         with pytest.raises(TransientBackendError, match="reading the source failed"):
             backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
         assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
+
+
+def test_hung_process_is_replaced_by_the_retry_wrapper(tmp_path, rclone_config) -> None:
+    url = fresh(local_url(tmp_path, rclone_config, "timeout=2&retries=3&retry-delay=0.01"))
+    backend = get_backend(url)
+    try:
+        backend.put_bytes("a", b"still here")
+        pid = backend.unwrap()._daemon.process.pid  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
+        try:
+            assert backend.get_bytes("a") == b"still here"
+        finally:
+            if alive(pid):
+                os.kill(pid, signal.SIGCONT)
+        assert backend.unwrap()._daemon.process.pid != pid  # type: ignore[attr-defined]
+        assert wait_gone(pid)
+    finally:
+        backend.close()
