@@ -277,3 +277,15 @@ def test_source_of_wrong_size_or_broken_leaves_nothing(sshd: dict[str, str]) -> 
         with pytest.raises(TransientBackendError, match="disk read error"):
             backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
         assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
+
+
+def test_server_that_never_answers_times_out(sshd: dict[str, str]) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = key_url(sshd, "x").replace(f":{sshd['PANNIER_TEST_SFTP_PORT']}/", f":{port}/")
+        backend = get_backend(url + "&timeout=1&retries=2&retry-delay=0.01")
+        with pytest.raises(TransientBackendError) as err:
+            backend.test()
+    assert "gave up after 2 attempts" in str(err.value) and "\n" not in str(err.value)

@@ -334,3 +334,14 @@ def test_source_of_wrong_size_or_broken_leaves_nothing(
         with pytest.raises(TransientBackendError, match="reading the source failed"):
             backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
         assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
+
+
+def test_server_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        backend = get_backend(f"webdav://127.0.0.1:{port}/x/?timeout=1&retries=2&retry-delay=0")
+        with pytest.raises(TransientBackendError, match="timed out") as err:
+            backend.test()
+    assert "gave up after 2 attempts" in str(err.value) and "\n" not in str(err.value)
