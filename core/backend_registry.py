@@ -155,6 +155,9 @@ def get_backend_class(scheme: str, *, prefix: bool = False) -> type[Backend]:
         available = sorted({*available, *(f"{s}://" for s in _explicit)})
         available = sorted({*available, *(f"{p}+" for p in _explicit_prefixes)})
     message = f"no backend serves {written} URLs; available: {', '.join(available) or 'none'}"
+    for record in _manager().records(PluginKind.BACKEND):
+        if record.name == scheme and record.status == "disabled":
+            message += f"; the backend plugin {scheme!r} is {record.reason or 'disabled'}"
     if failures:
         failed = "; ".join(f"{name}: {error}" for name, error in sorted(failures.items()))
         message += f"; backend plugins that failed to load: {failed}"

@@ -221,3 +221,13 @@ def test_get_backend_bad_wrapper_option_is_a_config_error(manager: Path, memtest
 def test_malformed_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="malformed URL"):
         get_backend_object("not a url")
+
+
+def test_a_disabled_backend_is_named_as_such(
+    manager: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.get_plugin_manager().disable("faulty")
+    with pytest.raises(PluginNotFoundError) as info:
+        get_backend_object("faulty+file:///x")
+    assert "no backend serves faulty+ URLs" in str(info.value)
+    assert "the backend plugin 'faulty' is disabled" in str(info.value)
