@@ -88,7 +88,7 @@ def build_hook_manager(plugins: PluginManager) -> pluggy.PluginManager:
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     if os.environ.get("PANNIER_TRACE_PLUGINS", "").strip().lower() in ("1", "true", "yes", "on"):
-        manager.trace.root.setwriter(sys.stderr.write)
+        manager.trace.root.setwriter(_trace_writer)
         manager.enable_tracing()
     plugins.load_all(PluginKind.HOOK)
     for record in plugins.records(PluginKind.HOOK):
@@ -198,6 +198,18 @@ def _guard(
             return None
 
     return guarded
+
+
+_TRACE_LINE = 200
+
+
+def _trace_writer(text: str) -> None:
+    """pluggy's trace lines on stderr, each cut to a readable length."""
+    lines = [
+        line if len(line) <= _TRACE_LINE else line[: _TRACE_LINE - 3] + "..."
+        for line in text.splitlines()
+    ]
+    sys.stderr.write("".join(f"pannier: hooks: {line}\n" for line in lines))
 
 
 def _warn(record: PluginRecord, hook_name: str, error: BaseException) -> None:

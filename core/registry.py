@@ -36,6 +36,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -380,8 +382,14 @@ class PluginManager:
 
     def _discover(self) -> dict[PluginKind, list[PluginRecord]]:
         if self._discovered is None:
+            started = time.perf_counter()
             found = discover_all(entry_points=self.entry_points, search_path=self.search_path)
             self._discovered = {kind: [_record_of(p) for p in found[kind]] for kind in PluginKind}
+            if self._tracing():
+                channels = Counter(p.origin.channel for plugins in found.values() for p in plugins)
+                counts = ", ".join(f"{n} {channel}" for channel, n in sorted(channels.items()))
+                elapsed = (time.perf_counter() - started) * 1e3
+                self._trace(f"discovered {counts or 'nothing'} in {elapsed:.1f} ms")
             self._resolve()
         return self._discovered
 
