@@ -366,12 +366,25 @@ class SwiftBackend(Backend):
     def _put_object(
         self, container: str, key: str, fileobj: IO[bytes], size: int, name: str
     ) -> str:
-        """PUT exactly ``size`` bytes of ``fileobj``; check and return the MD5."""
+        """PUT exactly ``size`` bytes of ``fileobj``; check and return the MD5. When the
+        token had expired (swiftclient then authenticates again but cannot resend a
+        stream), a seekable source is rewound and sent once more."""
+        start = _position(fileobj)
         reader = _HashingReader(fileobj, size)
-        etag = self._call(
+
+        def rewind() -> bool:
+            nonlocal reader
+            if start is None:
+                return False
+            fileobj.seek(start)
+            reader = _HashingReader(fileobj, size)
+            return True
+
+        etag = self._call_renewing(
             "put",
             name,
             lambda c: c.put_object(container, key, contents=reader, content_length=size),
+            rewind,
         )
         digest = reader.md5.hexdigest()
         if (etag or "").strip('"') != digest:
@@ -380,6 +393,28 @@ class SwiftBackend(Backend):
                 backend=self.display_name,
             )
         return digest
+
+    def _call_renewing(
+        self, operation: str, name: str | None, fn: Callable[[Any], _T], rewind: Callable[[], bool]
+    ) -> _T:
+        """:meth:`_call` for an upload: when it failed because the token had expired,
+        ``rewind()`` the data (False when it cannot) and send it once more."""
+        try:
+            return self._call(operation, name, fn)
+        except TransientBackendError:
+            if not self._token_was_renewed() or not rewind():
+                raise
+        return self._call(operation, name, fn)
+
+    def _token_was_renewed(self) -> bool:
+        """Whether the last request failed on an expired token that swiftclient dropped
+        (it authenticates again on the next request)."""
+        return (
+            self._conn is not None
+            and self._conn.token is None
+            and not self.preauth_token
+            and bool(self.auth_url)
+        )
 
     def _put_segmented(self, fileobj: IO[bytes], remote_filename: str, size: int) -> None:
         self._call(
@@ -409,12 +444,13 @@ class SwiftBackend(Backend):
                 offset += length
             body = json.dumps(manifest).encode("utf-8")
             key = self._key(remote_filename)
-            self._call(
+            self._call_renewing(
                 "put",
                 remote_filename,
                 lambda c: c.put_object(
                     self.container, key, contents=body, query_string="multipart-manifest=put"
                 ),
+                lambda: True,
             )
         except BaseException:
             with contextlib.suppress(Exception):
@@ -567,6 +603,14 @@ class _HashingReader:
 
     def __len__(self) -> int:
         return self.size
+
+
+def _position(fileobj: IO[bytes]) -> int | None:
+    """Where a seekable stream stands (to send it again), or None when it cannot seek."""
+    try:
+        return fileobj.tell() if fileobj.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _is_slo(headers: dict[str, str]) -> bool:

@@ -298,3 +298,23 @@ def test_server_answers_are_classified(
         assert info.value.retry_after == retry_after
     else:
         assert not isinstance(info.value, RateLimitedError)
+
+
+def test_an_expired_token_is_renewed_once(container: str, swift_env: None) -> None:
+    backend: Any = get_backend_object(f"swift://{container}?segment-threshold=2M&segment-size=1M")
+    backend.put_bytes("before", b"1")
+    expired = "AUTH_tk-expired-long-ago"  # what the server says of an expired token: 401
+    backend.connection.token = expired
+    backend.put_bytes("after", b"2")  # 401, one new authentication, the data sent again
+    assert backend.connection.token != expired
+    big = b"b" * (3 * MIB)
+    backend.connection.token = expired
+    backend.put_bytes("big", big)  # the same for a segment
+    assert backend.get_bytes("big") == big
+    backend.connection.token = expired
+    assert [e.name for e in backend.list()] == ["after", "before", "big"]
+    # A stream that cannot be rewound cannot be sent again: a transient error, no object.
+    backend.connection.token = expired
+    with pytest.raises(TransientBackendError):
+        backend.put_stream(NonSeekableReader(b"once"), "stream", 4)  # type: ignore[arg-type]
+    assert backend.query("stream") == -1
