@@ -143,3 +143,14 @@ def test_option_flag_reaches_the_wrappers_and_the_query_wins(store: Path) -> Non
     assert overridden.returncode == 0, overridden.stderr
     malformed = pannier("backend", "ls", f"file://{store}", "-o", "retries")
     assert malformed.returncode == 2 and b"is not NAME=VALUE" in malformed.stderr
+
+
+def test_verbose_shows_retries_and_operations(store: Path) -> None:
+    url = f"faulty+file://{store}?fail-list=1&retry-delay=0"
+    quiet = pannier("backend", "ls", url)
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    loud = pannier("backend", "-v", "ls", url)
+    assert loud.returncode == 0
+    assert b"injected failure of list" in loud.stderr and b"attempt 2 of 5" in loud.stderr
+    debug = pannier("backend", "-vv", "ls", url)
+    assert b"list of 0 names" in debug.stderr

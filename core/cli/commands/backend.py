@@ -117,8 +117,24 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
     return result
 
 
+def _log_to_stderr(ctx: CLIContext) -> None:
+    """``-v``: retries and failures of the backend on stderr; ``-vv``: every operation."""
+    if not ctx.verbose:
+        return
+    import logging
+
+    logger = logging.getLogger("pannier.backend")
+    handler = logging.StreamHandler(ctx.stderr)
+    handler.setFormatter(logging.Formatter("pannier: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if ctx.verbose > 1 else logging.INFO)
+    ctx.on_close(lambda: logger.removeHandler(handler))
+
+
 def _open(args: argparse.Namespace, ctx: CLIContext) -> Any:
     from ...backend_registry import get_backend
+
+    _log_to_stderr(ctx)
 
     backend = get_backend(args.url, **_options(args))
     ctx.on_close(backend.close)
