@@ -299,6 +299,11 @@ def encode_payload(data: bytes | bytearray | memoryview, level: int) -> bytes:
     return b"".join(_compress(data, level))
 
 
+#: No payload pannier writes is larger; a frame declaring more is corrupt (and would
+#: otherwise make the reader allocate it).
+MAX_PAYLOAD_SIZE = 1 << 30
+
+
 def decode_payload(payload: bytes | memoryview, what: str) -> bytes:
     """The data of an encoded payload; CorruptObjectError naming ``what`` when it is
     malformed."""
@@ -310,6 +315,11 @@ def decode_payload(payload: bytes | memoryview, what: str) -> bytes:
         return bytes(body)
     if flag == fmt.PAYLOAD_ZSTD:
         try:
+            declared = zstandard.frame_content_size(body)
+            if declared < 0 or declared > MAX_PAYLOAD_SIZE:
+                raise CorruptObjectError(
+                    f"{what} declares an invalid size ({declared})", object_name=what
+                )
             return _decompressor().decompress(body)
         except zstandard.ZstdError as e:
             raise CorruptObjectError(f"{what} does not decompress: {e}", object_name=what) from None
@@ -369,9 +379,7 @@ class Cipher:
             raise CorruptObjectError(f"{what} is truncated", object_name=what)
         view = memoryview(sealed)
         try:
-            return self._aead.decrypt(
-                bytes(view[: fmt.NONCE_SIZE]), bytes(view[fmt.NONCE_SIZE :]), aad
-            )
+            return self._aead.decrypt(view[: fmt.NONCE_SIZE], view[fmt.NONCE_SIZE :], aad)
         except InvalidTag:
             raise CorruptObjectError(
                 f"{what} fails authentication (corrupt or altered)", object_name=what

@@ -158,3 +158,12 @@ def test_in_place_sealing_gives_the_same_bytes(size: int, compressible: bool) ->
     plain = fixed_cipher().seal(encode_payload(data, 3), b"blob-id")
     assert bytes(fast) == plain
     assert decode_payload(fixed_cipher().open(fast, b"blob-id", "b"), "b") == data
+
+
+def test_frame_declaring_a_huge_size_is_refused() -> None:
+    import struct
+
+    # a zstd frame header: magic, descriptor with an 8-byte content size, 2**40 bytes
+    frame = b"\x28\xb5\x2f\xfd" + bytes([0xE0]) + struct.pack("<Q", 1 << 40) + b"\x01\x00\x00"
+    with pytest.raises(CorruptObjectError, match="invalid size"):
+        decode_payload(b"\x01" + frame, "p")
