@@ -20,7 +20,7 @@ the plugin, its origin and what is wrong.
 
 from __future__ import annotations
 
-from .discovery import PluginOrigin
+from .discovery import CHANNEL_ENTRY_POINT, PluginOrigin
 from .errors import PluginAPIVersionError, PluginContractError
 from .plugin import SUPPORTED_PLUGIN_API_VERSIONS, PluginKind
 from .plugin_loader import plugin_error
@@ -51,13 +51,10 @@ def check_plugin(kind: PluginKind, name: str, plugin: object, origin: PluginOrig
     if kind is PluginKind.HOOK:
         return
     if not isinstance(plugin, type):
-        raise plugin_error(
-            PluginContractError,
-            kind,
-            name,
-            origin,
-            f"get_plugin_class() returned {_describe(plugin)}, not a class",
-        )
+        names_attribute = origin.channel == CHANNEL_ENTRY_POINT and ":" in (origin.module or "")
+        source = f"{origin.module} is" if names_attribute else "get_plugin_class() returned"
+        reason = f"{source} {_describe(plugin)}, not a class"
+        raise plugin_error(PluginContractError, kind, name, origin, reason)
     _check_api_version(kind, name, plugin, origin)
     problem = _PROBLEMS[kind](plugin)
     if problem:

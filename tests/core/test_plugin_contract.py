@@ -20,6 +20,7 @@ from tests.core.plugin_files import (
     plugin_module,
     unique_name,
     write,
+    write_dist,
 )
 
 META = PluginKind.META
@@ -139,6 +140,19 @@ def test_good_plugins_of_each_kind_pass_the_checks(tmp_path: Path, uniq: str) ->
     assert pm.get(META, uniq).__name__ == "M"
     assert pm.get(PluginKind.BACKEND, uniq).schemes == (uniq,)
     assert pm.get(PluginKind.SOURCE, uniq).__name__ == "S"
+
+
+def test_an_entry_point_naming_a_function_is_refused(
+    tmp_path: Path, uniq: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / f"{uniq}_mod.py", "def factory():\n    return None\n")
+    write_dist(tmp_path, "ext", "1", {"pannier.sources": {uniq: f"{uniq}_mod:factory"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginContractError) as info:
+        manager(tmp_path).get(PluginKind.SOURCE, uniq)
+    assert info.value.reason == (  # type: ignore[attr-defined]
+        f"{uniq}_mod:factory is the callable factory, not a class"
+    )
 
 
 def test_hooks_may_be_any_object() -> None:
