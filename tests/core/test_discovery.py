@@ -187,3 +187,15 @@ def test_channels_come_in_precedence_order(tmp_path: Path, uniq: str) -> None:
         CHANNEL_RDB_META,
         CHANNEL_NAMESPACE,
     ]
+
+
+def test_the_default_search_path_is_sys_path(
+    tmp_path: Path, uniq: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / f"rdb_meta_{uniq}.py", EXPLODES)
+    write(namespace_dir(tmp_path, "sources") / f"{uniq}.py", EXPLODES)
+    assert uniq not in names(discover(PluginKind.META, entry_points=False))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert uniq in names(discover(PluginKind.META, entry_points=False))
+    assert uniq in names(discover(PluginKind.SOURCE, entry_points=False))
+    assert str(namespace_dir(tmp_path, "sources")) in namespace_directories(PluginKind.SOURCE)
