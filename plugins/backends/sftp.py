@@ -29,8 +29,10 @@ visible partial object (servers without that extension get a remove-then-rename)
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import posixpath
+import re
 import secrets
 import socket
 import stat
@@ -57,6 +59,13 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(f"the sftp backend needs paramiko: pip install 'pannier[sftp]' ({e})") from e
 
+
+# paramiko logs every failed handshake with a traceback from its transport thread; with
+# no handler configured Python would print that on stderr under pannier's one-line error.
+# A NullHandler is what a library should install (records still reach configured
+# handlers through propagation).
+if not any(isinstance(h, logging.NullHandler) for h in logging.getLogger("paramiko").handlers):
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 #: Prefix of the temporary names a put writes before renaming; never a valid remote name,
 #: so listings skip them and they cannot clash with an object.
@@ -360,6 +369,12 @@ class SFTPBackend(Backend):
             return TransientBackendError(
                 f"{operation}: cannot reach {self._host_id()}: {detail}", backend=where
             )
+        if isinstance(e, paramiko.SSHException) and _HANDSHAKE_FAILURES.search(str(e)):
+            return TransientBackendError(
+                f"{operation}: {self._host_id()} did not complete the SSH handshake "
+                f"within {self.timeout:g}s ({_one_line(e)})",
+                backend=where,
+            )
         if isinstance(e, (paramiko.SSHException, EOFError, OSError)):
             return TransientBackendError(f"{operation}: {_one_line(e)}", backend=where)
         return None
@@ -510,6 +525,8 @@ class SFTPBackend(Backend):
 
 
 _NoValidConnections = paramiko.ssh_exception.NoValidConnectionsError
+#: paramiko's words for a server that accepted the connection but never spoke SSH.
+_HANDSHAKE_FAILURES = re.compile(r"no existing session|protocol banner|negotiation failed", re.I)
 
 
 class _UnknownHostKey(paramiko.SSHException):
