@@ -20,7 +20,7 @@ import os
 import queue
 import sys
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -56,12 +56,22 @@ from .crypto import (
 )
 from .index import Index, decode_index_object, decode_index_records, encode_index_object
 from .locks import RepositoryLock
-from .pack import PackEntry, PackWriter, PartsReader, pack_name, read_pack_header
+from .pack import (
+    PackEntry,
+    PackWriter,
+    PartsReader,
+    pack_name,
+    parse_pack,
+    read_pack_header,
+)
 from .snapshot import Snapshot
 
 __all__ = ["KeyInfo", "Repository", "register_referenced_blobs"]
 
 T = TypeVar("T")
+
+#: Packs kept in memory when the backend cannot read ranges.
+PACK_CACHE_SIZE = 3
 
 #: A long backup writes an index after this many new packs (about 512 MiB), so an
 #: interruption leaves little for the next backup to recover from pack headers.
@@ -172,6 +182,9 @@ class Repository:
         self._lock = threading.RLock()  # pending blobs, packers, unsaved packs, pools
         self._index_lock = threading.Lock()  # loading the index (never under _lock)
         self._grow_lock = threading.Lock()  # making backend instances
+        self._ranged = backend.get_capabilities().ranged_get
+        self._pack_cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._index: Index | None = None
         self._index_names: set[str] = set()
         self._pending: set[bytes] = set()
@@ -422,9 +435,13 @@ class Repository:
             if pack_id in known:
                 continue
             try:
-                entries = self.call_backend(
-                    partial(_read_header, name=name, size=size, cipher=self.cipher)
-                )
+                if self._ranged:
+                    entries = self.call_backend(
+                        partial(_read_header, name=name, size=size, cipher=self.cipher)
+                    )
+                else:
+                    whole = self.call_backend(partial(_get_bytes, name=name))
+                    entries = parse_pack(whole, self.cipher, name)
             except (CorruptObjectError, RepositoryFormatError, FileMissingError):
                 continue  # half-written or damaged: check reports it, prune removes it
             index.add_pack(pack_id, entries)
@@ -687,12 +704,30 @@ class Repository:
             )
         name = pack_name(loc.pack_id)
         try:
-            sealed = self.call_backend(lambda b: b.get_range(name, loc.offset, loc.length))
+            sealed = self.read_range(name, loc.offset, loc.length)
         except FileMissingError:
             raise CorruptObjectError(
                 f"pack {name} is missing (needed for blob {blob_id.hex()})", object_name=name
             ) from None
         return self.decode_blob(blob_id, sealed, name)
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
+        """``length`` bytes of the object ``name`` from ``offset``: a ranged get, or, on a
+        backend without ranged reads, a slice of the whole object kept in a small cache
+        of the last packs read (so reading a pack's blobs downloads it once)."""
+        if self._ranged:
+            return self.call_backend(lambda b: b.get_range(name, offset, length))
+        with self._cache_lock:
+            data = self._pack_cache.get(name)
+            if data is not None:
+                self._pack_cache.move_to_end(name)
+        if data is None:
+            data = self.call_backend(lambda b: b.get_bytes(name))
+            with self._cache_lock:
+                self._pack_cache[name] = data
+                while len(self._pack_cache) > PACK_CACHE_SIZE:
+                    self._pack_cache.popitem(last=False)
+        return memoryview(data)[offset : offset + length]
 
     def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
         """Open, decompress and verify one sealed blob read from ``pack``."""
@@ -749,7 +784,7 @@ class Repository:
         stop = batch[-1][1].offset + batch[-1][1].length
         name = pack_name(first.pack_id)
         try:
-            data = self.call_backend(lambda b: b.get_range(name, start, stop - start))
+            data = self.read_range(name, start, stop - start)
         except FileMissingError:
             raise CorruptObjectError(f"pack {name} is missing", object_name=name) from None
         view = memoryview(data)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pannier.backend import BackendCapabilities
 from pannier.errors import (
     ConfigError,
     CorruptObjectError,
@@ -308,3 +309,42 @@ def test_loading_many_indexes_with_parallel_backends_does_not_hang(backend: DirB
     t.join(30)
     assert answer == [True]
     again.close()
+
+
+class WholeObjectsOnly(DirBackend):
+    """A backend that cannot read ranges (a third party's, say)."""
+
+    capabilities = BackendCapabilities(atomic_put=True, ranged_get=False)
+    gets = 0
+
+    def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
+        raise AssertionError("no ranged reads on this backend")
+
+    def _get_stream(self, remote_filename, fileobj):  # type: ignore[no-untyped-def]
+        type(self).gets += 1
+        super()._get_stream(remote_filename, fileobj)
+
+
+def test_backend_without_ranged_reads_downloads_each_pack_once(backend: DirBackend) -> None:
+    repo = Repository.init(backend, PASSWORD, kdf=FAST_KDF)
+    blobs = [os.urandom(1000) for _ in range(50)]
+    ids = [repo.add_blob(b)[0] for b in blobs]
+    repo.close()
+    whole = WholeObjectsOnly(backend.directory)
+    again = Repository.open(whole, PASSWORD)
+    _ = again.index
+    before = WholeObjectsOnly.gets
+    assert [again.read_blob(i) for i in ids] == blobs
+    assert WholeObjectsOnly.gets - before == 1  # one pack, fetched once
+
+
+def test_backend_without_ranged_reads_recovers_unindexed_packs(backend: DirBackend) -> None:
+    repo = Repository.init(backend, PASSWORD, kdf=FAST_KDF)
+    ids = repo.store_bytes(b"left by an interrupted backup")
+    repo.close()
+    for p in backend.directory.iterdir():
+        if p.name.startswith("index-"):
+            p.unlink()
+    again = Repository.open(WholeObjectsOnly(backend.directory), PASSWORD)
+    assert len(again.recovered_packs) == 1
+    assert again.read_blob(ids[0]) == b"left by an interrupted backup"
