@@ -830,7 +830,12 @@ class Repository:
 
     def list_snapshots(self) -> list[Snapshot]:
         """Every snapshot, oldest first."""
-        snaps = [self.read_snapshot(i) for i in self.snapshot_ids()]
+        ids = self.snapshot_ids()
+        if len(ids) > 1:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-snap") as pool:
+                snaps = list(pool.map(self.read_snapshot, ids))
+        else:
+            snaps = [self.read_snapshot(i) for i in ids]
         snaps.sort(key=lambda s: (s.datetime, s.id or ""))
         return snaps
 
