@@ -305,7 +305,8 @@ class _Restorer:
         self, repo: Any, target: str, opts: RestoreOptions, prog: Progress, meta: MetaApplier
     ) -> None:
         self.repo = repo
-        self.target = os.fsencode(os.path.abspath(target))
+        # the target itself may be a symlink the user chose; nothing below it is followed
+        self.target = os.fsencode(os.path.realpath(target))
         self.opts = opts
         self.prog = prog
         self.meta = meta
@@ -662,7 +663,7 @@ def check_target(target: str, overwrite: bool) -> None:
     """Raise ConfigError when ``target`` is not a directory, or is not empty and
     ``overwrite`` is false."""
     if os.path.lexists(target):
-        if not os.path.isdir(target) or os.path.islink(target):
+        if not os.path.isdir(target):  # a symlink to a directory is followed (only there)
             raise ConfigError(f"restore target {target!r} exists and is not a directory")
         if not overwrite and os.listdir(target):
             raise ConfigError(

@@ -256,3 +256,15 @@ def test_overwrite_replaces_entries_of_another_type(
     assert summary.errors == []
     assert (outside / "victim").read_text() == "must stay"
     assert_same_tree(tmp_path / "src", out)
+
+
+def test_target_given_as_a_symlink_to_a_directory(
+    tmp_path: Path, repo: Repository, snap: Snapshot
+) -> None:
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    assert run_restore(repo, snap, str(tmp_path / "alias")).errors == []
+    assert_same_tree(tmp_path / "src", tmp_path / "real")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
+        run_restore(repo, snap, str(tmp_path / "file"))
