@@ -187,6 +187,8 @@ class Repository:
         self._cache_lock = threading.Lock()
         self._index: Index | None = None
         self._index_names: set[str] = set()
+        #: Damaged index objects skipped on load (their packs are re-read from headers).
+        self.index_errors: list[str] = []
         self._pending: set[bytes] = set()
         self._packers: dict[int, PackWriter] = {}
         self._unsaved: dict[bytes, list[PackEntry]] = {}
@@ -416,7 +418,14 @@ class Repository:
         # Index objects are fetched, authenticated and decompressed in parallel (those
         # steps release the GIL); their records go straight into the compact table.
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-index") as pool:
-            raw = dict(zip(index_names, pool.map(self._read_index_raw, index_names), strict=True))
+            results = list(pool.map(self._try_read_index, index_names))
+        raw = {}
+        for name, result in zip(index_names, results, strict=True):
+            if isinstance(result, CorruptObjectError):
+                # Its packs are found again below from their own headers.
+                self.index_errors.append(str(result))
+            else:
+                raw[name] = result
         superseded = {f"index-{s}" for _, sup in raw.values() for s in sup}
         index = Index()
         for name, (packs, _) in raw.items():
@@ -447,6 +456,14 @@ class Repository:
             index.add_pack(pack_id, entries)
             self._recovered[pack_id] = entries
         return index
+
+    def _try_read_index(
+        self, name: str
+    ) -> tuple[list[tuple[bytes, bytes]], list[str]] | CorruptObjectError:
+        try:
+            return self._read_index_raw(name)
+        except CorruptObjectError as e:
+            return e
 
     def _read_index_raw(self, name: str) -> tuple[list[tuple[bytes, bytes]], list[str]]:
         try:

@@ -155,14 +155,17 @@ def test_missing_pack_is_named(repo: Repository, backend: DirBackend) -> None:
         again.read_blob(ids[0])
 
 
-def test_corrupt_index_is_named(repo: Repository, backend: DirBackend) -> None:
-    repo.store_bytes(b"some data")
+def test_corrupt_index_is_named_and_its_packs_recovered(
+    repo: Repository, backend: DirBackend
+) -> None:
+    ids = repo.store_bytes(b"some data")
     repo.flush()
     index = next(p for p in backend.directory.iterdir() if p.name.startswith("index-"))
     index.write_bytes(index.read_bytes()[:-5])
     again = Repository.open(backend, PASSWORD)
-    with pytest.raises(CorruptObjectError, match=index.name):
-        _ = again.index
+    assert again.read_blob(ids[0]) == b"some data"  # found again from the pack header
+    assert len(again.index_errors) == 1 and index.name in again.index_errors[0]
+    assert len(again.recovered_packs) == 1
 
 
 def test_snapshots_round_trip_and_prefixes(repo: Repository, backend: DirBackend) -> None:
