@@ -99,6 +99,11 @@ WORKING = {
 }
 
 
+#: Every plugin name the fixtures define: the runs allow these (and the built-ins) only, so
+#: a plugin installed on the machine cannot change what the tests see.
+FIXTURE_NAMES = sorted({*BROKEN, *(name for _, name in WORKING), "file"})
+
+
 def needs_an_extra(record: dict[str, Any]) -> bool:
     """A built-in backend whose optional dependency is not installed (not a broken plugin:
     its error says which extra to install)."""
@@ -117,6 +122,8 @@ def pannier(
     """Run ``pannier ARGS`` in a subprocess, with the broken-plugin fixtures on the path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANNIER_")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    if fixtures:
+        env["PANNIER_LOAD_PLUGINS"] = ",".join(FIXTURE_NAMES)
     env.update(env_extra)
     command = [sys.executable, "-m", "pannier", *args]
     if fixtures:
