@@ -189,6 +189,14 @@ class _Prefixed(_Counted):
         return super().readinto(buf)
 
 
+def _link_target(entry: SourceEntry, index: Index) -> Index:
+    """The snapshot index of the file ``entry`` (stored at ``index``) is a hard link to:
+    the source's own index of it, under the same prefix as the entry (several sources)."""
+    assert entry.hardlink_to is not None
+    prefix = index[: len(index) - len(entry.index)]
+    return (*prefix, *entry.hardlink_to)
+
+
 def _tree_entry(entry: SourceEntry, index: Index, chunks: list[bytes] | None) -> TreeEntry:
     st = entry.stat
     mode = st.st_mode
@@ -196,7 +204,7 @@ def _tree_entry(entry: SourceEntry, index: Index, chunks: list[bytes] | None) ->
     flags = 0
     if entry.hardlink_to is not None:
         kind = "h"
-        data = entry.hardlink_to
+        data = _link_target(entry, index)
     elif stat.S_ISREG(mode):
         kind = "f"
         data = chunks or []
@@ -355,17 +363,22 @@ def _backup(
     pending: collections.deque[_Pending] = collections.deque()
     last_index: Index | None = None
 
+    failed: set[Index] = set()  # files not stored: their later hard links are skipped too
+
     def emit(item: _Pending) -> None:
         chunks: list[bytes] | None = None
         work = item.work
         if isinstance(work, Future):
             work = work.result()
+        path = item.entry.path
+        shown = index_to_path(item.index) if path is None else os.fsdecode(path)
+        if item.entry.hardlink_to is not None and _link_target(item.entry, item.index) in failed:
+            on_warning(shown, "hard link to a file that could not be read")
+            return
         if work is not None:
             if work.error is not None:
-                path = item.entry.path
-                on_warning(
-                    index_to_path(item.index) if path is None else os.fsdecode(path), work.error
-                )
+                failed.add(item.index)
+                on_warning(shown, work.error)
                 return
             chunks = work.chunks
             summary.bytes_read += work.nread

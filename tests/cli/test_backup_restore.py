@@ -235,6 +235,7 @@ def test_unreadable_files_warn_and_exit_3(world_readable_tmp: Path) -> None:
     (src / "secret.txt").write_text("secret\n")
     (src / "closed" / "inside").write_text("x")
     os.chmod(src / "secret.txt", 0o000)
+    os.link(src / "secret.txt", src / "zlink")  # a later name of the unreadable inode
     os.chmod(src / "closed", 0o000)
     repo = tmp_path / "repo"
     repo.mkdir(mode=0o777)
@@ -248,6 +249,8 @@ def test_unreadable_files_warn_and_exit_3(world_readable_tmp: Path) -> None:
     assert f"{src}/closed: cannot list directory: Permission denied" in done.stderr
     listing = ok("ls", "latest", "-r", url, user="65534", env=env).stdout.splitlines()
     assert "/open.txt" in listing and "/secret.txt" not in listing and "/closed" in listing
+    assert f"{src}/zlink: hard link to a file that could not be read" in done.stderr
+    assert "/zlink" not in listing
 
 
 def test_progress_nothing_on_a_pipe_json_lines_with_json(tmp_path: Path) -> None:

@@ -236,3 +236,20 @@ def test_verify_several_sources(tmp_path: Path, repo: Repository) -> None:
         verify_snapshot(repo, snap, [fs_source(tmp_path / "one"), fs_source(tmp_path / "two")])
     )
     assert (diffs[0].kind, diffs[0].path) == ("M", "/two/f")
+
+
+def test_hard_links_in_several_sources(tmp_path: Path, repo: Repository) -> None:
+    from pannier.engine.restore import run_restore
+
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a").write_text(name)
+        os.link(tmp_path / name / "a", tmp_path / name / "b")
+    summary = run_backup(repo, [fs_source(tmp_path / "one"), fs_source(tmp_path / "two")])
+    snap = repo.load_snapshot(summary.snapshot_id)
+    tree = {e.index: e for e in load_tree(repo, snap)}
+    assert tree[(b"two", b"b")].data == (b"two", b"a")
+    out = tmp_path / "out"
+    assert run_restore(repo, snap, str(out)).errors == []
+    assert (out / "two" / "b").read_text() == "two"
+    assert os.stat(out / "two" / "a").st_ino == os.stat(out / "two" / "b").st_ino
