@@ -38,6 +38,7 @@ __all__ = [
     "call_hook",
     "get_hook_manager",
     "hookimpl",
+    "implemented_hooks",
     "register_hook_plugin",
 ]
 
@@ -142,6 +143,14 @@ def register_hook_plugin(
                 guarded = _guard(impl.function, caller.name, plugins, record)
                 setattr(impl, "function", guarded)  # noqa: B010 - pluggy marks it Final
     return True
+
+
+def implemented_hooks(manager: pluggy.PluginManager, name: str) -> list[str]:
+    """The names of the hooks the registered hook plugin ``name`` implements (sorted)."""
+    plugin = manager.get_plugin(name)
+    if plugin is None:
+        return []
+    return sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
 
 
 def call_registration_hooks(plugins: PluginManager) -> None:

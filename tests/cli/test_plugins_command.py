@@ -208,6 +208,8 @@ def test_entry_point_origin_names_distribution_and_version(
         "1.0",
     )
     assert hook["origin"]["module"] == "fixture_hooks_good"
+    assert hook["hooks"] == ["pannier_register_commands"]
+    assert by_name(listing(broken_listing))[("meta", "fixture_good")][0]["hooks"] is None
 
 
 def test_the_table_shows_one_line_per_plugin(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
             manager.load_all(kind, strict=False)
     records = [r for kind in kinds for r in manager.records(kind)]
     if ctx.json:
-        ctx.out_json([r.as_dict() for r in records])
+        ctx.out_json([_as_json(manager, r) for r in records])
     else:
         _print_table(ctx, records)
     failed = [r for r in records if r.status == "failed"]
@@ -69,6 +69,16 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         ctx.error(f"{len(failed)} plugin(s) failed to load (strict mode): {names}")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _as_json(manager: Any, record: Any) -> dict[str, Any]:
+    data: dict[str, Any] = record.as_dict()
+    data["hooks"] = None
+    if record.kind is PluginKind.HOOK and record.status == "loaded":
+        from ...hooks import implemented_hooks
+
+        data["hooks"] = implemented_hooks(manager.hooks, record.name)
+    return data
 
 
 def _print_table(ctx: CLIContext, records: list[Any]) -> None:
