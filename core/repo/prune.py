@@ -86,7 +86,10 @@ def prune_repository(
     index_names = sorted(n for n in names if n.startswith("index-"))
     packs: dict[bytes, list[PackEntry]] = {}
     for name in index_names:
-        found, _ = repo.read_index_object(name)
+        try:
+            found, _ = repo.read_index_object(name)
+        except CorruptObjectError:
+            continue  # skipped on open too: its packs were recovered from their headers
         for pack_id, entries in found.items():
             packs.setdefault(pack_id, entries)
     packs.update({p: e for p, e in repo.recovered_packs.items() if p not in packs})
@@ -127,6 +130,12 @@ def prune_repository(
             keep.append(pack_id)
         claimed.update(e.blob_id for e in live)
         result.blobs_removed += len(entries) - len(live)
+    unknown = used - claimed
+    if unknown:
+        raise RepositoryError(
+            f"prune stopped, nothing deleted: {len(unknown)} blob(s) the snapshots use are in "
+            f"no readable pack (e.g. {next(iter(unknown)).hex()[:16]}); run 'pannier check'"
+        )
     result.packs_kept = len(keep)
     result.packs_deleted = len(delete)
     result.packs_repacked = len(repack)
@@ -134,7 +143,7 @@ def prune_repository(
     result.bytes_freed = sum(max(0, present.get(p, 0)) for p in gone)
     if dry_run:
         return result
-    if not gone and len(index_names) <= 1:
+    if not gone and len(index_names) <= 1 and not repo.recovered_packs:
         return result
 
     say(f"repacking {len(repack)} pack(s)")

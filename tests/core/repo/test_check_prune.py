@@ -171,3 +171,25 @@ def test_prune_refuses_when_a_used_pack_is_missing(repo: Repository, backend: Di
     with pytest.raises(RepositoryError, match="nothing deleted"):
         prune_repository(Repository.open(backend, PASSWORD))
     assert sorted(p.name for p in backend.directory.iterdir()) == before
+
+
+def test_prune_refuses_when_a_used_blob_is_nowhere(repo: Repository, backend: DirBackend) -> None:
+    repo.save_snapshot(Snapshot(streams={"raw": [b"\x02" * 32]}))
+    snapshot_of(repo, os.urandom(1000), "/a")
+    before = sorted(p.name for p in backend.directory.iterdir())
+    with pytest.raises(RepositoryError, match="in no readable pack"):
+        prune_repository(Repository.open(backend, PASSWORD))
+    assert sorted(p.name for p in backend.directory.iterdir()) == before
+
+
+def test_prune_replaces_a_damaged_index(repo: Repository, backend: DirBackend) -> None:
+    _, ids = snapshot_of(repo, os.urandom(3000), "/a")
+    index = next(p for p in backend.directory.iterdir() if p.name.startswith("index-"))
+    index.write_bytes(b"damaged")
+    again = Repository.open(backend, PASSWORD)
+    prune_repository(again)
+    assert not index.exists()
+    final = Repository.open(backend, PASSWORD)
+    assert final.index_errors == [] and final.recovered_packs == {}
+    assert b"".join(final.iter_blobs(ids))
+    assert check_repository(final, read_data=True).ok
