@@ -21,11 +21,13 @@ __all__: list[str] = []
 
 def _register_tree_walker() -> None:
     """Tell the repository which content blobs a snapshot's tree references (for check
-    and prune)."""
+    and prune), and which files a damaged blob belongs to (for check)."""
     from ..repo import register_referenced_blobs
-    from .snapshots import content_blobs
+    from ..repo.check import register_affected_files
+    from .snapshots import affected_files, content_blobs
 
     register_referenced_blobs(content_blobs)
+    register_affected_files(affected_files)
 
 
 _register_tree_walker()

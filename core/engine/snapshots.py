@@ -12,10 +12,11 @@ import datetime
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, CorruptObjectError
+from ..errors import ConfigError, CorruptObjectError, PannierError
 from .tree import TreeEntry, iter_tree
 
 __all__ = [
+    "affected_files",
     "content_blobs",
     "filter_snapshots",
     "find_entry",
@@ -182,3 +183,29 @@ def find_entry(repo: Any, snapshot: Any, index: tuple[bytes, ...]) -> TreeEntry 
         if entry.index > index:
             return None
     return None
+
+
+def affected_files(repo: Any, damaged: set[bytes]) -> dict[bytes, list[str]]:
+    """For each damaged blob id, the places that use it: ``"<snapshot>:/path"`` for a
+    file's content and ``"<snapshot>:<stream>"`` for a tree or metadata stream (what
+    ``pannier check`` prints). A snapshot whose tree cannot be read is named as such."""
+    out: dict[bytes, list[str]] = {}
+    for snap_id in repo.snapshot_ids():
+        short = snap_id[:8]
+        try:
+            snap = repo.read_snapshot(snap_id)
+        except PannierError:
+            continue
+        for name in getattr(snap, "streams", None) or {}:
+            for blob in stream_ids(snap, name):
+                if blob in damaged:
+                    out.setdefault(blob, []).append(f"{short}:{name} stream")
+        try:
+            for entry in load_tree(repo, snap):
+                if entry.kind == "f" and entry.data:
+                    for blob in entry.data:
+                        if blob in damaged:
+                            out.setdefault(blob, []).append(f"{short}:{entry.path}")
+        except PannierError:
+            continue  # the damaged tree is already named above
+    return out

@@ -413,3 +413,28 @@ def test_killed_backup_leaves_data_the_next_backup_reuses(tmp_path: Path) -> Non
     ok("restore", "latest", "--target", str(tmp_path / "out"), "-r", url)
     for i in range(12):
         assert (tmp_path / "out" / f"f{i:02d}").read_bytes() == (src / f"f{i:02d}").read_bytes()
+
+
+def test_check_names_the_files_of_a_damaged_pack(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "victim").write_bytes(os.urandom(300_000))
+    (src / "ok").write_text("fine\n")
+    repo = tmp_path / "repo"
+    url = repo.as_uri()
+    ok("init", "-r", url)
+    snap = json.loads(ok("backup", str(src), "-r", url, "--json").stdout.splitlines()[-1])
+    biggest = max(
+        (p for p in repo.iterdir() if p.name.startswith("data-")), key=lambda p: p.stat().st_size
+    )
+    raw = bytearray(biggest.read_bytes())
+    raw[100] ^= 0xFF
+    biggest.write_bytes(bytes(raw))
+    done = run("check", "--read-data", "-r", url)
+    assert done.returncode == 1
+    assert f"affected: {snap['snapshot_id'][:8]}:/victim (blob " in done.stdout
+    assert "/ok" not in done.stdout
+    restored = run("restore", "latest", "--target", str(tmp_path / "out"), "-r", url)
+    assert restored.returncode == 1 and "/victim: " in restored.stderr
+    assert (tmp_path / "out" / "ok").read_text() == "fine\n"
+    assert not (tmp_path / "out" / "victim").exists()
