@@ -156,4 +156,10 @@ def open_repository(
         held.acquire()
         ctx.on_close(held.release)
     ctx.on_close(repo.close)
+    ctx.on_close(lambda: _warn_index_errors(ctx, repo))
     return repo
+
+
+def _warn_index_errors(ctx: CLIContext, repo: Repository) -> None:
+    for error in repo.index_errors:
+        ctx.warn(f"{error}; it was skipped and its packs read from their headers")
