@@ -121,6 +121,7 @@ class MasterKey:
         return cls(os.urandom(32), os.urandom(32), seed or 1)
 
     def to_dict(self) -> dict[str, Any]:
+        """The map sealed inside key objects."""
         return {
             "encryption_key": self.encryption_key,
             "id_key": self.id_key,
@@ -129,6 +130,8 @@ class MasterKey:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MasterKey:
+        """The master key in a map read from a key object; CorruptObjectError when it is
+        malformed."""
         try:
             key = cls(bytes(d["encryption_key"]), bytes(d["id_key"]), int(d["chunker_seed"]))
         except (KeyError, TypeError, ValueError) as e:
@@ -245,6 +248,7 @@ class _CompressorPool:
         self._cond = threading.Condition()
 
     def compress(self, level: int, data: bytes | bytearray | memoryview) -> bytes:
+        """``data`` compressed at ``level`` with a borrowed context."""
         with self._cond:
             while True:
                 idle = self._idle.get(level)

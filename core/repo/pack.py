@@ -106,40 +106,53 @@ class PartsReader(io.RawIOBase):
         self._pos = 0
 
     def readable(self) -> bool:
+        """Always True."""
         return True
 
     def seekable(self) -> bool:
+        """Always True: a failed upload can be retried from the start."""
         return True
 
     def tell(self) -> int:
+        """The current position."""
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` (from the start, the current position or the end)."""
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        done = 0
-        while done < len(view) and self._pos < self.size:
+    def _pieces(self, size: int) -> list[memoryview]:
+        """Views of the next ``size`` bytes (fewer at the end), advancing the position."""
+        pieces = []
+        while size > 0 and self._pos < self.size:
             i = bisect.bisect_right(self._starts, self._pos) - 1
             part = self._parts[i]
             start = self._pos - self._starts[i]
-            n = min(len(part) - start, len(view) - done)
-            view[done : done + n] = part[start : start + n]
-            done += n
+            n = min(len(part) - start, size)
+            pieces.append(memoryview(part)[start : start + n])
             self._pos += n
+            size -= n
+        return pieces
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current position; return the bytes copied."""
+        view = memoryview(buffer).cast("B")
+        done = 0
+        for piece in self._pieces(len(view)):
+            view[done : done + len(piece)] = piece
+            done += len(piece)
         return done
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative)."""
         if size is None or size < 0:
             size = self.size - self._pos
-        buf = bytearray(max(0, min(size, self.size - self._pos)))
-        n = self.readinto(buf)
-        return bytes(buf[:n])
+        return b"".join(self._pieces(size))
 
     def readall(self) -> bytes:
+        """Everything from the current position."""
         return self.read(-1)
 
 
