@@ -29,7 +29,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         description=(
             "List every plugin found (backends, metadata plugins, sources, hooks) with "
             "where it comes from and whether it loads. Exit status 0 even when some "
-            "plugin failed, unless --strict-plugins is given."
+            "plugin failed, unless --strict-plugins is given. PANNIER_LOAD_PLUGINS "
+            "(built-ins plus the names listed; empty: built-ins only), "
+            "PANNIER_DISABLE_PLUGINS and PANNIER_TRACE_PLUGINS=1 control and trace "
+            "loading; see docs/plugins.md."
         ),
     )
     parser.add_argument(
