@@ -1,0 +1,44 @@
+"""bench/bench_backends.py runs end to end on a tiny load (figures are not checked here:
+speed is what the benchmark prints, never a test's assertion)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[2]
+
+
+def test_file_targets_produce_rows_with_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, str(TOP / "bench" / "bench_backends.py"), "--targets", "file,file-rclone",
+         "--small", "2", "--large", "1", "--names", "50", "--repeat", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    kinds = sorted((r["target"], r["kind"], r.get("size", 0)) for r in rows)
+    assert kinds == [
+        ("file", "listing", 0), ("file", "transfer", 1 << 20), ("file", "transfer", 16 << 20),
+        ("file-rclone", "listing", 0), ("file-rclone", "transfer", 1 << 20),
+        ("file-rclone", "transfer", 16 << 20),
+    ]  # fmt: skip
+    assert all(r["baseline"] in ("cp", "rclone copy") for r in rows)
+    assert all(r.get("put_ratio", 1) > 0 and r.get("ratio", 1) > 0 for r in rows)
+    assert "worst ratio" in result.stdout
+
+
+def test_unknown_target_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, str(TOP / "bench" / "bench_backends.py"), "--targets", "nosuch"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "unknown target 'nosuch'" in result.stderr
