@@ -304,6 +304,14 @@ class SwiftBackend(Backend):
         if self._conn is None:
             from swiftclient.client import Connection
 
+            if not (self.preauth_url and self.preauth_token) and self.auth_version[0] in "23":
+                import importlib.util
+
+                if importlib.util.find_spec("keystoneclient") is None:
+                    raise ConfigError(
+                        f"{self.display_name}: auth version {self.auth_version} (Keystone) "
+                        "needs python-keystoneclient: pip install python-keystoneclient"
+                    )
             if self.preauth_url and self.preauth_token:
                 self._conn = Connection(
                     preauthurl=self.preauth_url,
@@ -329,8 +337,9 @@ class SwiftBackend(Backend):
 
     def _call(self, operation: str, name: str | None, fn: Callable[[Any], _T]) -> _T:
         """Run ``fn(connection)`` and turn whatever it raises into a BackendError."""
+        connection = self.connection  # a ConfigError here is not the server's doing
         try:
-            return fn(self.connection)
+            return fn(connection)
         except BackendError:
             raise
         except Exception as e:

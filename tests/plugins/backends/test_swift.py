@@ -318,3 +318,17 @@ def test_an_expired_token_is_renewed_once(container: str, swift_env: None) -> No
     with pytest.raises(TransientBackendError):
         backend.put_stream(NonSeekableReader(b"once"), "stream", 4)  # type: ignore[arg-type]
     assert backend.query("stream") == -1
+
+
+def test_keystone_without_its_client_library_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("keystoneclient") is not None:
+        pytest.skip("python-keystoneclient is installed here")
+    backend = get_backend_object(
+        "swift://c?auth-url=http://127.0.0.1:9/v3&user=u&password=p&auth-version=3"
+    )
+    with pytest.raises(ConfigError, match="pip install python-keystoneclient"):
+        backend.list()
