@@ -438,3 +438,30 @@ def test_check_names_the_files_of_a_damaged_pack(tmp_path: Path) -> None:
     assert restored.returncode == 1 and "/victim: " in restored.stderr
     assert (tmp_path / "out" / "ok").read_text() == "fine\n"
     assert not (tmp_path / "out" / "victim").exists()
+
+
+def test_names_not_utf8_are_printed_as_their_bytes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "plain").write_text("x")
+    url = (tmp_path / "repo").as_uri()
+    ok("init", "-r", url)
+    first = json.loads(ok("backup", str(src), "-r", url, "--json").stdout.splitlines()[-1])
+    with open(os.fsencode(src) + b"/\xff\xfename", "wb") as f:
+        f.write(b"y")
+    ok("backup", str(src), "-r", url)
+    strict = {"LC_ALL": "C.UTF-8", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    env = {**os.environ, "PANNIER_PASSWORD": PASSWORD, **strict}
+
+    def raw(*args: str) -> subprocess.CompletedProcess[bytes]:
+        cmd = [sys.executable, "-m", "pannier", *args, "-r", url]
+        return subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+
+    listed = raw("ls", "latest")
+    assert listed.returncode == 0 and b"/\xff\xfename\n" in listed.stdout
+    diffed = raw("diff", first["snapshot_id"], "latest")
+    assert diffed.returncode == 0 and b"+    /\xff\xfename\n" in diffed.stdout
+    verified = raw("verify", first["snapshot_id"], str(src))
+    assert (
+        verified.returncode == 1 and b"+    /\xff\xfename: not in the snapshot" in verified.stdout
+    )

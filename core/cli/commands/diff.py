@@ -8,6 +8,7 @@ from typing import Any
 from ...errors import EXIT_OK
 from ..context import CLIContext
 from ..repo_options import add_repo_options, open_repository
+from ._lines import LineWriter
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -36,16 +37,19 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     b = resolve_snapshot(repo, args.second)
     counts = {"+": 0, "-": 0, "M": 0, "T": 0, "U": 0}
     added = removed = 0
-    for change in diff_trees(load_tree(repo, a), load_tree(repo, b)):
-        counts[change.kind] += 1
-        if change.new is not None and change.kind in "+MT" and change.new.kind == "f":
-            added += change.new.size
-        if change.old is not None and change.kind in "-MT" and change.old.kind == "f":
-            removed += change.old.size
-        if ctx.json:
-            ctx.out_json({"message_type": "change", "modifier": change.kind, "path": change.path})
-        else:
-            ctx.out(f"{change.kind}    {change.path}")
+    with LineWriter(ctx) as out:
+        for change in diff_trees(load_tree(repo, a), load_tree(repo, b)):
+            counts[change.kind] += 1
+            if change.new is not None and change.kind in "+MT" and change.new.kind == "f":
+                added += change.new.size
+            if change.old is not None and change.kind in "-MT" and change.old.kind == "f":
+                removed += change.old.size
+            if ctx.json:
+                ctx.out_json(
+                    {"message_type": "change", "modifier": change.kind, "path": change.path}
+                )
+            else:
+                out.line(f"{change.kind}    {change.path}")
     summary = {
         "added": counts["+"],
         "removed": counts["-"],

@@ -11,6 +11,7 @@ from typing import Any
 from ...errors import EXIT_OK, ConfigError
 from ..context import CLIContext
 from ..repo_options import add_repo_options, open_repository
+from ._lines import LineWriter
 from .snapshots import add_filter_options
 
 _KIND_NAMES = {
@@ -62,17 +63,6 @@ def entry_json(entry: Any) -> dict[str, Any]:
     return out
 
 
-def _out_raw(ctx: CLIContext, text: str) -> None:
-    """Print ``text`` with names that are not valid UTF-8 as their original bytes."""
-    buffer = getattr(ctx.stdout, "buffer", None)
-    if buffer is None:
-        ctx.out(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
-        return
-    ctx.stdout.flush()
-    buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
-    buffer.flush()
-
-
 def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Print the listing."""
     from ...engine.snapshots import load_tree, resolve_snapshot
@@ -84,25 +74,26 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
     )
     found = False
-    for entry in load_tree(repo, snap):
-        if entry.index[: len(prefix)] != prefix:
-            if found and entry.index > prefix:
-                break
-            continue
-        found = True
-        if ctx.json:
-            ctx.out_json({"message_type": "node", **entry_json(entry)})
-        elif args.long:
-            mode = stat.filemode(entry.mode)
-            when = datetime.datetime.fromtimestamp(entry.mtime_ns / 1e9).strftime(
-                "%Y-%m-%d %H:%M:%S"
-            )
-            line = f"{mode} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} {when} {entry.path}"
-            if entry.kind == "l":
-                line += f" -> {os.fsdecode(bytes(entry.data or b''))}"
-            _out_raw(ctx, line)
-        else:
-            _out_raw(ctx, entry.path)
+    with LineWriter(ctx) as out:
+        for entry in load_tree(repo, snap):
+            if entry.index[: len(prefix)] != prefix:
+                if found and entry.index > prefix:
+                    break
+                continue
+            found = True
+            if ctx.json:
+                ctx.out_json({"message_type": "node", **entry_json(entry)})
+            elif args.long:
+                mode = stat.filemode(entry.mode)
+                when = datetime.datetime.fromtimestamp(entry.mtime_ns / 1e9).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                )
+                line = f"{mode} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} {when} {entry.path}"
+                if entry.kind == "l":
+                    line += f" -> {os.fsdecode(bytes(entry.data or b''))}"
+                out.line(line)
+            else:
+                out.line(entry.path)
     if not found:
         raise ConfigError(f"no {args.path!r} in snapshot {snap.short_id}")
     return EXIT_OK

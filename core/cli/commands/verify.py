@@ -8,6 +8,7 @@ from typing import Any
 from ...errors import EXIT_FAILURE, EXIT_OK
 from ..context import CLIContext
 from ..repo_options import add_repo_options, open_repository
+from ._lines import LineWriter
 from .snapshots import add_filter_options
 
 
@@ -63,19 +64,20 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     )
     count = 0
     try:
-        for d in verify_snapshot(repo, snap, sources, content=not args.metadata_only):
-            count += 1
-            if ctx.json:
-                ctx.out_json(
-                    {
-                        "message_type": "difference",
-                        "modifier": d.kind,
-                        "path": d.path,
-                        "detail": d.detail,
-                    }
-                )
-            else:
-                ctx.out(f"{d.kind}    {d.path}: {d.detail}")
+        with LineWriter(ctx) as out:
+            for d in verify_snapshot(repo, snap, sources, content=not args.metadata_only):
+                count += 1
+                if ctx.json:
+                    ctx.out_json(
+                        {
+                            "message_type": "difference",
+                            "modifier": d.kind,
+                            "path": d.path,
+                            "detail": d.detail,
+                        }
+                    )
+                else:
+                    out.line(f"{d.kind}    {d.path}: {d.detail}")
     finally:
         for s in sources:
             s.close()

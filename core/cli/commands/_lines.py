@@ -1,0 +1,46 @@
+"""Printing lines that hold file names, which need not be valid UTF-8.
+
+Snapshot paths are decoded with ``surrogateescape``; printing them through a strict UTF-8
+text stream would fail. :class:`LineWriter` writes each line's original bytes to the
+binary buffer under stdout (or, without one, the text with undecodable bytes escaped).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from ..context import CLIContext
+
+__all__ = ["LineWriter"]
+
+
+class LineWriter:
+    """Write result lines with raw file-name bytes to the command's stdout.
+
+    Use as a context manager; lines are buffered and flushed at the end.
+    """
+
+    def __init__(self, ctx: CLIContext) -> None:
+        self._ctx = ctx
+        self._buffer = getattr(ctx.stdout, "buffer", None)
+
+    def __enter__(self) -> LineWriter:
+        self._ctx.stdout.flush()  # what was printed as text comes first
+        return self
+
+    def line(self, text: str) -> None:
+        """Write ``text`` and a newline."""
+        if self._buffer is None:
+            raw = text.encode("utf-8", "surrogateescape")
+            self._ctx.out(raw.decode("utf-8", "backslashreplace"))
+        else:
+            self._buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._buffer is not None:
+            self._buffer.flush()
