@@ -88,7 +88,7 @@ def parse_size(value: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
-_USERINFO_RE = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*:)(?P<pw>[^\s/?#]*)@")
+_USERINFO_RE = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*:)(?P<pw>[^\s/]*)@")
 _QUERY_SECRET_RE = re.compile(r"(?P<pre>[?&;](?P<name>[A-Za-z0-9_.\-]+)=)(?P<value>[^&\s#]*)")
 
 

@@ -202,3 +202,14 @@ def test_unencoded_at_sign_in_a_password_is_still_hidden() -> None:
     assert (u.password, u.host) == ("p@ss", "host")
     assert u.redacted == "sftp://u:***@host/x"
     assert redact("see sftp://u:p@ss@host/x") == "see sftp://u:***@host/x"
+
+
+@pytest.mark.parametrize("password", ["pa#ss", "pa?ss", "p@ss", "pa:ss"])
+def test_unencoded_special_characters_in_a_password_never_leak(password: str) -> None:
+    url = f"sftp://user:{password}@host/x"
+    try:
+        shown = parse_url(url).redacted
+    except ConfigError as e:
+        shown = str(e)
+    assert password not in shown and "ss" not in shown.replace("sftp", "")
+    assert password not in redact(f"error: {url} failed")
