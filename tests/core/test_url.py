@@ -5,8 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from pannier.errors import ConfigError
 from pannier.url import BackendURL, parse_bool, parse_size, parse_url, redact
 
