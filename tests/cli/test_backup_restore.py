@@ -450,7 +450,7 @@ def test_names_not_utf8_are_printed_as_their_bytes(tmp_path: Path) -> None:
     with open(os.fsencode(src) + b"/\xff\xfename", "wb") as f:
         f.write(b"y")
     ok("backup", str(src), "-r", url)
-    strict = {"LC_ALL": "C.UTF-8", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}  # a strict UTF-8 terminal
     env = {**os.environ, "PANNIER_PASSWORD": PASSWORD, **strict}
 
     def raw(*args: str) -> subprocess.CompletedProcess[bytes]:
