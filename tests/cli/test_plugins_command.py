@@ -224,6 +224,16 @@ def test_the_table_shows_one_line_per_plugin(tmp_path: Path) -> None:
     assert {line.split()[1] for line in lines[1:]} == {"source"}
 
 
+def test_the_table_says_who_shadows_and_why_disabled(tmp_path: Path) -> None:
+    result = pannier(tmp_path, "plugins", "--kind", "backend", "--disable-plugin", "fixture_good")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[1:]
+    [impostor] = [r for r in rows if r.startswith("file ") and "shadowed" in r]
+    assert "shadowed  shadowed by built-in module pannier.plugins.backends.file" in impostor
+    [disabled] = [r for r in rows if r.startswith("fixture_good ")]
+    assert disabled.endswith("disabled  disabled with --disable-plugin or PANNIER_DISABLE_PLUGINS")
+
+
 def test_strict_plugins_exits_non_zero_naming_the_failures(tmp_path: Path) -> None:
     result = pannier(tmp_path, "plugins", "--json", "--strict-plugins")
     assert result.returncode == 1
