@@ -38,7 +38,8 @@ failed-put
 connections
     ``min(connections, 4)`` threads, each with its own instance, work at once.
 folder
-    ``test`` passes on the location.
+    ``test`` passes on the location; ``create_folder`` on it changes nothing (a backend
+    that cannot create folders raises NotImplementedError or PermanentBackendError).
 wrappers
     the host wrapper stack passes through the capabilities and every operation, and
     unwraps to the backend; with a URL, ``faulty+`` and ``multi+`` prefixes pass the
@@ -59,7 +60,13 @@ from typing import Any
 import attrs
 
 from ..backend import Backend
-from ..errors import FileMissingError, InvalidNameError, PannierError, PluginNotFoundError
+from ..errors import (
+    FileMissingError,
+    InvalidNameError,
+    PannierError,
+    PermanentBackendError,
+    PluginNotFoundError,
+)
 from ..url import BackendURL, redact
 
 __all__ = [
@@ -454,8 +461,16 @@ def check_connections(kit: Kit) -> None:
 
 
 def check_folder(kit: Kit) -> None:
-    """test passes on the location."""
+    """test passes on the location; create_folder on an existing folder is harmless."""
     kit.backend.test()
+    try:
+        kit.backend.create_folder()
+    except (NotImplementedError, PermanentBackendError) as e:
+        # The backend cannot create folders at all (a key scoped to one container).
+        kit.notes["create folder"] = f"not supported: {redact(str(e))}"
+        return
+    kit.backend.test()
+    kit.notes["create folder"] = "yes, idempotent"
 
 
 def check_wrappers(kit: Kit) -> None:

@@ -163,3 +163,17 @@ def test_report_as_dict_is_plain_data(tmp_path: Path) -> None:
     data = run_conformance(f"file://{tmp_path}", only=["folder"]).as_dict()
     assert data["ok"] is True
     assert data["results"] == [{"name": "folder", "status": "passed", "detail": ""}]
+
+
+class MkdirOnce(FileBackend):
+    def _create_folder(self) -> None:
+        os.mkdir(self.directory, 0o700)  # fails when it exists
+
+
+def test_create_folder_that_fails_on_an_existing_folder_fails(tmp_path: Path) -> None:
+    assert "FileExistsError" in failed(MkdirOnce, tmp_path, "folder")["folder"]
+
+
+def test_create_folder_support_is_reported(tmp_path: Path) -> None:
+    report = run_conformance(factory(FileBackend, tmp_path), only=["folder"])
+    assert report.notes["create folder"] == "yes, idempotent"
