@@ -72,6 +72,8 @@ start() {
 
   local pidfile="$SERVERS_DIR/$name.pid" user
   : > "$pidfile"
+  # Whatever fails from here on, stop what was already started.
+  trap 'echo "swift.sh: start failed; stopping what was started" >&2; stop' ERR
   user="$(id -un)"
   local p_proxy p_account p_container p_object p_memcache
   p_proxy=$(free_port); p_account=$(free_port); p_container=$(free_port)
@@ -220,14 +222,14 @@ EOF
   echo $! >> "$pidfile"
 
   for port in "$p_memcache" "$p_account" "$p_container" "$p_object" "$p_proxy"; do
-    wait_tcp "$port" 30 || { echo "swift.sh: port $port did not open" >&2; tail -n 20 "$base"/log/*.out >&2; stop; exit 1; }
+    wait_tcp "$port" 90 || { echo "swift.sh: port $port did not open" >&2; tail -n 20 "$base"/log/*.out >&2; stop; exit 1; }
   done
 
   # Ready when a token works end to end (auth, memcache, account and container servers).
   "$swift_python" - "$p_proxy" <<'EOF' || { tail -n 30 "$base"/log/*.out "$base/log/swift.log" >&2; stop; exit 1; }
 import sys, time, urllib.request, urllib.error
 base = f"http://127.0.0.1:{sys.argv[1]}"
-deadline = time.monotonic() + 30
+deadline = time.monotonic() + 90
 while True:
     try:
         req = urllib.request.Request(base + "/auth/v1.0",
