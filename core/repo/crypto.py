@@ -360,7 +360,7 @@ class Cipher:
         """Bytes a sealed object has beyond its plaintext (28 encrypted, 0 otherwise)."""
         return fmt.NONCE_SIZE + fmt.TAG_SIZE if self._aead else 0
 
-    def blob_id(self, data: bytes | memoryview) -> bytes:
+    def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
         """The 32-byte id of ``data``: keyed BLAKE3 when encrypted, plain BLAKE3 if not."""
         if self._id_key is not None:
             return blake3.blake3(data, key=self._id_key).digest()

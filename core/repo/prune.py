@@ -156,8 +156,7 @@ def prune_repository(
     repo.call_backend(lambda b: b.delete_list(index_names))
     repo.call_backend(lambda b: b.delete_list([pack_name(p) for p in sorted(gone)]))
     result.indexes_replaced = len(index_names)
-    repo._index = None
-    repo._recovered = {}
+    repo.reset_index()
     return result
 
 

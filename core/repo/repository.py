@@ -2,33 +2,36 @@
 
 :meth:`Repository.init` creates one, :meth:`Repository.open` opens one. Writers store
 content with :meth:`~Repository.store_stream` (chunk, hash, compress, encrypt and pack in
-a thread pool, upload in a background thread, with bounded queues), make it durable with
+a thread pool, upload in the background, with bounded queues), make it durable with
 :meth:`~Repository.flush`, and finish with :meth:`~Repository.save_snapshot`. Write order
 is always: packs, then the index that names them, then the snapshot. An interrupted backup
-leaves packs no index names; the next :meth:`open` that writes finds them by their headers
+leaves packs no index names; the next :meth:`~Repository.open` finds them by their headers
 and reuses them without uploading again.
 
-Thread safety: :meth:`add_blob`, :meth:`store_stream`, :meth:`store_bytes`,
-:meth:`submit_stream`, :meth:`has_blob` and :meth:`read_blob` may be called from any
-number of threads. Backend calls are serialised (one backend instance is used by one
-thread at a time).
+The work is shared by a few collaborators, each in its own module: the backend instances
+(:class:`~pannier.repo.backend_pool.BackendPool`), packing and uploading
+(:class:`~pannier.repo.uploader.PackUploader`), reading
+(:class:`~pannier.repo.reader.BlobReader`), the config and keys
+(:mod:`pannier.repo.config`, :mod:`pannier.repo.keys`) and locks
+(:mod:`pannier.repo.locks`).
+
+Thread safety: :meth:`~Repository.add_blob`, :meth:`~Repository.store_stream`,
+:meth:`~Repository.store_bytes`, :meth:`~Repository.submit_stream`,
+:meth:`~Repository.has_blob`, :meth:`~Repository.read_blob` and
+:meth:`~Repository.iter_blobs` may be called from any number of threads.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import sys
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
-from functools import partial
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar
 
-import attrs
-import msgpack
+import blake3
 
 from ..backend import Backend
 from ..errors import (
@@ -36,52 +39,38 @@ from ..errors import (
     CorruptObjectError,
     FileMissingError,
     FolderMissingError,
-    PannierError,
     RepositoryError,
     RepositoryFormatError,
-    RepositoryNotFoundError,
-    WrongPasswordError,
 )
 from . import format as fmt
+from .backend_pool import BackendPool
 from .chunker import Chunker
-from .crypto import (
-    Cipher,
-    KdfParams,
-    MasterKey,
-    check_encryption,
-    decode_payload,
-    make_key_object,
-    open_key_object,
-    read_key_info,
-)
+from .config import encode_config, new_settings, read_config, unlock
+from .crypto import Cipher, KdfParams, MasterKey, check_encryption, make_key_object
 from .index import Index, decode_index_object, decode_index_records, encode_index_object
+from .keys import KeyInfo, add_key, list_keys, remove_key
 from .locks import RepositoryLock
-from .pack import (
-    PackEntry,
-    PackWriter,
-    PartsReader,
-    pack_name,
-    parse_pack,
-    read_pack_header,
-)
+from .pack import PackEntry, parse_pack, read_pack_header
+from .reader import BlobReader
 from .snapshot import Snapshot
+from .uploader import PackUploader, WriteStats
 
 __all__ = ["KeyInfo", "Repository", "register_referenced_blobs"]
 
 T = TypeVar("T")
 
-#: Packs kept in memory when the backend cannot read ranges.
-PACK_CACHE_SIZE = 3
-
-#: A long backup writes an index after this many new packs (about 512 MiB), so an
-#: interruption leaves little for the next backup to recover from pack headers.
-INDEX_EVERY_PACKS = 64
-
 ReferencedBlobs = Callable[["Repository", Snapshot], Iterable[bytes]]
 _walkers: list[ReferencedBlobs] = []
-
-
 _malloc_tuned = False
+
+
+def register_referenced_blobs(fn: ReferencedBlobs) -> ReferencedBlobs:
+    """Register ``fn(repo, snapshot) -> blob ids``: every blob a snapshot references
+    (its stream blobs and the content blobs its streams name). The engine registers the
+    walker of its tree stream; ``check`` and ``prune`` use it. Usable as a decorator."""
+    if fn not in _walkers:
+        _walkers.append(fn)
+    return fn
 
 
 def _limit_malloc_arenas() -> None:
@@ -98,46 +87,11 @@ def _limit_malloc_arenas() -> None:
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None)
-        mallopt = getattr(libc, "mallopt", None)
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
         if mallopt is not None:
             mallopt(-8, 2)  # M_ARENA_MAX
     except OSError:
         pass
-
-
-def register_referenced_blobs(fn: ReferencedBlobs) -> ReferencedBlobs:
-    """Register ``fn(repo, snapshot) -> blob ids``: every blob a snapshot references
-    (its stream blobs and the content blobs its streams name). The engine registers the
-    walker of its tree stream; ``check`` and ``prune`` use it. Usable as a decorator."""
-    if fn not in _walkers:
-        _walkers.append(fn)
-    return fn
-
-
-@attrs.frozen
-class KeyInfo:
-    """A key object as ``pannier key list`` shows it."""
-
-    id: str
-    created: str
-    hostname: str
-    username: str
-    kdf: str
-    current: bool = False
-
-
-@attrs.define
-class _Stats:
-    blobs_new: int = 0
-    bytes_new: int = 0
-    bytes_stored: int = 0
-    blobs_dup: int = 0
-    packs_uploaded: int = 0
-
-
-def _config_aad(repo_id: str) -> bytes:
-    return fmt.AAD_CONFIG + b":" + repo_id.encode()
 
 
 class Repository:
@@ -146,7 +100,10 @@ class Repository:
     :ivar backend: the storage backend.
     :ivar id: the repository id (64 hex digits).
     :ivar config: the settings (``compression``, ``chunker``, ``pack_size``, ...).
-    :ivar encrypted: whether objects are encrypted.
+    :ivar key_name: the key object that opened it (None when not encrypted).
+    :ivar stats: counters of what was stored since it was opened.
+    :ivar index_errors: damaged index objects skipped on load (their packs were found
+        again from their headers).
     """
 
     def __init__(
@@ -172,33 +129,31 @@ class Repository:
         seed = cipher.master.chunker_seed if cipher.master else 0
         self.chunker = Chunker(seed, min_size=cmin, avg_size=cavg, max_size=cmax)
         self.workers = workers or max(2, os.cpu_count() or 2)
-        self.stats = _Stats()
-        self._backend_factory = backend_factory
-        self._idle_backends: queue.LifoQueue[Backend] = queue.LifoQueue()
-        self._idle_backends.put(backend)
-        self._backends: list[Backend] = [backend]
-        self._extra_backends: list[Backend] = []
-        self._max_backends = max(1, backend.get_capabilities().connections or 1)
-        self._lock = threading.RLock()  # pending blobs, packers, unsaved packs, pools
-        self._index_lock = threading.Lock()  # loading the index (never under _lock)
-        self._grow_lock = threading.Lock()  # making backend instances
-        self._ranged = backend.get_capabilities().ranged_get
-        self._pack_cache: OrderedDict[str, bytes] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        self._index: Index | None = None
-        self._index_names: set[str] = set()
-        #: Damaged index objects skipped on load (their packs are re-read from headers).
         self.index_errors: list[str] = []
-        self._pending: set[bytes] = set()
-        self._packers: dict[int, PackWriter] = {}
-        self._unsaved: dict[bytes, list[PackEntry]] = {}
-        self._recovered: dict[bytes, list[PackEntry]] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool = BackendPool(backend, backend_factory)
+        self._index: Index | None = None
+        self._index_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
         self._file_pool: ThreadPoolExecutor | None = None
         self._file_slots = threading.BoundedSemaphore(4 * self.workers)
-        self._uploads: queue.Queue[tuple[bytes, PartsReader, list[PackEntry]] | None] | None = None
-        self._uploaders: list[threading.Thread] = []
-        self._upload_error: BaseException | None = None
+        self._uploader = PackUploader(
+            cipher,
+            self._pool,
+            lambda: self.index,
+            self.write_index,
+            pack_size=self.pack_size,
+            compression_level=self.compression_level,
+            threads=2 if self._pool.parallel else 1,
+        )
+        self._reader = BlobReader(
+            cipher,
+            self._pool,
+            lambda: self.index,
+            self._before_read,
+            self._blob_executor,
+            window=2 * self.workers,
+        )
         self._closed = False
 
     # --- creating and opening ---------------------------------------------------------
@@ -241,12 +196,7 @@ class Repository:
             assert password is not None
             key_name = fmt.object_name(fmt.ObjectType.KEY, os.urandom(8))
             backend.put_bytes(key_name, make_key_object(master, password, kdf=kdf))
-        settings = {
-            "compression": compression_level,
-            "chunker": [fmt.CHUNK_MIN, fmt.CHUNK_AVG, fmt.CHUNK_MAX],
-            "pack_size": fmt.PACK_TARGET_SIZE,
-            "created": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        }
+        settings = new_settings(compression_level)
         backend.put_bytes(fmt.CONFIG_NAME, encode_config(cipher, repo_id, encryption, settings))
         return cls(
             backend,
@@ -279,64 +229,16 @@ class Repository:
         WrongPasswordError when no key opens with the password, CorruptObjectError naming
         a damaged config or key.
         """
-        try:
-            raw = backend.get_bytes(fmt.CONFIG_NAME)
-        except (FileMissingError, FolderMissingError):
-            raise RepositoryNotFoundError(
-                f"no repository at {backend.display_name} (create one with 'pannier init')"
-            ) from None
-        public = decode_config_public(raw)
-        repo_id, encryption = public["id"], public["encryption"]
-        master: MasterKey | None = None
-        key_name = None
-        if encryption == "repokey":
-            if callable(password):
-                password = password()
-            if not password:
-                raise ConfigError(
-                    "the repository is encrypted: give its password (PANNIER_PASSWORD, "
-                    "--password-file or a terminal prompt)"
-                )
-            key_names = sorted(e.name for e in backend.iter_list() if e.name.startswith("key-"))
-            if not key_names:
-                raise CorruptObjectError("the repository has no key object", object_name="key")
-            settings_raw = b""
-            for name in key_names:
-                candidate = open_key_object(backend.get_bytes(name), password, name)
-                if candidate is None:
-                    continue
-                try:  # a key left by an interrupted init holds another master key
-                    settings_raw = Cipher(candidate).open(
-                        public["settings"], _config_aad(repo_id), "config"
-                    )
-                except CorruptObjectError:
-                    if master is None:
-                        master = candidate  # remembered to report the config as corrupt
-                    continue
-                master, key_name = candidate, name
-                break
-            if master is None:
-                raise WrongPasswordError(
-                    f"wrong password: no key of {backend.display_name} opens with it"
-                )
-            cipher = Cipher(master)
-            if key_name is None:
-                settings_raw = cipher.open(public["settings"], _config_aad(repo_id), "config")
-        elif encryption == "none":
-            cipher = Cipher(None)
-            settings_raw = cipher.open(public["settings"], _config_aad(repo_id), "config")
-        else:
-            raise RepositoryFormatError(f"unknown encryption {encryption!r} in config")
-        try:
-            settings = msgpack.unpackb(settings_raw, raw=False)
-            if not isinstance(settings, dict):
-                raise ValueError
-        except Exception:
-            raise CorruptObjectError("config is corrupt", object_name="config") from None
+        public = read_config(backend)
+        if public["encryption"] == "repokey" and callable(password):
+            password = password()
+        cipher, key_name, settings = unlock(
+            backend, public, None if callable(password) else password
+        )
         return cls(
             backend,
             cipher,
-            repo_id,
+            public["id"],
             settings,
             workers=workers,
             key_name=key_name,
@@ -348,6 +250,11 @@ class Repository:
         """Whether the repository's objects are encrypted."""
         return self.cipher.encrypted
 
+    @property
+    def stats(self) -> WriteStats:
+        """Counters of what was stored since the repository was opened."""
+        return self._uploader.stats
+
     # --- backend access ---------------------------------------------------------------
 
     def call_backend(self, fn: Callable[[Backend], T]) -> T:
@@ -356,40 +263,19 @@ class Repository:
         With a ``backend_factory``, up to the backend's ``connections`` capability
         instances are made on demand, so uploads and reads run in parallel; without one,
         calls take turns on :attr:`backend`."""
-        b = self._take_backend()
-        try:
-            return fn(b)
-        finally:
-            self._idle_backends.put(b)
-
-    def _take_backend(self) -> Backend:
-        try:
-            return self._idle_backends.get_nowait()
-        except queue.Empty:
-            pass
-        if self._backend_factory is not None:
-            with self._grow_lock:
-                grow = len(self._backends) < self._max_backends
-                if grow:
-                    self._backends.append(self.backend)  # placeholder, replaced below
-            if grow:
-                try:
-                    made = self._backend_factory()
-                except BaseException:
-                    with self._grow_lock:
-                        self._backends.pop()
-                    raise
-                with self._grow_lock:
-                    self._backends[-1] = made
-                    self._extra_backends.append(made)
-                return made
-        return self._idle_backends.get()
+        return self._pool.call(fn)
 
     def list_names(self, prefix: str = "") -> dict[str, int]:
         """``{remote name: size}`` of every object whose name starts with ``prefix``."""
         return self.call_backend(
             lambda b: {e.name: e.size for e in b.iter_list() if e.name.startswith(prefix)}
         )
+
+    def _blob_executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-blob")
+            return self._executor
 
     # --- locks ------------------------------------------------------------------------
 
@@ -412,6 +298,14 @@ class Repository:
                     self._index = self._load_index()
         return self._index
 
+    def reset_index(self) -> None:
+        """Forget the in-memory index (after prune rewrote it); it is loaded again on
+        next use."""
+        with self._index_lock:
+            self._index = None
+            self._uploader.recovered = {}
+            self.index_errors = []
+
     def _load_index(self) -> Index:
         names = self.list_names()
         index_names = sorted(n for n in names if n.startswith("index-"))
@@ -419,75 +313,65 @@ class Repository:
         # steps release the GIL); their records go straight into the compact table.
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-index") as pool:
             results = list(pool.map(self._try_read_index, index_names))
-        raw = {}
+        loaded = {}
         for name, result in zip(index_names, results, strict=True):
             if isinstance(result, CorruptObjectError):
-                # Its packs are found again below from their own headers.
-                self.index_errors.append(str(result))
+                self.index_errors.append(str(result))  # its packs are recovered below
             else:
-                raw[name] = result
-        superseded = {f"index-{s}" for _, sup in raw.values() for s in sup}
+                loaded[name] = result
+        superseded = {f"index-{s}" for _, sup in loaded.values() for s in sup}
         index = Index()
-        for name, (packs, _) in raw.items():
-            if name in superseded:
-                continue
-            self._index_names.add(name)
-            for pack_id, records in packs:
-                index.add_records(pack_id, records)
+        for name, (packs, _) in loaded.items():
+            if name not in superseded:
+                for pack_id, records in packs:
+                    index.add_records(pack_id, records)
         # Packs uploaded by an interrupted backup: no index names them. Their headers let
         # the next backup reuse their blobs without uploading them again.
         known = index.packs()
+        recovered: dict[bytes, list[PackEntry]] = {}
         for name, size in names.items():
-            if not name.startswith("data-"):
-                continue
-            pack_id = bytes.fromhex(name[5:])
-            if pack_id in known:
+            if not name.startswith("data-") or bytes.fromhex(name[5:]) in known:
                 continue
             try:
-                if self._ranged:
-                    entries = self.call_backend(
-                        partial(_read_header, name=name, size=size, cipher=self.cipher)
-                    )
-                else:
-                    whole = self.call_backend(partial(_get_bytes, name=name))
-                    entries = parse_pack(whole, self.cipher, name)
+                entries = self._read_pack_header(name, size)
             except (CorruptObjectError, RepositoryFormatError, FileMissingError):
                 continue  # half-written or damaged: check reports it, prune removes it
-            index.add_pack(pack_id, entries)
-            self._recovered[pack_id] = entries
+            index.add_pack(bytes.fromhex(name[5:]), entries)
+            recovered[bytes.fromhex(name[5:])] = entries
+        self._uploader.recovered = recovered
         return index
+
+    def _read_pack_header(self, name: str, size: int) -> list[PackEntry]:
+        if self.backend.get_capabilities().ranged_get:
+            return self.call_backend(lambda b: read_pack_header(b, name, size, self.cipher))
+        return parse_pack(self.call_backend(lambda b: b.get_bytes(name)), self.cipher, name)
 
     def _try_read_index(
         self, name: str
     ) -> tuple[list[tuple[bytes, bytes]], list[str]] | CorruptObjectError:
         try:
-            return self._read_index_raw(name)
+            return decode_index_records(self._open_index(name), name)
         except CorruptObjectError as e:
             return e
 
-    def _read_index_raw(self, name: str) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+    def _open_index(self, name: str) -> bytes:
         try:
             sealed = self.call_backend(lambda b: b.get_bytes(name))
         except FileMissingError:
             raise CorruptObjectError(f"index {name} is missing", object_name=name) from None
-        plain = self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
-        return decode_index_records(plain, name)
+        return self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
 
     def read_index_object(self, name: str) -> tuple[dict[bytes, list[PackEntry]], list[str]]:
         """The packs and superseded ids of the index object ``name``; CorruptObjectError
         naming it when it is damaged."""
-        try:
-            sealed = self.call_backend(lambda b: b.get_bytes(name))
-        except FileMissingError:
-            raise CorruptObjectError(f"index {name} is missing", object_name=name) from None
-        plain = self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
-        return decode_index_object(plain, name)
+        return decode_index_object(self._open_index(name), name)
 
     @property
     def recovered_packs(self) -> dict[bytes, list[PackEntry]]:
-        """Packs found without an index on open (left by an interrupted backup)."""
+        """Packs found without an index on open (left by an interrupted backup) and not
+        yet named by a new index."""
         _ = self.index
-        return self._recovered
+        return self._uploader.recovered
 
     def write_index(
         self, packs: dict[bytes, list[PackEntry]], supersedes: Iterable[str] = ()
@@ -495,24 +379,21 @@ class Repository:
         """Write an index object naming ``packs``; return its remote name."""
         plain = encode_index_object(packs, supersedes)
         sealed = self.cipher.seal_object(plain, fmt.AAD_INDEX, self.compression_level)
-        import blake3
-
         name = fmt.object_name(fmt.ObjectType.INDEX, blake3.blake3(sealed).digest())
         self.call_backend(lambda b: b.put_bytes(name, sealed))
-        self._index_names.add(name)
         return name
 
-    # --- blobs ------------------------------------------------------------------------
+    # --- writing blobs ----------------------------------------------------------------
 
-    def blob_id(self, data: bytes | memoryview) -> bytes:
+    def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
         """The 32-byte id of ``data`` (keyed BLAKE3 when encrypted)."""
         return self.cipher.blob_id(data)
 
     def has_blob(self, blob_id: bytes) -> bool:
         """Whether a blob is stored or pending upload."""
         index = self.index
-        with self._lock:
-            return blob_id in self._pending or blob_id in index
+        # pending first: an uploaded blob enters the index before it leaves pending
+        return self._uploader.is_pending(blob_id) or blob_id in index
 
     def chunker_for(self, fileobj: IO[bytes] | int | str) -> Iterator[memoryview]:
         """The content-defined chunks of a file object, descriptor or path."""
@@ -522,7 +403,7 @@ class Repository:
 
     def add_blob(
         self,
-        data: bytes | memoryview,
+        data: bytes | bytearray | memoryview,
         *,
         kind: str | int = "data",
         blob_id: bytes | None = None,
@@ -530,95 +411,14 @@ class Repository:
         """Store one blob; return ``(id, bytes stored)``, 0 bytes for a blob already
         stored. Thread-safe. Compresses unless incompressible, seals, and packs it; a
         full pack goes to the background uploader (which applies back-pressure)."""
-        self._raise_upload_error()
+        self._uploader.raise_error()
         kind_no = int(fmt.BlobKind.parse(kind))
         bid = blob_id if blob_id is not None else self.cipher.blob_id(data)
-        index = self.index
-        with self._lock:
-            if bid in self._pending or bid in index:
-                self.stats.blobs_dup += 1
-                return bid, 0
-        sealed = self.cipher.seal_payload(data, self.compression_level, bid)
-        full: PackWriter | None = None
-        with self._lock:
-            if bid in self._pending or bid in index:
-                self.stats.blobs_dup += 1
-                return bid, 0
-            self._pending.add(bid)
-            packer = self._packers.get(kind_no)
-            if packer is None:
-                packer = self._packers[kind_no] = PackWriter()
-            packer.add(kind_no, bid, sealed, len(data))
-            self.stats.blobs_new += 1
-            self.stats.bytes_new += len(data)
-            self.stats.bytes_stored += len(sealed)
-            if packer.size >= self.pack_size:
-                full = packer
-                del self._packers[kind_no]
-        if full is not None:
-            self._ship(full)
-        return bid, len(sealed)
+        return bid, self._uploader.add(bid, kind_no, data)
 
-    def _ship(self, packer: PackWriter) -> None:
-        pack_id, data = packer.finish_stream(self.cipher)
-        if self._uploads is None:
-            with self._lock:
-                if self._uploads is None:
-                    self._uploads = queue.Queue(maxsize=1)
-                    # parallel uploads only when there are backend instances for them
-                    count = 2 if self._backend_factory and self._max_backends > 1 else 1
-                    for i in range(count):
-                        t = threading.Thread(
-                            target=self._upload_loop, name=f"pannier-upload-{i}", daemon=True
-                        )
-                        t.start()
-                        self._uploaders.append(t)
-        assert self._uploads is not None
-        self._uploads.put((pack_id, data, packer.entries))
-
-    def _upload_loop(self) -> None:
-        assert self._uploads is not None
-        while True:
-            item = self._uploads.get()
-            try:
-                if item is None:
-                    return
-                pack_id, data, entries = item
-                if self._upload_error is None:
-                    name = pack_name(pack_id)
-                    stream = cast(IO[bytes], data)
-                    self.call_backend(
-                        partial(_put_stream, stream=stream, name=name, size=data.size)
-                    )
-                    index = self.index
-                    with self._lock:
-                        index.add_pack(pack_id, entries)
-                        self._unsaved[pack_id] = entries
-                        self._pending.difference_update(e.blob_id for e in entries)
-                        self.stats.packs_uploaded += 1
-                        batch = self._take_unsaved(INDEX_EVERY_PACKS)
-                    if batch:
-                        self.write_index(batch)
-            except BaseException as e:
-                self._upload_error = e
-            finally:
-                self._uploads.task_done()
-
-    def _raise_upload_error(self) -> None:
-        err = self._upload_error
-        if err is not None:
-            if isinstance(err, PannierError):
-                raise err
-            raise RepositoryError(f"uploading a pack failed: {err}") from err
-
-    def _blob_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-blob")
-        return self._pool
-
-    def store_bytes(self, data: bytes | memoryview, *, kind: str | int = "data") -> list[bytes]:
+    def store_bytes(
+        self, data: bytes | bytearray | memoryview, *, kind: str | int = "data"
+    ) -> list[bytes]:
         """Chunk ``data`` and store every chunk; return the chunk ids in order."""
         return self._store_chunks(self.chunker.chunk_bytes(data), kind)
 
@@ -638,7 +438,7 @@ class Repository:
         second = next(it, None)
         if second is None:  # one chunk: no round trip through the pool
             return [self.add_blob(first, kind=kind)[0]]
-        pool = self._blob_pool()
+        pool = self._blob_executor()
         window: deque[Future[tuple[bytes, int]]] = deque()
         ids: list[bytes] = []
         limit = 2 * self.workers
@@ -656,12 +456,12 @@ class Repository:
         """Like :meth:`store_stream` (or :meth:`store_bytes` for bytes) but in a
         background thread: returns a Future of the chunk ids. Blocks while many files
         are in flight (bounded memory). Lets a caller back up many small files at once."""
-        if self._file_pool is None:
-            with self._lock:
-                if self._file_pool is None:
-                    self._file_pool = ThreadPoolExecutor(
-                        self.workers, thread_name_prefix="pannier-file"
-                    )
+        with self._lock:
+            if self._file_pool is None:
+                self._file_pool = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="pannier-file"
+                )
+            file_pool = self._file_pool
         self._file_slots.acquire()
 
         def run() -> list[bytes]:
@@ -673,7 +473,7 @@ class Repository:
                 self._file_slots.release()
 
         try:
-            return self._file_pool.submit(run)
+            return file_pool.submit(run)
         except BaseException:
             self._file_slots.release()
             raise
@@ -681,134 +481,34 @@ class Repository:
     def flush(self) -> None:
         """Upload every open pack, wait for the uploads, then write an index naming the
         new packs (write order: packs, then index). Raises the first upload error."""
-        with self._lock:
-            packers = list(self._packers.values())
-            self._packers.clear()
-        for packer in packers:
-            if len(packer):
-                self._ship(packer)
-        if self._uploads is not None:
-            self._uploads.join()
-        self._raise_upload_error()
-        with self._lock:
-            packs = self._take_unsaved(1)
-        if packs:
-            self.write_index(packs)
+        self._uploader.flush()
 
-    def _take_unsaved(self, threshold: int) -> dict[bytes, list[PackEntry]]:
-        """The uploaded packs no index names yet (with the recovered ones), once there
-        are ``threshold`` of them; the caller holds the lock and writes their index."""
-        if len(self._unsaved) < threshold:
-            return {}
-        packs = dict(self._recovered)
-        packs.update(self._unsaved)
-        self._unsaved.clear()
-        self._recovered.clear()
-        return packs
+    # --- reading blobs ----------------------------------------------------------------
+
+    def _before_read(self, blob_id: bytes) -> None:
+        if self._uploader.is_pending(blob_id):
+            self.flush()
 
     def read_blob(self, blob_id: bytes) -> bytes:
         """The verified plaintext of a blob (authenticated, decompressed, id checked).
         A blob not in the index or a damaged one raises CorruptObjectError naming the
         blob and its pack."""
-        with self._lock:
-            pending = blob_id in self._pending
-        if pending:
-            self.flush()
-        loc = self.index.lookup(blob_id)
-        if loc is None:
-            raise CorruptObjectError(
-                f"blob {blob_id.hex()} is not in the index", object_name=blob_id.hex()
-            )
-        name = pack_name(loc.pack_id)
-        try:
-            sealed = self.read_range(name, loc.offset, loc.length)
-        except FileMissingError:
-            raise CorruptObjectError(
-                f"pack {name} is missing (needed for blob {blob_id.hex()})", object_name=name
-            ) from None
-        return self.decode_blob(blob_id, sealed, name)
-
-    def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
-        """``length`` bytes of the object ``name`` from ``offset``: a ranged get, or, on a
-        backend without ranged reads, a slice of the whole object kept in a small cache
-        of the last packs read (so reading a pack's blobs downloads it once)."""
-        if self._ranged:
-            return self.call_backend(lambda b: b.get_range(name, offset, length))
-        with self._cache_lock:
-            data = self._pack_cache.get(name)
-            if data is not None:
-                self._pack_cache.move_to_end(name)
-        if data is None:
-            data = self.call_backend(lambda b: b.get_bytes(name))
-            with self._cache_lock:
-                self._pack_cache[name] = data
-                while len(self._pack_cache) > PACK_CACHE_SIZE:
-                    self._pack_cache.popitem(last=False)
-        return memoryview(data)[offset : offset + length]
-
-    def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
-        """Open, decompress and verify one sealed blob read from ``pack``."""
-        what = f"blob {blob_id.hex()} in pack {pack}"
-        if len(sealed) == 0:
-            raise CorruptObjectError(f"{what} is truncated", object_name=pack)
-        data = decode_payload(self.cipher.open(sealed, blob_id, what), what)
-        if self.cipher.blob_id(data) != blob_id:
-            raise CorruptObjectError(f"{what} does not match its id", object_name=pack)
-        return data
+        return self._reader.read_blob(blob_id)
 
     def iter_blobs(self, blob_ids: Iterable[bytes]) -> Iterator[bytes]:
         """The verified plaintexts of ``blob_ids``, in order. Neighbouring blobs of one
         pack are read with one ranged get, and reads and decryption run ahead in threads
         (a bounded window)."""
-        pool = self._blob_pool()
-        window: deque[Future[list[bytes]]] = deque()
-        for batch in self._batches(blob_ids):
-            window.append(pool.submit(self._read_batch, batch))
-            if len(window) > self.workers * 2:
-                yield from window.popleft().result()
-        while window:
-            yield from window.popleft().result()
+        return self._reader.iter_blobs(blob_ids)
 
-    def _batches(self, blob_ids: Iterable[bytes]) -> Iterator[list[tuple[bytes, Any]]]:
-        batch: list[tuple[bytes, Any]] = []
-        end = 0
-        for bid in blob_ids:
-            with self._lock:
-                pending = bid in self._pending
-            if pending:
-                self.flush()
-            loc = self.index.lookup(bid)
-            if batch and (
-                loc is None
-                or batch[0][1] is None
-                or loc.pack_id != batch[0][1].pack_id
-                or not 0 <= loc.offset - end <= 256 * 1024
-                or end - batch[0][1].offset > 8 * 1024 * 1024
-            ):
-                yield batch
-                batch = []
-            batch.append((bid, loc))
-            if loc is not None:
-                end = loc.offset + loc.length
-        if batch:
-            yield batch
+    def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
+        """``length`` bytes of the object ``name`` from ``offset`` (see
+        :meth:`BlobReader.read_range`)."""
+        return self._reader.read_range(name, offset, length)
 
-    def _read_batch(self, batch: list[tuple[bytes, Any]]) -> list[bytes]:
-        first = batch[0][1]
-        if first is None or len(batch) == 1:
-            return [self.read_blob(batch[0][0])]
-        start = first.offset
-        stop = batch[-1][1].offset + batch[-1][1].length
-        name = pack_name(first.pack_id)
-        try:
-            data = self.read_range(name, start, stop - start)
-        except FileMissingError:
-            raise CorruptObjectError(f"pack {name} is missing", object_name=name) from None
-        view = memoryview(data)
-        return [
-            self.decode_blob(bid, view[loc.offset - start : loc.offset - start + loc.length], name)
-            for bid, loc in batch
-        ]
+    def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
+        """Open, decompress and verify one sealed blob read from ``pack``."""
+        return self._reader.decode_blob(blob_id, sealed, pack)
 
     # --- snapshots --------------------------------------------------------------------
 
@@ -818,9 +518,8 @@ class Repository:
         plain = snap.encode()
         snap_id = self.cipher.blob_id(plain).hex()
         sealed = self.cipher.seal_object(plain, fmt.AAD_SNAPSHOT, self.compression_level)
-        self.call_backend(
-            lambda b: b.put_bytes(fmt.object_name(fmt.ObjectType.SNAPSHOT, snap_id), sealed)
-        )
+        name = fmt.object_name(fmt.ObjectType.SNAPSHOT, snap_id)
+        self.call_backend(lambda b: b.put_bytes(name, sealed))
         snap.id = snap_id
         return snap_id
 
@@ -923,43 +622,15 @@ class Repository:
 
     def list_keys(self) -> list[KeyInfo]:
         """The key objects (one per password)."""
-        out = []
-        for name in sorted(self.list_names("key-")):
-            body = read_key_info(self.call_backend(partial(_get_bytes, name=name)), name)
-            out.append(
-                KeyInfo(
-                    name[4:],
-                    str(body.get("created", "")),
-                    str(body.get("hostname", "")),
-                    str(body.get("username", "")),
-                    str(body.get("kdf", "")),
-                    name == self.key_name,
-                )
-            )
-        return out
+        return list_keys(self._pool, self.key_name)
 
     def add_key(self, password: str, *, kdf: KdfParams | None = None) -> str:
         """Add a key object for another password; return its id."""
-        if self.cipher.master is None:
-            raise ConfigError("the repository is not encrypted: it has no keys")
-        if not password:
-            raise ConfigError("the new password is empty")
-        key_id = os.urandom(8).hex()
-        data = make_key_object(self.cipher.master, password, kdf=kdf)
-        self.call_backend(lambda b: b.put_bytes(f"key-{key_id}", data))
-        return key_id
+        return add_key(self._pool, self.cipher.master, password, kdf)
 
     def remove_key(self, key_id: str) -> None:
         """Remove a key object. The key in use and the last key cannot be removed."""
-        names = self.list_names("key-")
-        name = key_id if key_id.startswith("key-") else f"key-{key_id}"
-        if name not in names:
-            raise ConfigError(f"no key {key_id!r} in the repository")
-        if name == self.key_name:
-            raise ConfigError(f"key {key_id} is the one in use: open with another password")
-        if len(names) <= 1:
-            raise ConfigError("cannot remove the last key")
-        self.call_backend(lambda b: b.delete(name))
+        remove_key(self._pool, key_id, self.key_name)
 
     # --- closing ----------------------------------------------------------------------
 
@@ -969,20 +640,14 @@ class Repository:
             return
         self._closed = True
         try:
-            if self._pending or self._unsaved:
+            if self._uploader.has_pending:
                 self.flush()
         finally:
-            if self._uploads is not None:
-                for _ in self._uploaders:
-                    self._uploads.put(None)
-                for t in self._uploaders:
-                    t.join()
-            for pool in (self._file_pool, self._pool):
+            self._uploader.close()
+            for pool in (self._file_pool, self._executor):
                 if pool is not None:
                     pool.shutdown(wait=True)
-            for extra in self._extra_backends:
-                extra.close()
-            self._extra_backends.clear()
+            self._pool.close()
 
     def __enter__(self) -> Repository:
         return self
@@ -997,53 +662,3 @@ def _chain(
     yield first
     yield second
     yield from rest
-
-
-def encode_config(cipher: Cipher, repo_id: str, encryption: str, settings: dict[str, Any]) -> bytes:
-    """The bytes of the ``config`` object: magic, then a msgpack map with the version,
-    id and encryption in clear and the settings sealed (authenticated and encrypted when
-    the repository is)."""
-    sealed = cipher.seal(msgpack.packb(settings, use_bin_type=True), _config_aad(repo_id))
-    body = {
-        "version": fmt.FORMAT_VERSION,
-        "id": repo_id,
-        "encryption": encryption,
-        "settings": sealed,
-    }
-    return fmt.CONFIG_MAGIC + bytes(msgpack.packb(body, use_bin_type=True))
-
-
-def decode_config_public(raw: bytes) -> dict[str, Any]:
-    """The clear part of a ``config`` object; CorruptObjectError when it is not one,
-    RepositoryFormatError when its version is newer than this pannier reads."""
-    if not raw.startswith(fmt.CONFIG_MAGIC):
-        raise CorruptObjectError("config is not a pannier repository config", object_name="config")
-    try:
-        body = msgpack.unpackb(raw[len(fmt.CONFIG_MAGIC) :], raw=False)
-        version = body["version"]
-        _ = body["id"], body["encryption"], body["settings"]
-    except Exception:
-        raise CorruptObjectError("config is corrupt", object_name="config") from None
-    if not isinstance(version, int) or version > fmt.FORMAT_VERSION:
-        raise RepositoryFormatError(
-            f"the repository has format version {version}; this pannier reads up to "
-            f"{fmt.FORMAT_VERSION}: upgrade pannier"
-        )
-    return dict(body)
-
-
-def blob_ids_from(data: bytes) -> list[bytes]:
-    """Split concatenated 32-byte ids (a helper for streams of ids)."""
-    return [data[i : i + fmt.ID_SIZE] for i in range(0, len(data), fmt.ID_SIZE)]
-
-
-def _get_bytes(backend: Backend, name: str) -> bytes:
-    return backend.get_bytes(name)
-
-
-def _put_stream(backend: Backend, stream: IO[bytes], name: str, size: int) -> None:
-    backend.put_stream(stream, name, size)
-
-
-def _read_header(backend: Backend, name: str, size: int, cipher: Cipher) -> list[PackEntry]:
-    return read_pack_header(backend, name, size, cipher)

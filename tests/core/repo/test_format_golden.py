@@ -7,6 +7,7 @@ import blake3
 import pytest
 from pannier.errors import CorruptObjectError
 from pannier.repo.chunker import Chunker
+from pannier.repo.config import decode_config_public, encode_config
 from pannier.repo.crypto import (
     Cipher,
     KdfParams,
@@ -19,7 +20,6 @@ from pannier.repo.crypto import (
 from pannier.repo.format import PACK_MAGIC
 from pannier.repo.index import decode_index_object, encode_index_object
 from pannier.repo.pack import PackWriter, parse_pack
-from pannier.repo.repository import decode_config_public, encode_config
 
 MASTER = MasterKey(bytes(range(32)), bytes(range(32, 64)), 0x1234567890ABCDEF)
 KDF = KdfParams(memory_cost=1024, iterations=1, lanes=1)

@@ -279,9 +279,9 @@ def test_key_left_by_an_interrupted_init_is_skipped(backend: DirBackend) -> None
 def test_long_backup_writes_indexes_as_it_goes(
     repo: Repository, backend: DirBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pannier.repo import repository
+    from pannier.repo import uploader
 
-    monkeypatch.setattr(repository, "INDEX_EVERY_PACKS", 1)
+    monkeypatch.setattr(uploader, "INDEX_EVERY_PACKS", 1)
     repo.store_bytes(os.urandom(20_000_000))  # at least two full packs, no flush
     deadline = time.time() + 30
     while repo.stats.packs_uploaded < 2 and time.time() < deadline:

@@ -1,0 +1,164 @@
+"""Reading blobs back: ranged reads, verification, and read-ahead for many blobs.
+
+Every blob read is verified: opened (authenticated when encrypted), decompressed and
+re-hashed against its id. :meth:`BlobReader.iter_blobs` reads neighbouring blobs of one
+pack with a single ranged get and runs reads and decryption ahead in threads, within a
+bounded window. On a backend without ranged reads the last few packs read are kept whole
+in memory instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ..errors import CorruptObjectError, FileMissingError
+from .backend_pool import BackendPool
+from .crypto import Cipher, decode_payload
+from .index import BlobLocation, Index
+from .pack import pack_name
+
+__all__ = ["PACK_CACHE_SIZE", "BlobReader"]
+
+#: Packs kept in memory when the backend cannot read ranges.
+PACK_CACHE_SIZE = 3
+#: Blobs of one pack closer than this are read together.
+MAX_GAP = 256 * 1024
+#: The most one batched read spans.
+MAX_SPAN = 8 * 1024 * 1024
+
+_Batch = list[tuple[bytes, BlobLocation | None]]
+
+
+class BlobReader:
+    """Reads and verifies blobs. Thread-safe.
+
+    :param index: returns the repository's in-memory index.
+    :param before_read: called with a blob id before it is looked up (the repository
+        flushes when the blob is still waiting to be uploaded).
+    :param executor: returns the thread pool used for read-ahead.
+    """
+
+    def __init__(
+        self,
+        cipher: Cipher,
+        pool: BackendPool,
+        index: Callable[[], Index],
+        before_read: Callable[[bytes], None],
+        executor: Callable[[], ThreadPoolExecutor],
+        *,
+        window: int,
+    ) -> None:
+        self.cipher = cipher
+        self.pool = pool
+        self._index = index
+        self._before_read = before_read
+        self._executor = executor
+        self._window = window
+        self._ranged = pool.backend.get_capabilities().ranged_get
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
+        """``length`` bytes of the object ``name`` from ``offset``: a ranged get, or, on a
+        backend without ranged reads, a slice of the whole object kept in a small cache
+        of the last packs read (so reading a pack's blobs downloads it once)."""
+        if self._ranged:
+            return self.pool.call(lambda b: b.get_range(name, offset, length))
+        with self._cache_lock:
+            data = self._cache.get(name)
+            if data is not None:
+                self._cache.move_to_end(name)
+        if data is None:
+            data = self.pool.call(lambda b: b.get_bytes(name))
+            with self._cache_lock:
+                self._cache[name] = data
+                while len(self._cache) > PACK_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return memoryview(data)[offset : offset + length]
+
+    def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
+        """Open, decompress and verify one sealed blob read from ``pack``;
+        CorruptObjectError naming the blob and the pack."""
+        what = f"blob {blob_id.hex()} in pack {pack}"
+        if len(sealed) == 0:
+            raise CorruptObjectError(f"{what} is truncated", object_name=pack)
+        data = decode_payload(self.cipher.open(sealed, blob_id, what), what)
+        if self.cipher.blob_id(data) != blob_id:
+            raise CorruptObjectError(f"{what} does not match its id", object_name=pack)
+        return data
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        """The verified plaintext of a blob; CorruptObjectError naming the blob (and its
+        pack) when it is not indexed, its pack is missing, or it is damaged."""
+        self._before_read(blob_id)
+        loc = self._index().lookup(blob_id)
+        if loc is None:
+            raise CorruptObjectError(
+                f"blob {blob_id.hex()} is not in the index", object_name=blob_id.hex()
+            )
+        name = pack_name(loc.pack_id)
+        try:
+            sealed = self.read_range(name, loc.offset, loc.length)
+        except FileMissingError:
+            raise CorruptObjectError(
+                f"pack {name} is missing (needed for blob {blob_id.hex()})", object_name=name
+            ) from None
+        return self.decode_blob(blob_id, sealed, name)
+
+    def iter_blobs(self, blob_ids: Iterable[bytes]) -> Iterator[bytes]:
+        """The verified plaintexts of ``blob_ids``, in order, read ahead in threads."""
+        pool = self._executor()
+        window: deque[Future[list[bytes]]] = deque()
+        for batch in self._batches(blob_ids):
+            window.append(pool.submit(self._read_batch, batch))
+            if len(window) > self._window:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
+
+    def _batches(self, blob_ids: Iterable[bytes]) -> Iterator[_Batch]:
+        """Runs of neighbouring blobs of one pack (a blob not indexed is alone)."""
+        batch: _Batch = []
+        start = end = 0
+        for bid in blob_ids:
+            self._before_read(bid)
+            loc = self._index().lookup(bid)
+            first = batch[0][1] if batch else None
+            if batch and (
+                loc is None
+                or first is None
+                or loc.pack_id != first.pack_id
+                or not 0 <= loc.offset - end <= MAX_GAP
+                or loc.offset + loc.length - start > MAX_SPAN
+            ):
+                yield batch
+                batch = []
+            if not batch and loc is not None:
+                start = loc.offset
+            batch.append((bid, loc))
+            if loc is not None:
+                end = loc.offset + loc.length
+        if batch:
+            yield batch
+
+    def _read_batch(self, batch: _Batch) -> list[bytes]:
+        first = batch[0][1]
+        if first is None or len(batch) == 1:
+            return [self.read_blob(batch[0][0])]
+        last = batch[-1][1]
+        assert last is not None
+        start, stop = first.offset, last.offset + last.length
+        name = pack_name(first.pack_id)
+        try:
+            data = memoryview(self.read_range(name, start, stop - start))
+        except FileMissingError:
+            raise CorruptObjectError(f"pack {name} is missing", object_name=name) from None
+        out = []
+        for bid, loc in batch:
+            assert loc is not None
+            piece = data[loc.offset - start : loc.offset - start + loc.length]
+            out.append(self.decode_blob(bid, piece, name))
+        return out
