@@ -121,6 +121,9 @@ def _store_file(repo: Any, entry: SourceEntry, index: Index, meta: MetaRecorder)
     return stored
 
 
+_LARGE_FILE = threading.Lock()
+
+
 def _store_content(repo: Any, entry: SourceEntry) -> _Stored:
     """Read one file and store its chunks; never raises for an unreadable file."""
     try:
@@ -132,11 +135,13 @@ def _store_content(repo: Any, entry: SourceEntry) -> _Stored:
                         return _Stored([], 0, None)
                     blob_id, _ = repo.add_blob(data)
                     return _Stored([blob_id], len(data), None)
-                rest = _Prefixed(data, f)
-                chunks = list(repo.store_stream(rest))
-                return _Stored(chunks, rest.nread, None)
-            counted = _Counted(f)
-            chunks = list(repo.store_stream(counted))
+                counted: _Counted = _Prefixed(data, f)
+            else:
+                counted = _Counted(f)
+            # one large file at a time: the repository already chunks, hashes, compresses
+            # and encrypts it in parallel, and several at once would multiply its buffers
+            with _LARGE_FILE:
+                chunks = list(repo.store_stream(counted))
             return _Stored(chunks, counted.nread, None)
     except OSError as e:
         return _Stored(None, 0, e.strerror or str(e))

@@ -111,8 +111,8 @@ class TreeWriter:
 
 
 def spooled_file() -> IO[bytes]:
-    """A temporary binary file kept in memory up to 16 MiB, then on disk."""
-    return tempfile.SpooledTemporaryFile(max_size=16 << 20)
+    """A temporary binary file kept in memory up to 1 MiB, then on disk."""
+    return tempfile.SpooledTemporaryFile(max_size=1 << 20)
 
 
 def iter_tree(chunks: Iterable[bytes], name: str = "tree stream") -> Iterator[TreeEntry]:
