@@ -185,6 +185,7 @@ class RepositoryLock:
         self.name: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refreshed: float | None = None
 
     def _write(self) -> str:
         info = LockInfo(
@@ -211,6 +212,7 @@ class RepositoryLock:
     def acquire(self) -> RepositoryLock:
         """Take the lock or raise LockedError naming the owner of the conflicting one."""
         self.name = self._write()
+        self._refreshed = time.monotonic()
         conflicts = self._conflicts()
         if conflicts:
             name, self.name = self.name, None
@@ -229,14 +231,31 @@ class RepositoryLock:
         """Write a new lock object with the current time and delete the old one."""
         old = self.name
         self.name = self._write()
+        self._refreshed = time.monotonic()
         if old:
             self._run(lambda b: b.delete(old))
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lock went unrefreshed so long that others may take it as stale
+        (the backend failed every refresh): work under it must stop."""
+        if self.name is None or self._refreshed is None:
+            return False
+        return time.monotonic() - self._refreshed > self.stale_after - self.refresh_every
+
+    def check(self) -> None:
+        """Raise LockedError when the lock is :attr:`lost`."""
+        if self.lost:
+            raise LockedError(
+                "the repository lock could not be refreshed in time and may have been "
+                "taken by another process; stopping before writing more"
+            )
 
     def _refresher(self) -> None:
         while not self._stop.wait(self.refresh_every):
             try:
                 self.refresh()
-            except PannierError:  # the next refresh tries again; staleness is far off
+            except PannierError:  # the next refresh tries again; see ``lost``
                 continue
 
     def release(self) -> None:

@@ -154,6 +154,7 @@ class Repository:
             self._blob_executor,
             window=2 * self.workers,
         )
+        self._locks: list[RepositoryLock] = []
         self._closed = False
 
     # --- creating and opening ---------------------------------------------------------
@@ -283,9 +284,18 @@ class Repository:
         """A lock on the repository, to use as a context manager: shared (backups,
         restores, checks) or exclusive (prune). Entering raises LockedError naming the
         owner of a conflicting live lock."""
-        return RepositoryLock(
+        held = RepositoryLock(
             self.backend, self.cipher, exclusive=exclusive, run_locked=self.call_backend
         )
+        self._locks.append(held)
+        return held
+
+    def check_locks(self) -> None:
+        """Raise LockedError when a lock this repository holds could not be refreshed in
+        time (see :attr:`RepositoryLock.lost`); called before writing an index or a
+        snapshot."""
+        for held in self._locks:
+            held.check()
 
     # --- index ------------------------------------------------------------------------
 
@@ -377,6 +387,7 @@ class Repository:
         self, packs: dict[bytes, list[PackEntry]], supersedes: Iterable[str] = ()
     ) -> str:
         """Write an index object naming ``packs``; return its remote name."""
+        self.check_locks()
         plain = encode_index_object(packs, supersedes)
         sealed = self.cipher.seal_object(plain, fmt.AAD_INDEX, self.compression_level)
         name = fmt.object_name(fmt.ObjectType.INDEX, blake3.blake3(sealed).digest())
@@ -515,6 +526,7 @@ class Repository:
     def save_snapshot(self, snap: Snapshot) -> str:
         """Flush, then write the snapshot object last; set and return its id."""
         self.flush()
+        self.check_locks()
         plain = snap.encode()
         snap_id = self.cipher.blob_id(plain).hex()
         sealed = self.cipher.seal_object(plain, fmt.AAD_SNAPSHOT, self.compression_level)

@@ -11,7 +11,7 @@ from pannier.errors import LockedError
 from pannier.repo import Repository, format as fmt
 from pannier.repo.locks import LockInfo, _encode, list_locks, remove_locks
 
-from .conftest import PASSWORD, DirBackend
+from .conftest import FAST_KDF, PASSWORD, DirBackend
 from .helpers import spawn, wait_for_line
 
 
@@ -122,3 +122,34 @@ def test_same_host_live_pid_is_not_stale() -> None:
 
     me = LockInfo("lock-x", socket.gethostname(), os.getpid(), "u", time.time(), False)
     assert not me.is_stale()
+
+
+class FailingPuts(DirBackend):
+    """A backend whose puts start failing (a network gone), for lock refresh tests."""
+
+    fail = False
+
+    def _write(self, name: str, data: bytes) -> None:
+        if type(self).fail:
+            from pannier.errors import TransientBackendError
+
+            raise TransientBackendError("connection refused")
+        super()._write(name, data)
+
+
+def test_lock_that_cannot_be_refreshed_stops_writes(backend: DirBackend) -> None:
+    from pannier.repo import Snapshot
+
+    flaky = FailingPuts(backend.directory)
+    repo = Repository.init(flaky, PASSWORD, kdf=FAST_KDF)
+    held = repo.lock()
+    held.refresh_every, held.stale_after = 0.05, 0.3
+    with held:
+        FailingPuts.fail = True
+        try:
+            time.sleep(0.5)
+            assert held.lost
+            with pytest.raises(LockedError, match="could not be refreshed"):
+                repo.save_snapshot(Snapshot())
+        finally:
+            FailingPuts.fail = False
