@@ -468,7 +468,7 @@ class _Stream:
         chunks = []
         remaining = size
         while remaining > 0 and not self.eof:
-            chunk = self.fileobj.read(min(remaining, 8 * MIB))
+            chunk = self.fileobj.read(remaining)  # one read, no join, for a buffered file
             if not chunk:
                 self.eof = True
                 break
