@@ -167,3 +167,13 @@ def test_prune_dry_run_and_json(filled: str, repo_dir: Path) -> None:
     assert not any(p.name.startswith("data-") for p in repo_dir.iterdir())
     bad = pannier("prune", "-r", filled, "--max-unused", "lots")
     assert bad.returncode == 2 and "--max-unused" in bad.stderr
+
+
+def test_check_json_and_subsets(filled: str) -> None:
+    done = pannier("--json", "check", "-r", filled, "--read-data-subset", "1/1")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] is True and result["errors"] == []
+    assert result["snapshots"] == 1 and result["packs_read"] == result["packs"] >= 1
+    both = pannier("check", "-r", filled, "--read-data", "--read-data-subset", "1/2")
+    assert both.returncode == 2  # mutually exclusive options
