@@ -3,6 +3,8 @@
 * :mod:`pannier.engine.tree` -- the snapshot tree stream (entries, content chunk ids);
 * :mod:`pannier.engine.backup` -- :func:`run_backup`;
 * :mod:`pannier.engine.restore` -- :func:`run_restore`;
+* :mod:`pannier.engine.target` -- walking a restore target safely, atomic file writes;
+* :mod:`pannier.engine.diff` -- comparing two snapshot trees;
 * :mod:`pannier.engine.verify` -- :func:`verify_snapshot` (a snapshot against a live source);
 * :mod:`pannier.engine.forget` -- retention policies;
 * :mod:`pannier.engine.snapshots` -- choosing snapshots and reading their streams;

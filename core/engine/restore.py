@@ -26,11 +26,7 @@ Guarantees (each checked by a test):
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import itertools
 import os
-import secrets
 import stat
 import threading
 import time
@@ -40,20 +36,28 @@ from typing import Any
 
 import attrs
 
-from ..errors import ConfigError, PannierError, UnsafePathError
+from ..errors import ConfigError, PannierError
 from ..meta import MetaPlugin
 from ..source import Index, index_to_path, path_to_index
 from .meta import MetaApplier
 from .progress import Progress, call_hook
 from .snapshots import load_tree
+from .target import (
+    DIR_FLAGS,
+    DirStack,
+    apply_tree_meta,
+    check_name,
+    lstat_at,
+    open_parent,
+    remove_at,
+    same_content,
+    tmp_name,
+    write_file,
+)
 from .tree import FLAG_SPARSE, TreeEntry
 
-__all__ = ["RestoreOptions", "RestoreSummary", "check_name", "run_restore"]
+__all__ = ["RestoreOptions", "RestoreSummary", "check_target", "run_restore"]
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_TMP_PREFIX = ".pannier-tmp-"
-#: Files up to this size are compared with one blob id (as backup stores them).
-SMALL_FILE = 256 * 1024
 #: Small files of one directory restored together: at most this many, or this many bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 8 << 20
@@ -96,15 +100,6 @@ class RestoreSummary:
         return attrs.asdict(self)
 
 
-def check_name(name: bytes, index: Index) -> bytes:
-    """Return ``name`` if it is a safe single path component, else raise UnsafePathError."""
-    if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
-        raise UnsafePathError(
-            f"snapshot entry {index_to_path(index)!r} has an unsafe name {os.fsdecode(name)!r}"
-        )
-    return name
-
-
 def _is_within(index: Index, includes: Sequence[Index]) -> tuple[bool, bool]:
     """(restore it, it is only an ancestor of an included path)."""
     if not includes:
@@ -116,188 +111,6 @@ def _is_within(index: Index, includes: Sequence[Index]) -> tuple[bool, bool]:
         if inc[: len(index)] == index:
             return True, True
     return False, False
-
-
-class _Dirs:
-    """Open directory fds along the current path, walked without following symlinks."""
-
-    def __init__(self, top_fd: int) -> None:
-        self.top = top_fd
-        self.stack: list[tuple[bytes, int]] = []  # (name, fd), below top
-
-    def fd_for(self, parent: Index, create: bool = True) -> int:
-        """The fd of directory ``parent`` (created when missing and ``create``)."""
-        depth = 0
-        while (
-            depth < len(self.stack)
-            and depth < len(parent)
-            and self.stack[depth][0] == parent[depth]
-        ):
-            depth += 1
-        while len(self.stack) > depth:
-            os.close(self.stack.pop()[1])
-        for i in range(depth, len(parent)):
-            name = check_name(parent[i], parent)
-            dfd = self.stack[-1][1] if self.stack else self.top
-            fd = _open_dir(dfd, name, parent[: i + 1], create)
-            self.stack.append((name, fd))
-        return self.stack[-1][1] if self.stack else self.top
-
-    def close(self) -> None:
-        while self.stack:
-            os.close(self.stack.pop()[1])
-
-
-def _open_dir(dfd: int, name: bytes, index: Index, create: bool) -> int:
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dfd)
-    except FileNotFoundError:
-        if not create:
-            raise
-        os.mkdir(name, 0o700, dir_fd=dfd)
-        return os.open(name, _DIR_FLAGS, dir_fd=dfd)
-    except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UnsafePathError(
-                f"{index_to_path(index)} is not a directory in the target (a symlink or a "
-                f"file is in the way); refusing to follow it"
-            ) from None
-        raise
-
-
-def _walk_to_parent(top_fd: int, index: Index) -> int:
-    """Open (a new fd of) the parent directory of ``index``, never following symlinks."""
-    fd = os.dup(top_fd)
-    try:
-        for i in range(len(index) - 1):
-            nfd = _open_dir(fd, check_name(index[i], index), index[: i + 1], create=False)
-            os.close(fd)
-            fd = nfd
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-#: Temporary names are this process's random prefix and a counter (O_EXCL makes a clash
-#: an error, never an overwrite).
-_TMP_RUN = f"{_TMP_PREFIX}{secrets.token_hex(6)}-"
-_tmp_counter = itertools.count()
-
-
-def _tmp_name() -> bytes:
-    return f"{_TMP_RUN}{next(_tmp_counter)}".encode()
-
-
-def _lstat(dfd: int, name: bytes) -> os.stat_result | None:
-    try:
-        return os.lstat(name, dir_fd=dfd)
-    except FileNotFoundError:
-        return None
-
-
-def _remove(dfd: int, name: bytes) -> None:
-    """Remove whatever is at ``name`` (a directory tree too) without following links."""
-    st = _lstat(dfd, name)
-    if st is None:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-        try:
-            for child in os.listdir(fd):
-                _remove(fd, os.fsencode(child))
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=dfd)
-    else:
-        os.unlink(name, dir_fd=dfd)
-
-
-def _same_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> bool:
-    """True when the regular file at ``name`` has exactly the entry's content (compared by
-    chunk ids computed locally; nothing is read from the repository)."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
-    except OSError:
-        return False
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
-            return False
-        chunks = list(entry.data or ())
-        if entry.size == 0:
-            return not chunks
-        if entry.size <= SMALL_FILE and len(chunks) == 1:
-            return bool(repo.blob_id(f.read()) == chunks[0])
-        i = 0
-        for piece in repo.chunk_file(f):
-            if i >= len(chunks) or repo.blob_id(piece) != chunks[i]:
-                return False
-            i += 1
-        return i == len(chunks)
-
-
-def _write_content(
-    repo: Any, dfd: int, name: bytes, entry: TreeEntry, data: bytes | None = None
-) -> int:
-    """Write the entry's content (``data`` when already read, else its blobs read from
-    the repository) to a temporary name, rename it to ``name``; return the bytes written.
-    On any failure the temporary file is removed and the error raised."""
-    tmp = _tmp_name()
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
-    )
-    written = 0
-    try:
-        sparse = bool(entry.flags & FLAG_SPARSE)
-        chunks = list(entry.data or ())
-        if chunks:
-            blobs = [data] if data is not None else repo.iter_blobs(chunks)
-            for data in blobs:
-                n = len(data)
-                if sparse and data == bytes(n):
-                    os.lseek(fd, n, os.SEEK_CUR)
-                else:
-                    view = memoryview(data)
-                    while view:
-                        k = os.write(fd, view)
-                        view = view[k:]
-                written += n
-        if sparse:
-            os.ftruncate(fd, written)
-        if written != entry.size:
-            raise UnsafePathError(
-                f"{index_to_path(entry.index)}: content is {written} bytes, the snapshot says "
-                f"{entry.size}"
-            )
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dfd)
-        raise
-    return written
-
-
-def _apply_tree_meta(dfd: int, name: bytes, entry: TreeEntry) -> bool:
-    """Apply the tree's own owner, mode and mtime (when no ``attr`` stream is there)."""
-    st = os.lstat(name, dir_fd=dfd)
-    changed = False
-    is_link = entry.kind == "l"
-    if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
-        os.chown(name, entry.uid, entry.gid, dir_fd=dfd, follow_symlinks=False)
-        changed = True
-        st = os.lstat(name, dir_fd=dfd)
-    if not is_link and stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
-        os.chmod(name, stat.S_IMODE(entry.mode), dir_fd=dfd)
-        changed = True
-    if st.st_mtime_ns != entry.mtime_ns:
-        os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dfd, follow_symlinks=False)
-        changed = True
-    return changed
 
 
 class _Restorer:
@@ -327,8 +140,7 @@ class _Restorer:
             )
             if not self.use_attr or records.get("attr") is None:
                 changed = (
-                    _apply_tree_meta(dfd, entry.index[-1] if entry.index else b".", entry)
-                    or changed
+                    apply_tree_meta(dfd, entry.index[-1] if entry.index else b".", entry) or changed
                 )
         except OSError as e:
             self.error(entry.index, f"cannot set metadata: {e.strerror or e}")
@@ -351,18 +163,18 @@ class _Restorer:
         Errors are reported, not raised."""
         name = entry.index[-1]
         try:
-            st = _lstat(dfd, name) if compare else None
+            st = lstat_at(dfd, name) if compare else None
             if (
                 st is not None
                 and stat.S_ISREG(st.st_mode)
-                and _same_content(self.repo, dfd, name, entry)
+                and same_content(self.repo, dfd, name, entry)
             ):
                 with self.lock:
                     self.summary.files_unchanged += 1
             else:
                 if st is not None and stat.S_ISDIR(st.st_mode):
-                    _remove(dfd, name)
-                n = _write_content(self.repo, dfd, name, entry, data)
+                    remove_at(dfd, name)
+                n = write_file(self.repo, dfd, name, entry, data)
                 with self.lock:
                     self.summary.files_restored += 1
                     self.summary.bytes_written += n
@@ -387,7 +199,7 @@ class _Restorer:
             if self.opts.overwrite:
                 todo = []
                 for entry, records in items:
-                    if _lstat(dfd, entry.index[-1]) is None:
+                    if lstat_at(dfd, entry.index[-1]) is None:
                         todo.append((entry, records))
                     else:  # compare with (or replace) what is there
                         self.restore_file(dfd, entry, records)
@@ -412,7 +224,7 @@ class _Restorer:
         """Create a symlink, FIFO or device at the entry's name unless an identical one is
         there; return True when something was created."""
         name = entry.index[-1]
-        st = _lstat(dfd, name)
+        st = lstat_at(dfd, name)
         if st is not None:
             if entry.kind == "l" and stat.S_ISLNK(st.st_mode):
                 if os.readlink(name, dir_fd=dfd) == bytes(entry.data or b""):
@@ -421,7 +233,7 @@ class _Restorer:
                 entry.kind == "p" or st.st_rdev == entry.data
             ):
                 return False
-        tmp = _tmp_name()
+        tmp = tmp_name()
         if entry.kind == "l":
             os.symlink(bytes(entry.data or b""), tmp, dir_fd=dfd)
         elif entry.kind == "p":
@@ -430,7 +242,7 @@ class _Restorer:
             os.mknod(tmp, stat.S_IFMT(entry.mode) | 0o600, int(entry.data or 0), dir_fd=dfd)
         try:
             if st is not None and stat.S_ISDIR(st.st_mode):
-                _remove(dfd, name)
+                remove_at(dfd, name)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             os.unlink(tmp, dir_fd=dfd)
@@ -439,7 +251,7 @@ class _Restorer:
 
     def make_dir(self, dfd: int, entry: TreeEntry) -> None:
         name = entry.index[-1]
-        st = _lstat(dfd, name)
+        st = lstat_at(dfd, name)
         if st is not None and not stat.S_ISDIR(st.st_mode):
             os.unlink(name, dir_fd=dfd)
             st = None
@@ -449,21 +261,21 @@ class _Restorer:
     def link(self, top: int, entry: TreeEntry) -> None:
         """Create the hard link ``entry`` to the earlier entry it names."""
         target_index = tuple(entry.data)
-        sfd = _walk_to_parent(top, target_index)
+        sfd = open_parent(top, target_index)
         try:
-            dfd = _walk_to_parent(top, entry.index)
+            dfd = open_parent(top, entry.index)
             try:
                 name = check_name(entry.index[-1], entry.index)
                 src = check_name(target_index[-1], target_index)
-                st = _lstat(dfd, name)
+                st = lstat_at(dfd, name)
                 sst = os.lstat(src, dir_fd=sfd)
                 if st is not None and (st.st_dev, st.st_ino) == (sst.st_dev, sst.st_ino):
                     return
-                tmp = _tmp_name()
+                tmp = tmp_name()
                 os.link(src, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
                 try:
                     if st is not None and stat.S_ISDIR(st.st_mode):
-                        _remove(dfd, name)
+                        remove_at(dfd, name)
                     os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
                 except BaseException:
                     os.unlink(tmp, dir_fd=dfd)
@@ -476,8 +288,8 @@ class _Restorer:
     def run(self, snapshot: Any) -> RestoreSummary:
         includes = [path_to_index(p) for p in self.opts.include]
         os.makedirs(self.target, exist_ok=True)
-        top = os.open(self.target, _DIR_FLAGS)
-        dirs = _Dirs(top)
+        top = os.open(self.target, DIR_FLAGS)
+        dirs = DirStack(top)
         dir_meta: list[tuple[TreeEntry, dict[str, Any]]] = []
         links: list[tuple[TreeEntry, dict[str, Any]]] = []
         matched = not includes
@@ -561,7 +373,7 @@ class _Restorer:
             for entry, records in reversed(dir_meta):
                 try:
                     if entry.index:
-                        dfd = _walk_to_parent(top, entry.index)
+                        dfd = open_parent(top, entry.index)
                         try:
                             self.apply_meta(dfd, entry, records)
                         finally:
@@ -607,7 +419,7 @@ class _Restorer:
             first, records = group[0]
             as_file = te._replace(index=first.index)
             try:
-                dfd = _walk_to_parent(top, first.index)
+                dfd = open_parent(top, first.index)
             except (OSError, PannierError) as e:
                 self.error(first.index, _message(e))
                 continue
@@ -625,7 +437,7 @@ class _Restorer:
         try:
             self.link(top, entry)
             self.summary.links += 1
-            dfd = _walk_to_parent(top, entry.index)
+            dfd = open_parent(top, entry.index)
             try:
                 self.apply_meta(dfd, entry, records)
             finally:
@@ -643,7 +455,7 @@ class _Restorer:
                 parent = os.open(os.path.dirname(self.target) or b"/", os.O_RDONLY | os.O_DIRECTORY)
                 try:
                     named = entry._replace(index=(os.path.basename(self.target),))
-                    changed = _apply_tree_meta(parent, named.index[-1], named) or changed
+                    changed = apply_tree_meta(parent, named.index[-1], named) or changed
                 finally:
                     os.close(parent)
         except OSError as e:
