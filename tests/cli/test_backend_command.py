@@ -154,3 +154,12 @@ def test_verbose_shows_retries_and_operations(store: Path) -> None:
     assert b"injected failure of list" in loud.stderr and b"attempt 2 of 5" in loud.stderr
     debug = pannier("backend", "-vv", "ls", url)
     assert b"list of 0 names" in debug.stderr
+
+
+def test_json_answers_of_rm_and_mkdir(tmp_path: Path) -> None:
+    url = f"file://user:hunter2@{tmp_path}/made"
+    made = pannier("--json", "backend", "mkdir", url)
+    assert made.returncode == 0
+    assert json.loads(made.stdout) == {"created": f"file://user:***@{tmp_path}/made"}
+    removed = pannier("--json", "backend", "rm", url, "a", "b")
+    assert json.loads(removed.stdout) == {"deleted": ["a", "b"]}

@@ -199,12 +199,17 @@ def run_put(args: argparse.Namespace, ctx: CLIContext) -> int:
 def run_rm(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Delete the names given; missing ones are not an error."""
     _open(args, ctx).delete_list(list(args.names))
+    if ctx.json:
+        ctx.out_json({"deleted": list(args.names)})
     return EXIT_OK
 
 
 def run_mkdir(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Create the backend's folder, bucket or container."""
-    _open(args, ctx).create_folder()
+    backend = _open(args, ctx)
+    backend.create_folder()
+    if ctx.json:
+        ctx.out_json({"created": backend.display_name})
     return EXIT_OK
 
 
