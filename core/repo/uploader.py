@@ -183,7 +183,7 @@ class PackUploader:
 
     def flush(self) -> None:
         """Upload every open pack, wait for the uploads, then write an index naming the
-        new packs. Raises the first upload error."""
+        new packs and the recovered ones. Raises the first upload error."""
         with self._lock:
             packers = list(self._packers.values())
             self._packers.clear()
@@ -196,7 +196,8 @@ class PackUploader:
             uploads.join()
         self.raise_error()
         with self._lock:
-            packs = self._take_unsaved(1)
+            # recovered packs too: a writer that only reused them still indexes them
+            packs = self._take_unsaved(0) if (self._unsaved or self.recovered) else {}
         if packs:
             self._write_index(packs)
 

@@ -105,3 +105,6 @@ def test_unindexed_packs_on_a_server_are_reused(backends: Callable[[], Backend])
     again.flush()
     assert again.stats.packs_uploaded == 0
     assert again.stats.blobs_new == 0
+    assert len(again.list_names("index-")) == 1  # the reused packs are indexed again
+    again.close()
+    assert Repository.open(again.backend, PASSWORD).recovered_packs == {}
