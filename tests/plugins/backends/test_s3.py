@@ -295,3 +295,46 @@ def test_server_answers_are_classified(
         assert info.value.retry_after == retry_after
     if expected is not RateLimitedError:
         assert not isinstance(info.value, RateLimitedError)
+
+
+def test_the_backend_tool_with_aws_variables(
+    facts: dict[str, str], raw: Any, tmp_path: Any
+) -> None:
+    """``pannier backend`` in a real process, credentials only in the environment."""
+    import os
+    import subprocess
+    import sys
+
+    name = unique("pannier-cli")
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": facts["PANNIER_TEST_S3_ENDPOINT"],
+        "AWS_ACCESS_KEY_ID": facts["PANNIER_TEST_S3_ACCESS_KEY"],
+        "AWS_SECRET_ACCESS_KEY": facts["PANNIER_TEST_S3_SECRET_KEY"],
+    }
+    source = tmp_path / "source"
+    source.write_bytes(b"through the command line")
+
+    def pannier(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pannier", "backend", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    try:
+        missing = pannier("ls", f"s3://{name}")
+        assert missing.returncode != 0 and f"bucket {name} does not exist" in missing.stderr
+        assert len(missing.stderr.strip().splitlines()) == 1
+        assert pannier("mkdir", f"s3://{name}").returncode == 0
+        assert pannier("put", f"s3://{name}/pre", "obj", str(source)).returncode == 0
+        listed = pannier("ls", f"s3://{name}/pre")
+        assert listed.returncode == 0 and "obj" in listed.stdout
+        assert pannier("get", f"s3://{name}/pre", "obj", str(tmp_path / "back")).returncode == 0
+        assert (tmp_path / "back").read_bytes() == b"through the command line"
+        assert pannier("rm", f"s3://{name}/pre", "obj").returncode == 0
+        env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
+        refused = pannier("ls", f"s3://{name}")
+        assert refused.returncode != 0 and "SignatureDoesNotMatch" in refused.stderr
+        assert "wrong-secret" not in refused.stderr
+    finally:
+        drop_bucket(raw, name)

@@ -332,3 +332,46 @@ def test_keystone_without_its_client_library_is_a_config_error(
     )
     with pytest.raises(ConfigError, match="pip install python-keystoneclient"):
         backend.list()
+
+
+def test_the_backend_tool_with_duplicity_variables(
+    facts: dict[str, str], admin: SwiftAdmin, tmp_path: Any
+) -> None:
+    """``pannier backend`` in a real process, credentials only in the environment."""
+    import os
+    import subprocess
+    import sys
+
+    name = unique("pannier-cli")
+    env = {
+        **os.environ,
+        "SWIFT_AUTHURL": facts["PANNIER_TEST_SWIFT_AUTH_URL"],
+        "SWIFT_USERNAME": facts["PANNIER_TEST_SWIFT_USER"],
+        "SWIFT_PASSWORD": facts["PANNIER_TEST_SWIFT_KEY"],
+    }
+    source = tmp_path / "source"
+    source.write_bytes(b"through the command line")
+
+    def pannier(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pannier", "backend", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    try:
+        missing = pannier("ls", f"swift://{name}")
+        assert missing.returncode != 0
+        assert f"container {name} does not exist" in missing.stderr
+        assert len(missing.stderr.strip().splitlines()) == 1
+        assert pannier("mkdir", f"swift://{name}").returncode == 0
+        assert pannier("put", f"swift://{name}", "obj", str(source)).returncode == 0
+        listed = pannier("ls", f"swift://{name}")
+        assert listed.returncode == 0 and "obj" in listed.stdout
+        assert pannier("get", f"swift://{name}", "obj", str(tmp_path / "back")).returncode == 0
+        assert (tmp_path / "back").read_bytes() == b"through the command line"
+        env["SWIFT_PASSWORD"] = "wrong-password"
+        refused = pannier("ls", f"swift://{name}")
+        assert refused.returncode != 0 and "authentication refused" in refused.stderr
+        assert "wrong-password" not in refused.stderr
+    finally:
+        admin.delete_container(name)

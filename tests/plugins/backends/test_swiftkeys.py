@@ -238,3 +238,41 @@ def test_server_answers_are_classified(
         assert info.value.retry_after == retry_after
     else:
         assert not isinstance(info.value, RateLimitedError)
+
+
+def test_the_backend_tool_with_a_key_in_a_file(
+    facts: dict[str, str], container: str, tmp_path: object
+) -> None:
+    """``pannier backend`` in a real process, the key read from a file."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp = Path(str(tmp_path))
+    (tmp / "key").write_text(FULL_KEY + "\n")
+    (tmp / "source").write_bytes(b"through the command line")
+    env = {
+        **os.environ,
+        "SWIFT_STORAGE_URL": facts["PANNIER_TEST_SWIFT_STORAGE_URL"],
+        "SWIFT_CONTAINER_FULL_TOKEN_FILE": str(tmp / "key"),
+    }
+
+    def pannier(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pannier", "backend", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    url = f"swiftkeys://{container}"
+    assert pannier("put", url, "obj", str(tmp / "source")).returncode == 0
+    listed = pannier("ls", url)
+    assert listed.returncode == 0 and "obj" in listed.stdout
+    assert pannier("get", url, "obj", str(tmp / "back")).returncode == 0
+    assert (tmp / "back").read_bytes() == b"through the command line"
+    refused = pannier("mkdir", url)
+    assert refused.returncode != 0 and "cannot create container" in refused.stderr
+    (tmp / "key").write_text("not-the-key\n")
+    wrong = pannier("ls", url)
+    assert wrong.returncode != 0 and "container key was refused" in wrong.stderr
+    assert "not-the-key" not in wrong.stderr
