@@ -15,8 +15,8 @@ section order, and a new backend's author should copy it. The sections, in order
 8. errors and clean-up: ``_error_code`` (or a helper that classifies errors), ``_close``;
 9. ``get_plugin_class()`` at the end of the module.
 
-URL: ``file:///absolute/path`` or ``file://relative/path`` (relative to the working
-directory). Options (URL query, command line, environment):
+URL: ``file:///absolute/path`` (or ``file://localhost/absolute/path``) or
+``file://relative/path`` (relative to the working directory). Options (URL query, command line, environment):
 
 * ``fsync`` (bool, default false, env ``PANNIER_FILE_FSYNC``): flush each object and its
   directory to disk before a put returns.
@@ -39,6 +39,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO
+from urllib.parse import unquote
 
 from pannier import (
     PLUGIN_API_VERSION,
@@ -79,7 +80,9 @@ class FileBackend(Backend):
 
     def __init__(self, url: BackendURL) -> None:
         self.url = url
-        self.directory = (url.host or "") + url.path if url.host else url.path
+        # file:///abs and file://localhost/abs are absolute; file://rel/dir is relative.
+        host = unquote(url.netloc) if url.netloc != "localhost" else ""
+        self.directory = host + url.path
         if not self.directory:
             raise PermanentBackendError("the URL names no directory", backend=url.redacted)
         self.fsync = url.bool_option("fsync", False, env="PANNIER_FILE_FSYNC")

@@ -117,3 +117,9 @@ def test_put_of_an_unreadable_source_names_it(tmp_path: Path) -> None:
     with pytest.raises(PermanentBackendError, match=r"cannot read .*absent"):
         backend.put(str(tmp_path / "absent"), "x")
     assert os.listdir(tmp_path) == []
+
+
+def test_localhost_url_is_absolute(tmp_path: Path) -> None:
+    backend = get_backend_object(f"file://localhost{tmp_path}")
+    backend.put_bytes("x", b"1")
+    assert (tmp_path / "x").read_bytes() == b"1"
