@@ -16,7 +16,8 @@ section order, and a new backend's author should copy it. The sections, in order
 9. ``get_plugin_class()`` at the end of the module.
 
 URL: ``file:///absolute/path`` (or ``file://localhost/absolute/path``) or
-``file://relative/path`` (relative to the working directory). Options (URL query, command line, environment):
+``file://relative/path`` (relative to the working directory). Options (URL query,
+command line, environment):
 
 * ``fsync`` (bool, default false, env ``PANNIER_FILE_FSYNC``): flush each object and its
   directory to disk before a put returns.
