@@ -571,6 +571,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tool or mode: {', '.join(bad)}")
     if args.report is not None:
         result = json.loads(args.report.read_text())
+        # Ratios are computed again, so an older result gets every column of today's table.
+        records = [
+            Record(r["tool"], r["step"], r["mode"], Measure(**r["measure"]), r["repo_bytes"])
+            for r in result["records"]
+        ]
+        modes = [m for m in MODES if any(r.mode == m for r in records)]
+        result["ratios"] = ratios(records, modes)
         print(markdown(result))
         if args.update_docs:
             update_docs(result, args.report)
