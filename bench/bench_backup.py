@@ -299,7 +299,7 @@ class Run:
                 # restic and borg exit 1 (warnings) on files they could not read: keep going.
                 if m.returncode != 0 and not (tool.name in PEERS and m.returncode == 1):
                     self.failed[(tool.name, mode)] = f"{step} exited {m.returncode}"
-                if step == "restore" and m.returncode == 0:
+                if step == "restore" and not m.timed_out:
                     comparison = compare_trees(self.dataset, restored_root(target, self.dataset))
                     rec.check = comparison.to_json()
                     status += " " + comparison.summary()
