@@ -74,6 +74,21 @@ class KdfParams:
     iterations: int = 3
     lanes: int = 4
 
+    def check(self) -> None:
+        """Raise ValueError for parameters no pannier writes (a damaged or hostile key
+        object must not make the reader allocate gigabytes or spin for hours)."""
+        if self.algorithm == "argon2id":
+            ok = 8 * self.lanes <= self.memory_cost <= 4 * 1024 * 1024
+            ok = ok and 1 <= self.iterations <= 64 and 1 <= self.lanes <= 64
+        elif self.algorithm == "scrypt":
+            n = self.memory_cost
+            ok = 2 <= n <= 1 << 22 and n & (n - 1) == 0
+            ok = ok and 1 <= self.iterations <= 64 and 1 <= self.lanes <= 64
+        else:
+            ok = True  # reported by derive
+        if not ok:
+            raise ValueError(f"key derivation parameters out of range: {self}")
+
     def derive(self, password: bytes, salt: bytes) -> bytes:
         """The 32-byte key for ``password`` and ``salt``; ConfigError for an unknown
         algorithm."""
@@ -222,6 +237,7 @@ def open_key_object(data: bytes, password: str, name: str = "key") -> MasterKey 
             str(body["kdf"]), int(body["memory_cost"]), int(body["iterations"]), int(body["lanes"])
         )
         salt, nonce, sealed = bytes(body["salt"]), bytes(body["nonce"]), bytes(body["data"])
+        kdf.check()
     except (KeyError, TypeError, ValueError):
         raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
     try:

@@ -167,3 +167,25 @@ def test_frame_declaring_a_huge_size_is_refused() -> None:
     frame = b"\x28\xb5\x2f\xfd" + bytes([0xE0]) + struct.pack("<Q", 1 << 40) + b"\x01\x00\x00"
     with pytest.raises(CorruptObjectError, match="invalid size"):
         decode_payload(b"\x01" + frame, "p")
+
+
+def test_key_object_with_absurd_kdf_parameters_is_refused() -> None:
+    import msgpack
+
+    data = make_key_object(MASTER, "pw", kdf=KDF)
+    body = msgpack.unpackb(data)
+    body["memory_cost"] = 1 << 40  # would ask for a petabyte
+    with pytest.raises(CorruptObjectError, match="key-x is corrupt"):
+        open_key_object(msgpack.packb(body), "pw", "key-x")
+
+
+def test_newer_snapshot_and_pack_header_versions_are_refused() -> None:
+    import msgpack
+    from pannier.errors import RepositoryFormatError
+    from pannier.repo.pack import decode_header
+    from pannier.repo.snapshot import Snapshot
+
+    with pytest.raises(RepositoryFormatError, match="snapshot abcdef12 has format version 9"):
+        Snapshot.decode(msgpack.packb({"version": 9}), "abcdef12" * 8)
+    with pytest.raises(RepositoryFormatError, match="header version 2"):
+        decode_header(b"\x02", "data-x", 0)
