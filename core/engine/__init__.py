@@ -2,6 +2,8 @@
 
 * :mod:`pannier.engine.tree` -- the snapshot tree stream (entries, content chunk ids);
 * :mod:`pannier.engine.backup` -- :func:`run_backup`;
+* :mod:`pannier.engine.entries` -- merging sources into snapshot indexes, tree records;
+* :mod:`pannier.engine.content` -- reading a file and storing its content;
 * :mod:`pannier.engine.restore` -- :func:`run_restore`;
 * :mod:`pannier.engine.target` -- walking a restore target safely, atomic file writes;
 * :mod:`pannier.engine.diff` -- comparing two snapshot trees;

@@ -26,28 +26,25 @@ import getpass
 import os
 import random
 import socket
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
 
 import attrs
 
 from ..errors import SourceError
 from ..meta import MetaPlugin
 from ..source import Index, Source, SourceEntry, index_to_path
+from .content import Stored, store_file
+from .entries import link_target, merged_entries, synthetic_top, tree_entry
 from .meta import MetaRecorder
 from .progress import Progress, call_hook
 from .snapshots import find_parent, load_tree
-from .tree import FLAG_SPARSE, TreeEntry, TreeWriter, spooled_file
+from .tree import TreeEntry, TreeWriter, spooled_file
 
 __all__ = ["BackupOptions", "BackupSummary", "run_backup"]
-
-#: Files up to this size are read in one call and stored as one blob when the chunker
-#: would make a single chunk of them anyway.
-SMALL_FILE = 256 * 1024
 
 
 @attrs.define
@@ -95,182 +92,6 @@ class BackupSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict."""
         return attrs.asdict(self)
-
-
-class _Stored:
-    """Result of storing one file's content (and, read then, its metadata records)."""
-
-    __slots__ = ("chunks", "error", "fresh", "nread", "records")
-
-    def __init__(
-        self, chunks: list[bytes] | None, nread: int, error: str | None, *, fresh: bool = True
-    ) -> None:
-        self.chunks = chunks
-        self.nread = nread
-        self.error = error
-        self.fresh = fresh  # read now (False: chunk ids reused from the parent)
-        self.records: list[Any] | None = None
-
-
-def _store_file(repo: Any, entry: SourceEntry, index: Index, meta: MetaRecorder) -> _Stored:
-    """Store a file's content, then read its metadata records while it is hot in the
-    page cache (a worker thread runs this)."""
-    stored = _store_content(repo, entry)
-    if stored.error is None:
-        stored.records = meta.compute(entry, index)
-    return stored
-
-
-_LARGE_FILE = threading.Lock()
-
-
-def _store_content(repo: Any, entry: SourceEntry) -> _Stored:
-    """Read one file and store its chunks; never raises for an unreadable file."""
-    try:
-        with entry.open() as f:
-            if entry.stat.st_size <= SMALL_FILE and not entry.sparse:
-                data = f.read(SMALL_FILE + 1)
-                if len(data) <= SMALL_FILE:
-                    if not data:
-                        return _Stored([], 0, None)
-                    blob_id, _ = repo.add_blob(data)
-                    return _Stored([blob_id], len(data), None)
-                counted: _Counted = _Prefixed(data, f)
-            else:
-                counted = _Counted(f)
-            # one large file at a time: the repository already chunks, hashes, compresses
-            # and encrypts it in parallel, and several at once would multiply its buffers
-            with _LARGE_FILE:
-                chunks = list(repo.store_stream(counted))
-            return _Stored(chunks, counted.nread, None)
-    except OSError as e:
-        return _Stored(None, 0, e.strerror or str(e))
-
-
-class _Counted:
-    """A read-only file wrapper counting the bytes read."""
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self._f = f
-        self.nread = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self.nread += len(data)
-        return data
-
-    def readinto(self, buf: Any) -> int:
-        n = self._f.readinto(buf)  # type: ignore[attr-defined]
-        self.nread += n or 0
-        return int(n or 0)
-
-
-class _Prefixed(_Counted):
-    """``data`` already read, followed by the rest of ``f``."""
-
-    def __init__(self, data: bytes, f: IO[bytes]) -> None:
-        super().__init__(f)
-        self._head = data
-        self.nread = len(data)
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                head, self._head = self._head, b""
-                rest = self._f.read()
-                self.nread += len(rest)
-                return head + rest
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return super().read(n)
-
-    def readinto(self, buf: Any) -> int:
-        if self._head:
-            view = memoryview(buf).cast("B")
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        return super().readinto(buf)
-
-
-def _link_target(entry: SourceEntry, index: Index) -> Index:
-    """The snapshot index of the file ``entry`` (stored at ``index``) is a hard link to:
-    the source's own index of it, under the same prefix as the entry (several sources)."""
-    assert entry.hardlink_to is not None
-    prefix = index[: len(index) - len(entry.index)]
-    return (*prefix, *entry.hardlink_to)
-
-
-def _tree_entry(entry: SourceEntry, index: Index, chunks: list[bytes] | None) -> TreeEntry:
-    st = entry.stat
-    mode = st.st_mode
-    data: Any = None
-    flags = 0
-    if entry.hardlink_to is not None:
-        kind = "h"
-        data = _link_target(entry, index)
-    elif stat.S_ISREG(mode):
-        kind = "f"
-        data = chunks or []
-        if entry.sparse:
-            flags |= FLAG_SPARSE
-    elif stat.S_ISDIR(mode):
-        kind = "d"
-    elif stat.S_ISLNK(mode):
-        kind = "l"
-        data = entry.link_target or b""
-    elif stat.S_ISFIFO(mode):
-        kind = "p"
-    elif stat.S_ISCHR(mode):
-        kind = "c"
-        data = st.st_rdev
-    elif stat.S_ISBLK(mode):
-        kind = "b"
-        data = st.st_rdev
-    else:
-        raise SourceError(f"{index_to_path(index)}: unsupported file type {oct(mode)}")
-    size = st.st_size if kind in "fhl" else 0
-    return TreeEntry(
-        index,
-        kind,
-        mode,
-        st.st_uid,
-        st.st_gid,
-        size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        st.st_ino,
-        data,
-        flags,
-    )
-
-
-def _merged_entries(sources: Sequence[Source]) -> Iterator[tuple[Source, Index, SourceEntry]]:
-    """Every source's entries under their snapshot index, in index order.
-
-    One source is stored at the top of the snapshot; several are stored each under its
-    name (the last component of its spec), below a synthetic top directory.
-    """
-    if len(sources) == 1:
-        src = sources[0]
-        for e in src.scan():
-            yield src, e.index, e
-        return
-    names = [s.name for s in sources]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        shown = ", ".join(sorted(os.fsdecode(n) for n in dupes))
-        raise SourceError(f"several sources have the same name: {shown}")
-    for src in sorted(sources, key=lambda s: s.name):
-        for e in src.scan():
-            yield src, (src.name, *e.index), e
-
-
-def _synthetic_top(now_ns: int) -> TreeEntry:
-    return TreeEntry(
-        (), "d", stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), 0, now_ns, now_ns, 0, None, 0
-    )
 
 
 def run_backup(
@@ -377,7 +198,7 @@ def _backup(
             work = work.result()
         path = item.entry.path
         shown = index_to_path(item.index) if path is None else os.fsdecode(path)
-        if item.entry.hardlink_to is not None and _link_target(item.entry, item.index) in failed:
+        if item.entry.hardlink_to is not None and link_target(item.entry, item.index) in failed:
             on_warning(shown, "hard link to a file that could not be read")
             return
         if work is not None:
@@ -395,7 +216,7 @@ def _backup(
                     summary.files_changed += 1
                 else:
                     summary.files_unchanged += 1
-        te = _tree_entry(item.entry, item.index, chunks)
+        te = tree_entry(item.entry, item.index, chunks)
         if work is not None and work.fresh and te.kind == "f" and te.size != work.nread:
             # the file changed size while it was read: record what was stored
             te = te._replace(size=work.nread)
@@ -413,8 +234,8 @@ def _backup(
         workers = max(1, opts.workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pannier-read") as pool:
             if len(sources) > 1:
-                tree.add(_synthetic_top(now_ns))
-            for src, index, entry in _merged_entries(sources):
+                tree.add(synthetic_top(now_ns))
+            for src, index, entry in merged_entries(sources):
                 if last_index is not None and index <= last_index:
                     raise SourceError(
                         f"source {src.get_name()!r} yielded {index_to_path(index)} out of order"
@@ -449,7 +270,7 @@ def _backup(
                     if unchanged:
                         assert old is not None
                         summary.files_unchanged += 1
-                        item.work = _Stored(list(old.data), 0, None, fresh=False)
+                        item.work = Stored(list(old.data), 0, None, fresh=False)
                         prog.add(nbytes=st.st_size)
                     else:
                         if item.reread:
@@ -458,7 +279,7 @@ def _backup(
                             summary.files_changed += 1
                         else:
                             summary.files_new += 1
-                        item.work = pool.submit(_store_file, repo, entry, index, meta)
+                        item.work = pool.submit(store_file, repo, entry, index, meta)
                 elif entry.is_dir:
                     summary.dirs += 1
                 else:
@@ -515,7 +336,7 @@ class _Pending:
         self.index = index
         self.entry = entry
         self.records: list[Any] | None = None
-        self.work: Future[_Stored] | _Stored | None = None
+        self.work: Future[Stored] | Stored | None = None
         self.reread = False
         self.old: TreeEntry | None = None
 

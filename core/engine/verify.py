@@ -20,7 +20,7 @@ import attrs
 
 from ..meta import MetaPlugin
 from ..source import Index, Source, SourceEntry, index_to_path
-from .backup import _merged_entries, _tree_entry
+from .entries import merged_entries, tree_entry
 from .meta import STREAM_PREFIX, MetaApplier
 from .snapshots import load_tree
 from .tree import TreeEntry
@@ -97,7 +97,7 @@ def verify_snapshot(
         cur = next(snap_it, None)
         if len(sources) > 1 and cur is not None and cur[0] == ():
             cur = next(snap_it, None)  # the synthetic top of a several-source snapshot
-        for _src, index, entry in _merged_entries(sources):
+        for _src, index, entry in merged_entries(sources):
             while cur is not None and cur[0] < index:
                 yield Difference("-", index_to_path(cur[0]), "not in the source")
                 cur = next(snap_it, None)
@@ -107,7 +107,7 @@ def verify_snapshot(
             old: TreeEntry = cur[1][""]
             records = cur[1]
             cur = next(snap_it, None)
-            new = _tree_entry(entry, index, None)
+            new = tree_entry(entry, index, None)
             for kind, detail in _compare(repo, old, new, entry, content):
                 yield Difference(kind, index_to_path(index), detail)
             if entry.root is None or old.kind != new.kind:
