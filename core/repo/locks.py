@@ -33,7 +33,7 @@ import attrs
 import msgpack
 
 from ..backend import Backend
-from ..errors import CorruptObjectError, LockedError, PannierError
+from ..errors import CorruptObjectError, FileMissingError, LockedError, PannierError
 from . import format as fmt
 from .crypto import Cipher, _username
 
@@ -122,10 +122,8 @@ def read_lock(backend: Backend, cipher: Cipher, name: str) -> LockInfo | None:
     """The lock ``name``; None when it vanished; ``unreadable`` when it does not open."""
     try:
         sealed = backend.get_bytes(name)
-    except PannierError as e:
-        if type(e).__name__ == "FileMissingError":
-            return None
-        raise
+    except FileMissingError:
+        return None
     try:
         body = msgpack.unpackb(cipher.open_object(sealed, fmt.AAD_LOCK, name), raw=False)
         stamp = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00")).timestamp()
