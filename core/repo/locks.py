@@ -91,7 +91,10 @@ class LockInfo:
     def describe(self) -> str:
         """One line naming the owner, e.g. ``exclusive lock by root@host PID 42 since ...``."""
         if self.unreadable:
-            return f"lock {self.name} (unreadable)"
+            return (
+                f"lock {self.name} (unreadable: if no pannier process uses the repository, "
+                "remove it with 'pannier unlock --remove-all')"
+            )
         when = datetime.fromtimestamp(self.time, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         kind = "exclusive" if self.exclusive else "shared"
         return f"{kind} lock by {self.username}@{self.hostname} PID {self.pid} (refreshed {when})"
