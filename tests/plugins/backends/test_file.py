@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from pannier.backend import Backend
-from pannier.backend_registry import get_backend_object
+from pannier.backend_registry import get_backend, get_backend_object
 from pannier.errors import FileMissingError, FolderMissingError, PermanentBackendError
 from pannier.testing.backend_suite import BackendConformance
 
@@ -123,3 +127,72 @@ def test_localhost_url_is_absolute(tmp_path: Path) -> None:
     backend = get_backend_object(f"file://localhost{tmp_path}")
     backend.put_bytes("x", b"1")
     assert (tmp_path / "x").read_bytes() == b"1"
+
+
+# --- a model of the contract: a dict, and random sequences of operations ---------------
+
+NAMES = st.sampled_from(["a", "b.c", "d-1", "E2"])
+
+
+class FileAgainstADict(RuleBasedStateMachine):
+    """The wrapped file backend behaves like a dict under any sequence of operations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = tempfile.mkdtemp(prefix="pannier-model-")
+        self.backend = get_backend(f"file://{self.directory}?retries=1")
+        self.model: dict[str, bytes] = {}
+
+    @rule(name=NAMES, data=st.binary(max_size=300), stream=st.booleans())
+    def put(self, name: str, data: bytes, stream: bool) -> None:
+        if stream:
+            self.backend.put_stream(io.BytesIO(data), name)
+        else:
+            path = os.path.join(self.directory, ".src")
+            with open(path, "wb") as f:
+                f.write(data)
+            self.backend.put(path, name)
+            os.unlink(path)
+        self.model[name] = data
+
+    @rule(name=NAMES)
+    def delete(self, name: str) -> None:
+        self.backend.delete(name)
+        self.model.pop(name, None)
+
+    @rule(source=NAMES, destination=NAMES)
+    def move(self, source: str, destination: str) -> None:
+        if source not in self.model:
+            with pytest.raises(FileMissingError):
+                self.backend.move(source, destination)
+            return
+        self.backend.move(source, destination)
+        self.model[destination] = self.model.pop(source)
+
+    @rule(name=NAMES, offset=st.integers(0, 320), length=st.integers(0, 320))
+    def read(self, name: str, offset: int, length: int) -> None:
+        if name not in self.model:
+            with pytest.raises(FileMissingError):
+                self.backend.get_bytes(name)
+            assert self.backend.query(name) == -1
+            return
+        assert self.backend.get_bytes(name) == self.model[name]
+        assert (
+            self.backend.get_range(name, offset, length)
+            == self.model[name][offset : offset + length]
+        )
+
+    @invariant()
+    def listing_matches(self) -> None:
+        listed = {e.name: e.size for e in self.backend.list()}
+        assert listed == {n: len(d) for n, d in self.model.items()}
+
+    def teardown(self) -> None:
+        self.backend.close()
+        shutil.rmtree(self.directory)
+
+
+FileAgainstADict.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=15, deadline=None
+)
+TestFileAgainstADict = FileAgainstADict.TestCase
