@@ -49,6 +49,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
+from urllib.parse import quote
 
 import attrs
 from pannier import (
@@ -68,6 +69,10 @@ from pannier.url import BackendURL
 
 _T = TypeVar("_T")
 MIB = 1 << 20
+#: A delete_list of at least this many names uses bulk deletes (one request a batch).
+BULK_DELETE_MIN = 20
+#: Names per bulk-delete request (Swift's default limit is 10,000).
+BULK_DELETE_BATCH = 1000
 _BUFFER = 1 << 20
 #: Auth versions accepted by ``auth-version`` (swiftclient's spellings).
 AUTH_VERSIONS = ("1", "1.0", "2", "2.0", "3")
@@ -180,16 +185,8 @@ class SwiftBackend(Backend):
             self._get_stream(remote_filename, out)
 
     def _list(self) -> Iterator[ListEntry]:
-        marker = ""
-        while True:
-            page = self._list_page(marker)
-            if not page:
-                return
-            for item in page:
-                if "name" in item:
-                    yield ListEntry(item["name"][len(self.prefix) :], int(item["bytes"]))
-            last = page[-1]
-            marker = last.get("name") or last.get("subdir") or ""
+        for item in self._raw_listing():
+            yield ListEntry(item["name"], int(item["bytes"]))
 
     def _delete(self, filename: str) -> None:
         key = self._key(filename)
@@ -261,6 +258,24 @@ class SwiftBackend(Backend):
             return {name: self._query(name) for name in filename_list}
         sizes = {entry.name: entry.size for entry in self._list()}
         return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+
+    def _delete_list(self, filename_list: list[str]) -> None:
+        if len(filename_list) < BULK_DELETE_MIN:
+            for name in filename_list:
+                self._delete(name)
+            return
+        # Many names: one listing tells the segmented objects apart (they need their
+        # segments deleted too); the others go in bulk deletes, when the server has them.
+        wanted = set(filename_list)
+        segmented = {e["name"] for e in self._raw_listing() if "slo_etag" in e} & wanted
+        plain = [name for name in filename_list if name not in segmented]
+        for start in range(0, len(plain), BULK_DELETE_BATCH):
+            batch = plain[start : start + BULK_DELETE_BATCH]
+            if not self._bulk_delete(batch):
+                for name in batch:
+                    self._delete(name)
+        for name in segmented:
+            self._delete(name)
 
     def _move(self, source_filename: str, remote_filename: str) -> None:
         source = f"/{self.container}/{self._key(source_filename)}"
@@ -483,6 +498,44 @@ class SwiftBackend(Backend):
             for seg in json.loads(body)
             if str(seg.get("name", "")).startswith(prefix)
         ]
+
+    def _raw_listing(self) -> Iterator[dict[str, Any]]:
+        """Every listing entry under the prefix (names relative to it), across pages."""
+        marker = ""
+        while page := self._list_page(marker):
+            for item in page:
+                if "name" in item:
+                    yield {**item, "name": item["name"][len(self.prefix) :]}
+            marker = page[-1].get("name") or page[-1].get("subdir") or ""
+
+    def _bulk_delete(self, names: list[str]) -> bool:
+        """Delete ``names`` with one bulk-delete request; False when the server has no
+        bulk middleware (or refuses it), so the caller deletes one by one."""
+        body = "".join(
+            f"/{quote(self.container, safe='')}/{quote(self._key(n), safe='')}\n" for n in names
+        ).encode("utf-8")
+        headers = {"Content-Type": "text/plain", "Accept": "application/json"}
+        try:
+            _, answer = self._call(
+                "delete",
+                f"{len(names)} objects",
+                lambda c: c.post_account(headers, query_string="bulk-delete", data=body),
+            )
+            result = json.loads(answer)
+        except (PermanentBackendError, ValueError):
+            return False
+        if not isinstance(result, dict) or "Number Deleted" not in result:
+            return False
+        errors = [e for e in result.get("Errors", []) if not str(e[1]).startswith("404")]
+        status = str(result.get("Response Status", ""))
+        if errors or not status.startswith(("2", "404")):
+            detail = f"{errors[0][0]}: {errors[0][1]}" if errors else status
+            raise TransientBackendError(
+                f"delete: bulk delete failed for {len(errors) or len(names)} of {len(names)} "
+                f"objects ({detail})",
+                backend=self.display_name,
+            )
+        return True
 
     def _list_page(self, marker: str) -> list[dict[str, Any]]:
         """One page of the container listing after ``marker`` (the server's page size)."""

@@ -375,3 +375,34 @@ def test_the_backend_tool_with_duplicity_variables(
         assert "wrong-password" not in refused.stderr
     finally:
         admin.delete_container(name)
+
+
+def test_delete_list_of_many_names_uses_bulk_deletes_and_keeps_segments_right(
+    container: str, admin: SwiftAdmin, swift_env: None, facts: dict[str, str]
+) -> None:
+    backend = get_backend_object(f"swift://{container}/p?segment-threshold=1M&segment-size=1M")
+    names = [f"n{i:03d}" for i in range(45)]
+    for name in names:
+        backend.put_bytes(name, b"z")
+    backend.put_bytes("large", b"L" * (2 * MIB + 1))  # segmented: 3 segments
+    admin.request("PUT", f"{container}/other", data=b"outside the prefix").raise_for_status()
+    assert len(admin.listing(f"{container}_segments")) == 3
+    backend.delete_list([*names[:40], "large", "never-there"])
+    assert sorted(e.name for e in backend.list()) == names[40:]
+    assert admin.listing(f"{container}_segments") == []  # the segments went too
+    assert [e["name"] for e in admin.listing(container, prefix="other")] == ["other"]
+    # A user with only a write ACL on the container deletes many names too.
+    admin.request(
+        "POST",
+        container,
+        headers={
+            "X-Container-Read": facts["PANNIER_TEST_SWIFT_USER2"],
+            "X-Container-Write": facts["PANNIER_TEST_SWIFT_USER2"],
+        },
+    ).raise_for_status()
+    user2 = get_backend_object(
+        f"swift://{container}/p?user={facts['PANNIER_TEST_SWIFT_USER2']}"
+        f"&password={facts['PANNIER_TEST_SWIFT_KEY2']}"
+    )
+    user2.delete_list(names[40:] + [f"absent-{i}" for i in range(20)])
+    assert user2.list() == []
