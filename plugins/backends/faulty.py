@@ -13,7 +13,9 @@ operation -- or per instance for ``rate-limit``, ``short-upload`` and ``flip-rea
   operation raises TransientBackendError before reaching the inner backend (puts and
   gets count both the file and the stream forms; ``query`` counts single and list
   queries).
-* ``fail-rate`` (0..1, default 0): every call fails with this probability (transient).
+* ``fail-rate`` (0..1, default 0): every call fails with this probability.
+* ``fail-mode`` (``transient`` or ``permanent``, default transient): the class of the
+  errors ``fail-OP`` and ``fail-rate`` raise (PermanentBackendError is never retried).
 * ``rate-limit=N``: the N-th call of any operation raises RateLimitedError with
   ``retry-after`` seconds (default 0.01).
 * ``short-upload=N``: the N-th put hands the inner backend only the first half of the
@@ -46,6 +48,7 @@ from pannier import (
     BackendURL,
     ConfigError,
     ListEntry,
+    PermanentBackendError,
     RateLimitedError,
     TransientBackendError,
     get_backend_object,
@@ -111,6 +114,8 @@ class FaultyBackend(Backend):
         self.list_cut = _numbers(url, "list-cut")
         self.delay = url.float_option("delay", 0.0)
         self.flip_read = _numbers(url, "flip-read")
+        mode = url.enum_option("fail-mode", ["transient", "permanent"], "transient")
+        self.failure = PermanentBackendError if mode == "permanent" else TransientBackendError
         self.counts = dict.fromkeys(_OPERATIONS, 0)
         self.calls = 0
         self.puts = 0
@@ -136,14 +141,12 @@ class FaultyBackend(Backend):
                 retry_after=self.retry_after,
             )
         if self.counts[operation] in self.fail[operation]:
-            raise TransientBackendError(
+            raise self.failure(
                 f"injected failure of {what} (call {self.counts[operation]} of {operation})",
                 backend=self.display_name,
             )
         if self.fail_rate > 0 and self.random.random() < self.fail_rate:
-            raise TransientBackendError(
-                f"injected random failure of {what}", backend=self.display_name
-            )
+            raise self.failure(f"injected random failure of {what}", backend=self.display_name)
 
     def _next_put_is_short(self) -> bool:
         self.puts += 1

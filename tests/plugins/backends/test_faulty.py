@@ -166,3 +166,14 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
         faulty(tmp_path, "fail-put=third")
     with pytest.raises(ConfigError, match="option fail-rate"):
         faulty(tmp_path, "fail-rate=often")
+
+
+def test_fail_mode_permanent_is_not_retried(tmp_path: Path) -> None:
+    from pannier.backend_registry import get_backend
+    from pannier.errors import PermanentBackendError
+
+    backend = get_backend(f"faulty+file://{tmp_path}?fail-put=1&fail-mode=Permanent&retry-delay=0")
+    with pytest.raises(PermanentBackendError, match="injected failure of put a"):
+        backend.put_bytes("a", b"1")
+    backend.put_bytes("a", b"1")  # the second call is not a fault: nothing was retried
+    assert backend.unwrap().counts["put"] == 2  # type: ignore[attr-defined]
