@@ -3,8 +3,9 @@
 :func:`run_backup` walks every source once, in index order, side by side with the tree of
 a *parent* snapshot (by default the latest one of the same host and paths):
 
-* a regular file whose size, mtime, ctime and inode match the parent's entry, and whose
-  chunks are all in the repository, is not read again: its chunk ids are reused --
+* a regular file whose size, mtime, ctime and inode match the parent's entry is not read
+  again: its chunk ids are reused (a snapshot's blobs stay in the repository as long as
+  the snapshot does: write order and prune guarantee it; ``check`` finds damage) --
   except that each such file is re-read with probability ``reread_probability``
   (Deltaic's probabilistic full backup); a change found that way is stored and counted;
 * any other file is read, chunked and stored (files are read by a small pool of threads,
@@ -196,19 +197,16 @@ def _backup(
         work = item.work
         if isinstance(work, Future):
             work = work.result()
-        path = item.entry.path
-        shown = index_to_path(item.index) if path is None else os.fsdecode(path)
         if item.entry.hardlink_to is not None and link_target(item.entry, item.index) in failed:
-            on_warning(shown, "hard link to a file that could not be read")
+            on_warning(_shown(item), "hard link to a file that could not be read")
             return
         if work is not None:
             if work.error is not None:
                 failed.add(item.index)
-                on_warning(shown, work.error)
+                on_warning(_shown(item), work.error)
                 return
             chunks = work.chunks
             summary.bytes_read += work.nread
-            prog.add(nbytes=work.nread)
             if item.reread:
                 summary.files_reread += 1
                 if item.old is not None and list(item.old.data) != chunks:
@@ -228,7 +226,8 @@ def _backup(
         if records is None:
             records = meta.compute(item.entry, item.index)
         meta.write(records)
-        prog.add(files=1 if te.kind == "f" else 0)
+        if te.kind == "f":
+            prog.add(files=1, nbytes=te.size)
 
     try:
         workers = max(1, opts.workers)
@@ -260,7 +259,6 @@ def _backup(
                         and old.mtime_ns == st.st_mtime_ns
                         and old.ctime_ns == st.st_ctime_ns
                         and old.ino == st.st_ino
-                        and all(repo.has_blob(c) for c in old.data)
                     )
                     p_reread = opts.reread_probability
                     if unchanged and p_reread > 0 and rng.random() < p_reread:
@@ -271,7 +269,6 @@ def _backup(
                         assert old is not None
                         summary.files_unchanged += 1
                         item.work = Stored(list(old.data), 0, None, fresh=False)
-                        prog.add(nbytes=st.st_size)
                     else:
                         if item.reread:
                             pass
@@ -325,6 +322,12 @@ def _same_inode(old: TreeEntry | None, entry: SourceEntry) -> bool:
         and old.gid == st.st_gid
         and (old.size == st.st_size or old.kind not in "fl")
     )
+
+
+def _shown(item: _Pending) -> str:
+    """How a warning names the entry: its real path, else its snapshot path."""
+    path = item.entry.path
+    return index_to_path(item.index) if path is None else os.fsdecode(path)
 
 
 class _Pending:
