@@ -19,6 +19,7 @@ limit in force the wrapper passes file puts and gets straight through (no copy).
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import threading
 import time
@@ -228,8 +229,6 @@ class BandwidthWrapper(BackendWrapper):
         if self.up is None:
             self.inner._put(source_path, remote_filename)
             return
-        import os
-
         with open(source_path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             self.inner._put_stream(_ThrottledReader(f, self.up), remote_filename, size)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, TypeVar
 
@@ -127,8 +128,6 @@ class MultiBackend(Backend):
         primary = self.members[0]
         primary._put_stream(fileobj, remote_filename, size)
         if len(self.members) > 1:
-            import tempfile
-
             with tempfile.NamedTemporaryFile(prefix="pannier-multi-") as tmp:
                 primary._get(remote_filename, tmp.name)
                 for member in self.members[1:]:

@@ -19,6 +19,7 @@ an existing file without ``--force``. ``test`` exits 1 when any check fails.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -121,8 +122,6 @@ def _log_to_stderr(ctx: CLIContext) -> None:
     """``-v``: retries and failures of the backend on stderr; ``-vv``: every operation."""
     if not ctx.verbose:
         return
-    import logging
-
     logger = logging.getLogger("pannier.backend")
     handler = logging.StreamHandler(ctx.stderr)
     handler.setFormatter(logging.Formatter("pannier: %(message)s"))
