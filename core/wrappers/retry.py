@@ -83,7 +83,7 @@ class RetryPolicy:
         return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
-class _Rewind:
+class _Counted:
     """Counts the bytes that pass through a non-seekable stream, so a retry knows whether
     the stream was touched."""
 
@@ -254,7 +254,7 @@ class RetryWrapper(BackendWrapper):
                 return True
 
             return fileobj, rewind
-        counted = _Rewind(fileobj)
+        counted = _Counted(fileobj)
         return counted, lambda: counted.count == 0
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
