@@ -21,9 +21,9 @@ wait_tcp() {
 stop_pids() {
   local name=$1 pidfile="$SERVERS_DIR/$1.pid" pid
   if [ -f "$pidfile" ]; then
-    while read -r pid; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done < "$pidfile"
+    while read -r pid; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done < "$pidfile"
     sleep 0.5
-    while read -r pid; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; done < "$pidfile"
+    while read -r pid; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done < "$pidfile"
   fi
   rm -f "$pidfile" "$SERVERS_DIR/$name.env"
 }
