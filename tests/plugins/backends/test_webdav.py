@@ -10,10 +10,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pannier import (
     ConfigError,
     FileMissingError,
@@ -25,6 +25,7 @@ from pannier.backend_registry import get_backend, get_backend_object
 from pannier.errors import TransientBackendError
 from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
+from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
 from tests.servers import require_server
 
@@ -174,13 +175,20 @@ def test_missing_collection_then_create_folder(
 def test_listing_skips_collections_and_temp_names(
     name: str, webdav: dict[str, str], password_env: None
 ) -> None:
-    base, root = (webdav[f"PANNIER_TEST_WEBDAV_{name.upper()}_{k}"] for k in ("URL", "ROOT"))
+    base = webdav[f"PANNIER_TEST_WEBDAV_{name.upper()}_URL"]
+    user, password = webdav["PANNIER_TEST_WEBDAV_USER"], webdav["PANNIER_TEST_WEBDAV_PASS"]
     folder = unique("skip")
-    backend = get_backend_object(fresh(dav_url(base, webdav["PANNIER_TEST_WEBDAV_USER"], folder)))
+    backend = get_backend_object(fresh(dav_url(base, user, folder)))
+    # What an interrupted put leaves behind, and a sub-collection, made through the server
+    # (rclone serves from a directory cache, so files made on its disk may not show).
+    auth = (HTTPBasicAuth if name == "rclone" else HTTPDigestAuth)(user, password)
+    made = [
+        requests.put(f"{base}{folder}/.pannier-tmp-leftover", data=b"half", auth=auth),
+        requests.request("MKCOL", f"{base}{folder}/sub/", auth=auth),
+        requests.put(f"{base}{folder}/sub/inside", data=b"deeper", auth=auth),
+    ]
+    assert [r.status_code for r in made] == [201, 201, 201]
     with backend:
-        # What an interrupted put leaves behind, and a sub-collection: neither is listed.
-        (Path(root) / folder / ".pannier-tmp-leftover").write_bytes(b"half")
-        (Path(root) / folder / "sub").mkdir()
         backend.put_bytes("real", b"12")
         assert [(e.name, e.size) for e in backend.list()] == [("real", 2)]
 
