@@ -114,6 +114,10 @@ def _is_within(index: Index, includes: Sequence[Index]) -> tuple[bool, bool]:
 
 
 class _Restorer:
+    """One restore run: the walk of the tree (main thread), file writing (a pool of worker
+    threads, small files of a directory in batches), then hard links, then directory
+    metadata deepest first. Every failure is recorded per entry in the summary."""
+
     def __init__(
         self, repo: Any, target: str, opts: RestoreOptions, prog: Progress, meta: MetaApplier
     ) -> None:
@@ -134,6 +138,8 @@ class _Restorer:
         self.prog.file_error(path, message)
 
     def apply_meta(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
+        """Apply the entry's metadata records (the tree's own owner, mode and mtime when
+        there is no ``attr`` record); an OSError is reported, not raised."""
         try:
             changed = (
                 self.meta.apply(records, self.target, entry.index) if self.meta.plugins else False
