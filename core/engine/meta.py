@@ -252,6 +252,8 @@ class MetaApplier:
         streams = getattr(snapshot, "streams", None) or {}
         self.missing: list[str] = []
         self.plugins: list[type[MetaPlugin]] = []
+        self.orphans = 0
+        self.stream_errors: list[str] = []
         self._readers: list[tuple[type[MetaPlugin], Any]] = []
         names = [n for n in streams if n.startswith(STREAM_PREFIX)]
         # the main plugin first, then by prefix
@@ -264,19 +266,34 @@ class MetaApplier:
                 self.missing.append(name)
                 continue
             reader = io.BufferedReader(StreamReader(iter_stream(repo, snapshot, name)), 1 << 16)
-            self._readers.append((cls, cls(reader, "r", name=name)))
+            try:
+                self._readers.append((cls, cls(reader, "r", name=name)))
+            except PannierError as e:
+                self.stream_errors.append(f"metadata stream {name} is damaged: {e}")
+                continue
             self.plugins.append(cls)
-        self.orphans = 0
 
     def join(
         self, main: Iterator[tuple[Index, dict[str, Any]]]
     ) -> Iterator[tuple[Index, dict[str, Any]]]:
         """Join every stream into ``main`` (pairs of index and a dict): each dict gets one
-        key per plugin prefix, its record or None."""
+        key per plugin prefix, its record or None.
+
+        A metadata stream that turns out damaged (a corrupt blob, a broken frame) ends
+        there: the entries after get no record of that plugin, and :attr:`stream_errors`
+        says which stream failed and why. The restore of content goes on.
+        """
         joined = main
         for cls, plugin in self._readers:
-            joined = cls.join_iter(joined, plugin.get_objects(), on_orphan=self._orphan)
+            records = self._guarded(STREAM_PREFIX + cls.get_prefix(), plugin.get_objects())
+            joined = cls.join_iter(joined, records, on_orphan=self._orphan)
         return joined
+
+    def _guarded(self, name: str, records: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from records
+        except PannierError as e:
+            self.stream_errors.append(f"metadata stream {name} is damaged: {e}")
 
     def _orphan(self, record: Any) -> None:
         self.orphans += 1

@@ -397,6 +397,8 @@ class _Restorer:
                 "no file in the snapshot matches --include " + ", ".join(self.opts.include)
             )
         self.summary.missing_meta_streams = list(self.meta.missing)
+        for message in self.meta.stream_errors:
+            self.error((), message)
         return self.summary
 
     def restore_links(

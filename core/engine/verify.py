@@ -126,6 +126,8 @@ def verify_snapshot(
         while cur is not None:
             yield Difference("-", index_to_path(cur[0]), "not in the source")
             cur = next(snap_it, None)
+        for message in meta.stream_errors:
+            yield Difference("U", "/", message)
     finally:
         meta.close()
 

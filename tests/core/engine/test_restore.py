@@ -268,3 +268,21 @@ def test_target_given_as_a_symlink_to_a_directory(
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="exists and is not a directory"):
         run_restore(repo, snap, str(tmp_path / "file"))
+
+
+def test_damaged_metadata_stream_spares_the_content(
+    tmp_path: Path, repo: Repository, snap: Snapshot
+) -> None:
+    blob = snap.streams["meta/xattr"][0]
+    loc = repo.index.lookup(blob)
+    path = tmp_path / "repo" / f"data-{loc.pack_id.hex()}"
+    raw = bytearray(path.read_bytes())
+    raw[loc.offset + loc.length // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    summary = run_restore(repo, snap, str(out))
+    assert len(summary.errors) == 1
+    assert summary.errors[0].startswith("/: metadata stream meta/xattr is damaged: ")
+    assert (out / "big.bin").read_bytes() == (tmp_path / "src" / "big.bin").read_bytes()
+    assert os.stat(out / "dir" / "deeper").st_mtime_ns == 1_600_000_000_123_456_789  # attr
+    assert os.listxattr(out / "small.txt") == []  # the damaged stream's records are not applied
