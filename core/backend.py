@@ -4,7 +4,7 @@ A backend stores flat *remote names* (letters, digits, ``-`` and ``.``; see
 :func:`check_name`) in one folder, bucket or container. Authors subclass :class:`Backend`
 and implement the methods that start with one underscore; pannier calls only the public
 methods, which the base class implements on top of them, and wraps every backend in its
-own retry, limit and logging wrappers (see ``pannier.wrappers``).
+own retry, limit, validation and logging wrappers (see ``pannier.wrappers``).
 
 Guarantees a backend gives, and the conformance kit (``pannier.testing``) checks:
 
@@ -15,7 +15,9 @@ Guarantees a backend gives, and the conformance kit (``pannier.testing``) checks
 * ``_delete`` of a missing name is tolerated (no error).
 * After a put returns, a get or list sees the new object (read-after-write).
 * A missing folder/bucket/container raises :class:`~pannier.FolderMissingError`;
-  ``_create_folder`` creates it.
+  ``_create_folder`` creates it, and changes nothing when it exists.
+* Names outside the flat alphabet, or longer than ``max_name_length``, are refused with
+  :class:`~pannier.InvalidNameError` before reaching the backend.
 
 One backend instance is used by one thread at a time; a backend keeps no shared static
 state, so several instances can run at once (``capabilities.connections``).
