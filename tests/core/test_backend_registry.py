@@ -231,3 +231,18 @@ def test_a_disabled_backend_is_named_as_such(
         get_backend_object("faulty+file:///x")
     assert "no backend serves faulty+ URLs" in str(info.value)
     assert "the backend plugin 'faulty' is disabled" in str(info.value)
+
+
+def test_strict_mode_raises_the_broken_plugins_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_dir = tmp_path / "site" / "pannier" / "plugins" / "backends"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "brokensdk.py").write_text(BROKEN)
+    strict = registry.PluginManager(
+        entry_points=False, strict=True, search_path=[str(tmp_path / "site")]
+    )
+    monkeypatch.setattr(registry, "_default", strict)
+    get_backend_object(f"file://{tmp_path}")  # asked by name: the broken one is not imported
+    with pytest.raises(PluginLoadError, match="pannier_test_no_such_sdk"):
+        get_backend_object("nosuch://x")
