@@ -38,11 +38,17 @@ def test_at_most_n_operations_at_once_across_instances(tmp_path: Path) -> None:
 
         def slow_query(name: str, original=original) -> dict[str, int]:  # type: ignore[no-untyped-def]
             with gauge:
-                time.sleep(0.05)
+                time.sleep(0.1)
                 return original(name)
 
         raw._query = slow_query  # type: ignore[method-assign]
-    threads = [threading.Thread(target=b.query, args=("x",)) for b in backends]
+    barrier = threading.Barrier(len(backends))
+
+    def start_together(b) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait()
+        b.query("x")
+
+    threads = [threading.Thread(target=start_together, args=(b,)) for b in backends]
     for t in threads:
         t.start()
     for t in threads:
