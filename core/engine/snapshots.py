@@ -9,7 +9,7 @@ concatenated, are the stream.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError, CorruptObjectError, PannierError
@@ -23,6 +23,7 @@ __all__ = [
     "find_parent",
     "iter_stream",
     "load_tree",
+    "readable_snapshots",
     "referenced_blobs",
     "resolve_snapshot",
     "snapshot_time",
@@ -70,6 +71,21 @@ def referenced_blobs(repo: Any, snapshot: Any) -> Iterator[bytes]:
     for name in streams:
         yield from stream_ids(snapshot, name)
     yield from content_blobs(repo, snapshot)
+
+
+def readable_snapshots(repo: Any, warn: Callable[[str], None] | None = None) -> list[Any]:
+    """Every snapshot that can be read, oldest first; one that cannot (damaged, missing,
+    of a newer format) is skipped and reported through ``warn`` instead of stopping the
+    command: a damaged old snapshot must not prevent new backups."""
+    snaps = []
+    for snap_id in repo.snapshot_ids():
+        try:
+            snaps.append(repo.read_snapshot(snap_id))
+        except PannierError as e:
+            if warn is not None:
+                warn(f"snapshot {snap_id[:8]} skipped: {e}")
+    snaps.sort(key=lambda s: (snapshot_time(s), s.id or ""))
+    return snaps
 
 
 def snapshot_time(snapshot: Any) -> datetime.datetime:
@@ -140,7 +156,7 @@ def resolve_snapshot(
     Raises :class:`~pannier.ConfigError` when nothing (or more than one) matches.
     """
     if spec == "latest":
-        found = filter_snapshots(repo.list_snapshots(), hosts=hosts, tags=tags, paths=paths)
+        found = filter_snapshots(readable_snapshots(repo), hosts=hosts, tags=tags, paths=paths)
         if not found:
             raise ConfigError("no snapshot matches 'latest'" + _filters(hosts, tags, paths))
         return found[-1]
@@ -167,7 +183,7 @@ def find_parent(repo: Any, parent: str | None, *, hostname: str, paths: Sequence
         return resolve_snapshot(repo, parent)
     candidates = [
         s
-        for s in repo.list_snapshots()
+        for s in readable_snapshots(repo)
         if s.hostname == hostname and sorted(s.paths or ()) == sorted(paths)
     ]
     if not candidates:

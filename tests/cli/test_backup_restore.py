@@ -465,3 +465,22 @@ def test_names_not_utf8_are_printed_as_their_bytes(tmp_path: Path) -> None:
     assert (
         verified.returncode == 1 and b"+    /\xff\xfename: not in the snapshot" in verified.stdout
     )
+
+
+def test_a_damaged_snapshot_does_not_stop_new_backups(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    repo = tmp_path / "repo"
+    url = repo.as_uri()
+    ok("init", "-r", url)
+    first = json.loads(ok("backup", str(src), "-r", url, "--json").stdout.splitlines()[-1])
+    damaged = repo / f"snapshot-{first['snapshot_id']}"
+    damaged.write_bytes(damaged.read_bytes()[:-5])
+    second = json.loads(ok("backup", str(src), "-r", url, "--json").stdout.splitlines()[-1])
+    assert second["parent"] is None and second["files_new"] == 1
+    listing = ok("snapshots", "-r", url)
+    assert f"snapshot {first['snapshot_id'][:8]} skipped: " in listing.stderr
+    assert second["snapshot_id"][:8] in listing.stdout and "1 snapshots" in listing.stdout
+    ok("restore", "latest", "--target", str(tmp_path / "out"), "-r", url)
+    assert (tmp_path / "out" / "f").read_text() == "x"

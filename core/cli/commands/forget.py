@@ -61,7 +61,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Decide, print, remove, and prune when asked."""
     from ...engine.forget import Policy, apply_policy, group_snapshots
-    from ...engine.snapshots import filter_snapshots, resolve_snapshot
+    from ...engine.snapshots import filter_snapshots, readable_snapshots, resolve_snapshot
 
     repo = open_repository(args, ctx, lock="exclusive")
     remove: list[Any] = []
@@ -84,7 +84,10 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
             tags=list(args.keep_tag),
         )
         snaps = filter_snapshots(
-            repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter
+            readable_snapshots(repo, ctx.warn),
+            hosts=args.host,
+            tags=args.tag,
+            paths=args.path_filter,
         )
         group_by = [f for f in args.group_by.split(",") if f]
         for key, group in sorted(

@@ -73,11 +73,11 @@ def snapshot_json(snap: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Print the table or the JSON list."""
     from ...engine.progress import format_bytes
-    from ...engine.snapshots import filter_snapshots, snapshot_time
+    from ...engine.snapshots import filter_snapshots, readable_snapshots, snapshot_time
 
     repo = open_repository(args, ctx, lock=None)
     snaps = filter_snapshots(
-        repo.list_snapshots(), hosts=args.host, tags=args.tag, paths=args.path_filter
+        readable_snapshots(repo, ctx.warn), hosts=args.host, tags=args.tag, paths=args.path_filter
     )
     if args.latest > 0:
         snaps = snaps[-args.latest :]
