@@ -167,11 +167,13 @@ class FileBackend(Backend):
 
     def _query(self, filename: str) -> dict[str, int]:
         try:
-            return {"size": os.stat(self._path(filename)).st_size}
+            info = os.stat(self._path(filename), follow_symlinks=False)
         except FileNotFoundError:
             return {"size": -1}
         except OSError as e:
             raise self._error("query", filename, e) from e
+        # Only regular files are objects, as in the listing.
+        return {"size": info.st_size if stat.S_ISREG(info.st_mode) else -1}
 
     def _query_list(self, filename_list: builtins.list[str]) -> dict[str, dict[str, int]]:
         return {name: self._query(name) for name in filename_list}

@@ -196,3 +196,11 @@ FileAgainstADict.TestCase.settings = settings(
     max_examples=25, stateful_step_count=15, deadline=None
 )
 TestFileAgainstADict = FileAgainstADict.TestCase
+
+
+def test_a_directory_is_not_an_object(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    backend = get_backend_object(f"file://{tmp_path}")
+    assert backend.query("sub") == -1
+    assert not backend.exists("sub")
+    assert backend.list() == []
