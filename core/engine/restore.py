@@ -26,7 +26,9 @@ Guarantees (each checked by a test):
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import stat
 import threading
 import time
@@ -68,12 +70,15 @@ class RestoreOptions:
     """What ``pannier restore`` was asked.
 
     :ivar include: snapshot paths to restore (with everything below them); empty = all.
+    :ivar exclude: glob patterns of entries not to restore (with everything below them);
+        a pattern without ``/`` matches a name, one with ``/`` the whole snapshot path.
     :ivar overwrite: allow a non-empty target (existing files are compared and replaced
         only where they differ).
     :ivar workers: threads writing files.
     """
 
     include: list[str] = attrs.field(factory=list)
+    exclude: list[str] = attrs.field(factory=list)
     overwrite: bool = False
     workers: int = 4
 
@@ -98,6 +103,28 @@ class RestoreSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict."""
         return attrs.asdict(self)
+
+
+class _Excluder:
+    """Matches snapshot entries against ``--exclude`` glob patterns."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._names: list[re.Pattern[str]] = []
+        self._paths: list[re.Pattern[str]] = []
+        for p in patterns:
+            pat = p.rstrip("/") or p
+            rx = re.compile(fnmatch.translate(pat), re.DOTALL)
+            (self._paths if "/" in pat else self._names).append(rx)
+
+    def __call__(self, index: Index) -> bool:
+        """True when the entry at ``index`` is excluded (not its descendants' test)."""
+        if not index or not (self._names or self._paths):
+            return False
+        name = os.fsdecode(index[-1])
+        if any(rx.match(name) for rx in self._names):
+            return True
+        path = index_to_path(index)
+        return any(rx.match(path) for rx in self._paths)
 
 
 def _is_within(index: Index, includes: Sequence[Index]) -> tuple[bool, bool]:
@@ -130,6 +157,7 @@ class _Restorer:
         self.summary = RestoreSummary(target=target)
         self.lock = threading.Lock()
         self.use_attr = meta.has("attr")
+        self.excluded: set[Index] = set()  # entries left out by --exclude
 
     def error(self, index: Index, message: str) -> None:
         path = index_to_path(index)
@@ -299,6 +327,8 @@ class _Restorer:
         dir_meta: list[tuple[TreeEntry, dict[str, Any]]] = []
         links: list[tuple[TreeEntry, dict[str, Any]]] = []
         matched = not includes
+        excluded = _Excluder(self.opts.exclude)
+        skipped: Index | None = None  # the excluded directory being skipped
         try:
             main: Iterator[tuple[Index, dict[str, Any]]] = (
                 (e.index, {"": e}) for e in load_tree(self.repo, snapshot)
@@ -333,6 +363,12 @@ class _Restorer:
                     entry: TreeEntry = records.pop("")
                     wanted, ancestor = _is_within(index, includes)
                     if not wanted:
+                        continue
+                    if skipped is not None and index[: len(skipped)] == skipped:
+                        continue
+                    if not ancestor and excluded(index):
+                        skipped = index
+                        self.excluded.add(index)
                         continue
                     matched = matched or not ancestor
                     try:
@@ -414,7 +450,7 @@ class _Restorer:
         for entry, records in links:
             target = tuple(entry.data)
             wanted, ancestor = _is_within(target, includes)
-            if not wanted or ancestor:
+            if not wanted or ancestor or any(target[: len(x)] == x for x in self.excluded):
                 outside.setdefault(target, []).append((entry, records))
                 continue
             self._link_one(top, entry, records)

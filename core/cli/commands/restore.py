@@ -34,6 +34,15 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="restore only PATH (a path in the snapshot) and what is below it (repeatable)",
     )
     p.add_argument(
+        "-e",
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="do not restore entries matching the glob PATTERN (a name, or a snapshot path "
+        "when it has a '/'), nor what is below them (repeatable)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="restore into a non-empty target, replacing files that differ",
@@ -56,7 +65,9 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     progress = Progress(
         "restore", stream=ctx.stderr, json_stream=ctx.stdout if ctx.json else None, quiet=ctx.quiet
     )
-    opts = RestoreOptions(include=list(args.include), overwrite=args.overwrite)
+    opts = RestoreOptions(
+        include=list(args.include), exclude=list(args.exclude), overwrite=args.overwrite
+    )
     summary = run_restore(repo, snap, args.target, opts, progress=progress)
     if ctx.json:
         ctx.out_json({"message_type": "summary", **summary.as_dict()})

@@ -286,3 +286,15 @@ def test_damaged_metadata_stream_spares_the_content(
     assert (out / "big.bin").read_bytes() == (tmp_path / "src" / "big.bin").read_bytes()
     assert os.stat(out / "dir" / "deeper").st_mtime_ns == 1_600_000_000_123_456_789  # attr
     assert os.listxattr(out / "small.txt") == []  # the damaged stream's records are not applied
+
+
+def test_exclude_patterns(tmp_path: Path, repo: Repository, snap: Snapshot) -> None:
+    out = tmp_path / "out"
+    opts = RestoreOptions(exclude=["*.bin", "/dir/deeper", "fifo"])
+    summary = run_restore(repo, snap, str(out), opts)
+    assert summary.errors == []
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert names == ["dangling", "dir", "dir/hardlink", "dir/link", "empty", "small.txt", "sparse"]
+    # a hard link whose first name is excluded gets the content itself
+    only = run_restore(repo, snap, str(tmp_path / "o2"), RestoreOptions(exclude=["/dir"]))
+    assert only.errors == [] and (tmp_path / "o2" / "small.txt").read_text() == "hello\n"
