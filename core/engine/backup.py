@@ -57,6 +57,8 @@ class BackupOptions:
     :ivar parent: snapshot id (or prefix) to compare with; None picks the latest snapshot
         of the same host and paths; ``""`` forces a full read (no parent).
     :ivar reread_probability: chance (0..1) that an unchanged file is read anyway.
+    :ivar dry_run: only compare with the parent and count what would be read; read no
+        content and write nothing to the repository (``snapshot_id`` stays None).
     :ivar workers: threads reading and storing file content.
     :ivar max_pending: files read ahead of the one being recorded.
     """
@@ -65,6 +67,7 @@ class BackupOptions:
     hostname: str | None = None
     parent: str | None = None
     reread_probability: float = 0.001
+    dry_run: bool = False
     workers: int = 4
     max_pending: int = 64
     random_seed: int | None = None
@@ -153,7 +156,10 @@ def run_backup(
             s.set_warning_callback(None)
     summary.seconds = round(time.monotonic() - started, 3)
     prog.finish()
-    call_hook("pannier_snapshot_saved", snapshot_id=summary.snapshot_id, summary=summary.as_dict())
+    if summary.snapshot_id is not None:
+        call_hook(
+            "pannier_snapshot_saved", snapshot_id=summary.snapshot_id, summary=summary.as_dict()
+        )
     call_hook("pannier_backup_end", summary=summary.as_dict())
     return summary
 
@@ -276,12 +282,17 @@ def _backup(
                             summary.files_changed += 1
                         else:
                             summary.files_new += 1
-                        item.work = pool.submit(store_file, repo, entry, index, meta)
+                        if opts.dry_run:  # count what would be read
+                            item.work = Stored([], st.st_size, None, fresh=False)
+                        else:
+                            item.work = pool.submit(store_file, repo, entry, index, meta)
                 elif entry.is_dir:
                     summary.dirs += 1
                 else:
                     summary.others += 1
-                if not isinstance(item.work, Future) and not item.reread:
+                if opts.dry_run:
+                    item.records = []
+                elif not isinstance(item.work, Future) and not item.reread:
                     known = meta.lookup_parent(index) if _same_inode(old, entry) else None
                     item.records = meta.compute(entry, index, known)
                 pending.append(item)
@@ -291,6 +302,8 @@ def _backup(
                 emit(pending.popleft())
         for s in sources:
             s.finish()
+        if opts.dry_run:
+            return
         tree.close()
         tree_file.seek(0)
         streams: dict[str, list[bytes]] = {"tree": list(repo.store_stream(tree_file, kind="tree"))}

@@ -44,6 +44,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--force", action="store_true", help="read every file (no parent snapshot)")
     p.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="only say what would be read and stored: read no content, write nothing",
+    )
+    p.add_argument(
         "-e",
         "--exclude",
         action="append",
@@ -134,6 +140,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         hostname=args.host,
         parent="" if args.force else args.parent,
         reread_probability=args.reread_probability,
+        dry_run=args.dry_run,
     )
     try:
         summary = run_backup(repo, sources, opts, progress=progress)
@@ -152,12 +159,18 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
             ctx.out(
                 f"Re-read unchanged files: {s.files_reread} ({s.files_reread_changed} had changed)"
             )
-        ctx.out(
-            f"Added to the repository: {format_bytes(s.bytes_added)} "
-            f"(read {format_bytes(s.bytes_read)} of {format_bytes(s.total_bytes)})"
-        )
+        if args.dry_run:
+            ctx.out(f"Would read {format_bytes(s.bytes_read)} of {format_bytes(s.total_bytes)}")
+        else:
+            ctx.out(
+                f"Added to the repository: {format_bytes(s.bytes_added)} "
+                f"(read {format_bytes(s.bytes_read)} of {format_bytes(s.total_bytes)})"
+            )
         ctx.out(f"processed {s.total_files} files in {s.seconds:.1f}s")
-        ctx.out(f"snapshot {(s.snapshot_id or '')[:8]} saved")
+        if s.snapshot_id is None:
+            ctx.out("dry run: nothing was read or stored, no snapshot was written")
+        else:
+            ctx.out(f"snapshot {s.snapshot_id[:8]} saved")
     if summary.warnings:
         ctx.warn(f"{len(summary.warnings)} files could not be read; the snapshot lacks them")
         return EXIT_PARTIAL

@@ -253,3 +253,17 @@ def test_hard_links_in_several_sources(tmp_path: Path, repo: Repository) -> None
     assert run_restore(repo, snap, str(out)).errors == []
     assert (out / "two" / "b").read_text() == "two"
     assert os.stat(out / "two" / "a").st_ino == os.stat(out / "two" / "b").st_ino
+
+
+def test_dry_run_reads_and_writes_nothing(tmp_path: Path, repo: Repository) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    first = run_backup(repo, [fs_source(src)], BackupOptions(reread_probability=0))
+    (src / "new").write_text("new\n")
+    names_before = sorted(os.listdir(tmp_path / "repo"))
+    dry = run_backup(repo, [fs_source(src)], BackupOptions(dry_run=True, reread_probability=0))
+    assert dry.snapshot_id is None and dry.parent == first.snapshot_id
+    assert dry.files_new == 1 and dry.files_unchanged == 6 and dry.bytes_read == 4
+    assert dry.bytes_added == 0
+    assert sorted(os.listdir(tmp_path / "repo")) == names_before
+    assert [s.id for s in repo.list_snapshots()] == [first.snapshot_id]
