@@ -25,6 +25,7 @@ import attrs
 import blake3
 
 from ..errors import ConfigError, FileMissingError, PannierError
+from .index import WIRE_RECORD, Index
 from .pack import PackEntry, pack_name, parse_pack
 from .repository import Repository
 
@@ -124,13 +125,15 @@ def check_repository(
     say = progress or (lambda _msg: None)
     names = repo.list_names()
     say("loading indexes")
-    indexed: dict[bytes, list[PackEntry]] = {}
-    where: dict[bytes, bytes] = {}
+    # Compact forms only: wire records per pack, and an Index for blob -> pack, so a
+    # repository of millions of blobs is checked in tens of MB.
+    indexed: dict[bytes, bytes] = {}
+    where = Index()
     superseded: set[str] = set()
-    loaded: dict[str, dict[bytes, list[PackEntry]]] = {}
+    loaded: dict[str, list[tuple[bytes, bytes]]] = {}
     for name in sorted(n for n in names if n.startswith("index-")):
         try:
-            packs, sup = repo.read_index_object(name)
+            packs, sup = repo.read_index_records(name)
         except PannierError as err:
             result.errors.append(str(err))
             continue
@@ -139,16 +142,17 @@ def check_repository(
     for name, packs in loaded.items():
         if name in superseded:
             continue
-        for pack_id, entries in packs.items():
-            indexed.setdefault(pack_id, entries)
-            for e in entries:
-                where.setdefault(e.blob_id, pack_id)
+        for pack_id, records in packs:
+            if pack_id not in indexed:
+                indexed[pack_id] = records
+                where.add_records(pack_id, records)
     result.packs = len(indexed)
     result.blobs = len(where)
 
-    for pack_id, entries in sorted(indexed.items()):
+    for pack_id, records in sorted(indexed.items()):
         name = pack_name(pack_id)
         size = names.get(name)
+        entries = _entries(records)
         need = max((e.offset + e.length for e in entries), default=0) + 12
         if size is None:
             result.errors.append(f"pack {name} is missing (named by the index)")
@@ -186,7 +190,9 @@ def check_repository(
         say(f"reading {len(chosen)} of {len(indexed)} packs")
         with ThreadPoolExecutor(repo.workers) as pool:
             for pack_id, (problems, nbytes, bad) in zip(
-                chosen, pool.map(lambda p: _verify_pack(repo, p, indexed[p]), chosen), strict=True
+                chosen,
+                pool.map(lambda p: _verify_pack(repo, p, _entries(indexed[p])), chosen),
+                strict=True,
             ):
                 result.packs_read += 1
                 result.bytes_read += nbytes
@@ -198,6 +204,11 @@ def check_repository(
     if result.damaged_blobs:
         result.affected = _affected(repo, result.damaged_blobs)
     return result
+
+
+def _entries(records: bytes) -> list[PackEntry]:
+    """The entries of one pack's wire records (see :mod:`pannier.repo.index`)."""
+    return [PackEntry(*r) for r in WIRE_RECORD.iter_unpack(records)]
 
 
 def _verify_pack(

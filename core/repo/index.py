@@ -43,6 +43,8 @@ INDEX_VERSION = 1
 _MEM = struct.Struct("<IIIIB")  # pack number, offset, length, raw length, kind
 _REC = fmt.ID_SIZE + _MEM.size
 _WIRE = struct.Struct("<B32sIII")
+#: The 45-byte record of one blob in an index object.
+WIRE_RECORD = _WIRE
 _NBUCKETS = 1 << 16
 
 

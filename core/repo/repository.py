@@ -360,7 +360,7 @@ class Repository:
         self, name: str
     ) -> tuple[list[tuple[bytes, bytes]], list[str]] | CorruptObjectError:
         try:
-            return decode_index_records(self._open_index(name), name)
+            return self.read_index_records(name)
         except CorruptObjectError as e:
             return e
 
@@ -370,6 +370,11 @@ class Repository:
         except FileMissingError:
             raise CorruptObjectError(f"index {name} is missing", object_name=name) from None
         return self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
+
+    def read_index_records(self, name: str) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+        """``([(pack id, 45-byte wire records)], superseded ids)`` of the index object
+        ``name``, records unparsed (compact); CorruptObjectError naming it when damaged."""
+        return decode_index_records(self._open_index(name), name)
 
     def read_index_object(self, name: str) -> tuple[dict[bytes, list[PackEntry]], list[str]]:
         """The packs and superseded ids of the index object ``name``; CorruptObjectError
