@@ -198,8 +198,8 @@ class Source:
         """The name of the top of this source when several sources share one snapshot
         (the engine stores source *i* under ``(name,)``). Defaults to the spec's last
         path component."""
-        base = os.path.basename(os.path.normpath(self.spec)) or "root"
-        return os.fsencode(base)
+        base = os.path.basename(os.path.abspath(self.spec))
+        return os.fsencode(base) if base not in ("", ".", "..") else b"root"
 
     @property
     def display(self) -> str:
