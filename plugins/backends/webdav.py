@@ -165,18 +165,18 @@ class WebDAVBackend(Backend):
         """Every object in the collection with its size, from one PROPFIND of depth 1
         parsed as it arrives; sub-collections and temporary names are skipped.
 
-        A listing is delivered only once the whole answer parsed: some servers (rclone's)
-        end the document early and append an error when an object vanishes during the
-        walk, which would silently drop names. Such a listing is read again, up to
-        ``LIST_ATTEMPTS`` times, then raises TransientBackendError."""
+        A listing is delivered only once the whole answer parsed. When an object vanishes
+        while the server walks the collection, some servers end the document early and
+        append an error (rclone's), others answer 500 (WsgiDAV's): such a listing is read
+        again at once, up to ``LIST_ATTEMPTS`` times, then raises TransientBackendError."""
         for attempt in range(1, LIST_ATTEMPTS + 1):
             try:
                 return iter(self._propfind_listing())
             except _BrokenListing as e:
                 if attempt == LIST_ATTEMPTS:
                     raise TransientBackendError(
-                        f"list: the server's PROPFIND answer is not valid XML ({e}), "
-                        f"{LIST_ATTEMPTS} times",
+                        f"list: the server could not give a complete listing "
+                        f"{LIST_ATTEMPTS} times in a row (last: {e})",
                         backend=self.display_name,
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -189,8 +189,10 @@ class WebDAVBackend(Backend):
             headers={"Depth": "1", "Content-Type": "application/xml"},
             data=_PROPFIND_BODY,
             stream=True,
-            ok=(207,),
+            ok=(207, 500),
         ) as resp:
+            if resp.status_code == 500:
+                raise _BrokenListing(f"the server answered 500 {resp.reason}")
             parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
             entries: list[ListEntry] = []
             try:
@@ -200,7 +202,7 @@ class WebDAVBackend(Backend):
                 parser.close()
                 entries.extend(self._entries(parser))
             except ET.ParseError as e:
-                raise _BrokenListing(str(e)) from None
+                raise _BrokenListing(f"its PROPFIND answer is not valid XML: {e}") from None
             except requests.RequestException as e:
                 raise self._network_error("list", e) from e
         return entries

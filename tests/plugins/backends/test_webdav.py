@@ -353,3 +353,31 @@ def test_server_that_never_answers_times_out() -> None:
         with pytest.raises(TransientBackendError, match="timed out") as err:
             backend.test()
     assert "gave up after 2 attempts" in str(err.value) and "\n" not in str(err.value)
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A server whose listings always fail with 500; counts the PROPFINDs it got."""
+
+    propfinds = 0
+
+    def do_PROPFIND(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).propfinds += 1
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_listing_that_keeps_failing_is_read_three_times_then_transient() -> None:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        backend = get_backend_object(f"webdav://127.0.0.1:{httpd.server_address[1]}/x/")
+        with pytest.raises(TransientBackendError, match="complete listing 3 times"):
+            backend.list()
+        assert _Failing.propfinds == 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
