@@ -20,6 +20,9 @@ overwrite
 list
     each name exactly once with its size (-1 is tolerated and reported); when
     ``page_size`` is declared and at most 1000, ``page_size + 1`` objects are listed.
+validate
+    ``validate(name, size)`` accepts the size sent, refuses another size with a reason,
+    and refuses a deleted object.
 missing
     get, get_stream, get_range of a missing name raise FileMissingError; query gives -1.
 delete
@@ -316,6 +319,21 @@ def check_list(kit: Kit) -> None:
     _expect(not left, f"delete_list left {len(left)} names")
 
 
+def check_validate(kit: Kit) -> None:
+    """validate accepts an object of the size sent and refuses another size, with a
+    reason, and a missing object."""
+    b = kit.backend
+    name = kit.name("validate")
+    kit.put(name, b"12345")
+    ok, reason = b.validate(name, 5)
+    _expect(ok, f"validate of a correct 5-byte object failed: {reason}")
+    ok, reason = b.validate(name, 6)
+    _expect(not ok and bool(reason), "validate accepted a wrong size, or gave no reason")
+    b.delete(name)
+    ok, reason = b.validate(name, 5)
+    _expect(not ok, "validate accepted a deleted object")
+
+
 def check_missing(kit: Kit) -> None:
     """get, get_stream and get_range of a missing name raise FileMissingError; query
     gives -1 and exists False."""
@@ -544,6 +562,7 @@ CHECKS: tuple[Check, ...] = (
     Check("sizes", check_sizes),
     Check("overwrite", check_overwrite),
     Check("list", check_list),
+    Check("validate", check_validate),
     Check("missing", check_missing),
     Check("delete", check_delete),
     Check("range", check_range),

@@ -235,6 +235,10 @@ class BackendConformance:
         """Each name once, with its size, across pages."""
         self._kit_run(make_backend, "list")
 
+    def test_validate(self, make_backend: Any) -> None:
+        """validate accepts the right size and refuses others."""
+        self._kit_run(make_backend, "validate")
+
     def test_missing(self, make_backend: Any) -> None:
         """A missing name raises FileMissingError."""
         self._kit_run(make_backend, "missing")
