@@ -360,7 +360,7 @@ class _Failing(http.server.BaseHTTPRequestHandler):
 
     propfinds = 0
 
-    def do_PROPFIND(self) -> None:  # noqa: N802 - http.server's naming
+    def do_PROPFIND(self) -> None:
         type(self).propfinds += 1
         self.send_response(500)
         self.send_header("Content-Length", "0")
