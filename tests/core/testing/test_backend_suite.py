@@ -177,3 +177,12 @@ def test_create_folder_that_fails_on_an_existing_folder_fails(tmp_path: Path) ->
 def test_create_folder_support_is_reported(tmp_path: Path) -> None:
     report = run_conformance(factory(FileBackend, tmp_path), only=["folder"])
     assert report.notes["create folder"] == "yes, idempotent"
+
+
+class AlwaysValid(FileBackend):
+    def _validate(self, remote_filename: str, size: int, **kwargs: object) -> tuple[bool, str]:
+        return True, ""
+
+
+def test_a_validate_that_accepts_anything_fails(tmp_path: Path) -> None:
+    assert "wrong size" in failed(AlwaysValid, tmp_path, "validate")["validate"]
