@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from .crypto import KdfParams
 from .format import FORMAT_VERSION, BlobKind
+from .keys import KeyInfo
 from .locks import LockInfo, RepositoryLock
-from .repository import KeyInfo, Repository, register_referenced_blobs
+from .repository import Repository, register_referenced_blobs
 from .snapshot import Snapshot
 
 __all__ = [

@@ -55,7 +55,7 @@ from .reader import BlobReader
 from .snapshot import Snapshot
 from .uploader import PackUploader, WriteStats
 
-__all__ = ["KeyInfo", "Repository", "register_referenced_blobs"]
+__all__ = ["Repository", "register_referenced_blobs"]
 
 T = TypeVar("T")
 
