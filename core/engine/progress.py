@@ -82,6 +82,7 @@ class Progress:
         self._last = 0.0
         self._drawn = False
         self._lock = threading.Lock()
+        self._out_lock = threading.RLock()
 
     @property
     def wanted(self) -> bool:
@@ -131,11 +132,12 @@ class Progress:
         """Report the counters now (terminal line, JSON status line, progress hook)."""
         state = self.snapshot()
         call_hook(f"pannier_{self.action}_progress", progress=state)
-        if self.json_stream is not None:
-            line = json.dumps({"message_type": "status", **state}, sort_keys=True)
-            print(line, file=self.json_stream, flush=True)
-        if self.tty:
-            self._draw(state)
+        with self._out_lock:  # worker threads report too: one line at a time
+            if self.json_stream is not None:
+                line = json.dumps({"message_type": "status", **state}, sort_keys=True)
+                print(line, file=self.json_stream, flush=True)
+            if self.tty:
+                self._draw(state)
 
     def _draw(self, state: dict[str, Any]) -> None:
         text = (
@@ -155,11 +157,12 @@ class Progress:
         """Report a file that could not be read or written; the operation goes on."""
         self.errors += 1
         call_hook("pannier_file_error", path=path, error=error)
-        self.clear()
-        print(f"pannier: warning: {path}: {error}", file=self.stream)
-        if self.json_stream is not None:
-            line = json.dumps({"message_type": "error", "path": path, "error": error})
-            print(line, file=self.json_stream, flush=True)
+        with self._out_lock:
+            self.clear()
+            print(f"pannier: warning: {path}: {error}", file=self.stream)
+            if self.json_stream is not None:
+                line = json.dumps({"message_type": "error", "path": path, "error": error})
+                print(line, file=self.json_stream, flush=True)
 
     def clear(self) -> None:
         """Erase the terminal line (before printing something else)."""
