@@ -43,6 +43,20 @@ class _CountingReader:
         return False
 
 
+def _remaining(fileobj: IO[bytes]) -> int | None:
+    """The bytes between a seekable stream's position and its end (the stream is left
+    where it was), or None for a stream that cannot seek."""
+    try:
+        if not fileobj.seekable():
+            return None
+        start = fileobj.tell()
+        end = fileobj.seek(0, os.SEEK_END)
+        fileobj.seek(start)
+    except (OSError, ValueError):
+        return None
+    return end - start
+
+
 class ValidationWrapper(BackendWrapper):
     """Validates every put of the inner backend when ``enabled``."""
 
@@ -73,13 +87,10 @@ class ValidationWrapper(BackendWrapper):
         if not self.enabled:
             self.inner._put_stream(fileobj, remote_filename, size)
             return
-        try:
-            start = fileobj.tell() if fileobj.seekable() else None
-        except OSError:
-            start = None
-        if start is not None:
+        expected = _remaining(fileobj)
+        if expected is not None:  # a file or buffer: its size is known before the put
             self.inner._put_stream(fileobj, remote_filename, size)
-            self._check(remote_filename, fileobj.tell() - start)
+            self._check(remote_filename, expected)
             return
         counter = _CountingReader(fileobj)
         self.inner._put_stream(counter, remote_filename, size)  # type: ignore[arg-type]

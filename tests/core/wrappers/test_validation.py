@@ -84,3 +84,17 @@ def test_validation_can_be_switched_off(tmp_path: Path) -> None:
     backend = ValidationWrapper.from_url(raw, raw.url.with_options({"validate": False}))
     backend.put_bytes("a", b"12345")
     assert (tmp_path / "a").read_bytes() == b"1234"
+
+
+def test_a_seekable_stream_read_out_of_order_still_validates(tmp_path: Path) -> None:
+    raw = get_backend_object(f"file://{tmp_path}")
+    original = raw._put_stream
+
+    def put_stream(fileobj: Any, name: str, size: Any) -> None:
+        data = fileobj.read()
+        fileobj.seek(0)  # like an SDK that rewinds after reading (e.g. to compute a hash)
+        original(io.BytesIO(data), name, size)
+
+    raw._put_stream = put_stream  # type: ignore[method-assign]
+    ValidationWrapper(raw).put_stream(io.BytesIO(b"x" * 1000), "a")
+    assert (tmp_path / "a").read_bytes() == b"x" * 1000
