@@ -273,6 +273,21 @@ class MetaApplier:
                 continue
             self.plugins.append(cls)
 
+    def restrict_to(self, target: bytes) -> list[str]:
+        """Stop applying the plugins whose ``is_active`` says the filesystem of ``target``
+        cannot hold their metadata (no xattrs, no ACLs there); return their stream names.
+        Their records are still read (and joined), just not applied."""
+        inactive = []
+        for cls in list(self.plugins):
+            try:
+                active = cls.is_active(target)
+            except OSError:
+                active = True  # cannot tell: try, and report what fails
+            if not active:
+                self.plugins.remove(cls)
+                inactive.append(STREAM_PREFIX + cls.get_prefix())
+        return inactive
+
     def join(
         self, main: Iterator[tuple[Index, dict[str, Any]]]
     ) -> Iterator[tuple[Index, dict[str, Any]]]:

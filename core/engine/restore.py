@@ -99,6 +99,7 @@ class RestoreSummary:
     seconds: float = 0.0
     errors: list[str] = attrs.field(factory=list)
     missing_meta_streams: list[str] = attrs.field(factory=list)
+    unsupported_meta_streams: list[str] = attrs.field(factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict."""
@@ -553,7 +554,10 @@ def run_restore(
         prog.set_total(int(total.get("total_files", 0)), int(total["total_bytes"]))
     call_hook("pannier_restore_start", info={"snapshot": snapshot.id, "target": target})
     meta = MetaApplier(repo, snapshot, meta_plugins)
+    os.makedirs(target, exist_ok=True)
+    unsupported = meta.restrict_to(os.fsencode(os.path.realpath(target)))
     restorer = _Restorer(repo, target, opts, prog, meta)
+    restorer.summary.unsupported_meta_streams = unsupported
     restorer.summary.snapshot_id = snapshot.id
     try:
         summary = restorer.run(snapshot)

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         )
     for name in summary.missing_meta_streams:
         ctx.warn(f"metadata stream {name} not applied: no plugin for it is installed")
+    for name in summary.unsupported_meta_streams:
+        ctx.warn(f"metadata stream {name} not applied: the target filesystem does not support it")
     if summary.errors:
         ctx.error(f"{len(summary.errors)} entries could not be restored")
         return EXIT_FAILURE

@@ -67,3 +67,36 @@ def test_failing_plugin_is_isolated(tmp_path: Path, repo: Repository) -> None:
     # without the plugin installed, its stream is kept and reported, not applied
     again = run_restore(repo, snap, str(tmp_path / "o2"), meta_plugins=active_meta_plugins())
     assert again.errors == [] and again.missing_meta_streams == ["meta/flaky"]
+
+
+class PickyPlugin(FlakyPlugin):
+    """Active only on filesystems other than a 'plain' one (as xattr/acl plugins are
+    inactive where the filesystem lacks them); applying anywhere else would fail."""
+
+    @classmethod
+    def get_prefix(cls) -> str:
+        return "picky"
+
+    @classmethod
+    def is_active(cls, fs: Any) -> bool:
+        return not os.fsdecode(fs if isinstance(fs, (str, bytes)) else b"").endswith("plain")
+
+    @classmethod
+    def apply(cls, record: Any, root: bytes, index: Any, *, dry_compare: bool = True) -> bool:
+        raise OSError(95, "Operation not supported")
+
+
+def test_plugins_inactive_on_the_target_are_not_applied(tmp_path: Path, repo: Repository) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good").write_text("x")
+    plugins = [*active_meta_plugins(), PickyPlugin]
+    fs = get_plugin_manager().get(PluginKind.SOURCE, "filesystem")
+    snap = repo.load_snapshot(
+        run_backup(repo, [fs(str(src), {})], meta_plugins=plugins).snapshot_id
+    )
+    assert "meta/picky" in snap.streams
+    plain = run_restore(repo, snap, str(tmp_path / "plain"), meta_plugins=plugins)
+    assert plain.errors == [] and plain.unsupported_meta_streams == ["meta/picky"]
+    other = run_restore(repo, snap, str(tmp_path / "other"), meta_plugins=plugins)
+    assert other.errors and other.errors[0].startswith("/good: cannot set metadata")
