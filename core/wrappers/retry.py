@@ -38,7 +38,13 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from ..backend import Backend, ListEntry
-from ..errors import BackendError, PannierError, RateLimitedError, TransientBackendError
+from ..errors import (
+    BackendError,
+    ConfigError,
+    PannierError,
+    RateLimitedError,
+    TransientBackendError,
+)
 from ..url import redact
 from . import BackendWrapper
 
@@ -150,11 +156,22 @@ class RetryWrapper(BackendWrapper):
         """A retry wrapper configured by the URL's ``retries`` and ``retry-*`` options."""
         if url is None:
             return cls(inner)
+        seconds = {
+            name: url.float_option(name, default)
+            for name, default in (
+                ("retry-delay", 1.0),
+                ("retry-max-delay", 30.0),
+                ("retry-max-time", 300.0),
+            )
+        }
+        for name, value in seconds.items():
+            if not value >= 0:  # also refuses nan
+                raise ConfigError(f"{url.redacted}: option {name}: {value} is not a duration")
         policy = RetryPolicy(
             attempts=max(1, url.int_option("retries", 5)),
-            base_delay=url.float_option("retry-delay", 1.0),
-            max_delay=url.float_option("retry-max-delay", 30.0),
-            max_elapsed=url.float_option("retry-max-time", 300.0),
+            base_delay=seconds["retry-delay"],
+            max_delay=seconds["retry-max-delay"],
+            max_elapsed=seconds["retry-max-time"],
         )
         return cls(inner, policy)
 

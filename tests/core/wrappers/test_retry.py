@@ -252,3 +252,12 @@ def test_policy_from_url_options(tmp_path: Path) -> None:
     assert wrapper.policy == RetryPolicy(
         attempts=2, base_delay=0.5, max_delay=30.0, max_elapsed=9.0
     )
+
+
+@pytest.mark.parametrize("option", ["retry-delay=-1", "retry-max-delay=nan", "retry-max-time=-5"])
+def test_negative_durations_are_config_errors(tmp_path: Path, option: str) -> None:
+    from pannier.errors import ConfigError
+
+    inner = get_backend_object(f"file://{tmp_path}?{option}")
+    with pytest.raises(ConfigError, match=f"option {option.split('=')[0]}: .* is not a duration"):
+        RetryWrapper.from_url(inner, inner.url)
