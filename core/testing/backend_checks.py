@@ -500,7 +500,7 @@ def check_wrappers(kit: Kit) -> None:
     inner = kit.factory()
     wrapped = wrap_backend(inner, kit.url)
     try:
-        _expect(wrapped.unwrap() is inner, "unwrap() does not return the backend")
+        _expect(wrapped.unwrap() is inner.unwrap(), "unwrap() does not return the backend")
         _expect(
             wrapped.get_capabilities() == inner.get_capabilities(),
             "the wrapper stack changed the capabilities",

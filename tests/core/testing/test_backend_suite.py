@@ -186,3 +186,29 @@ class AlwaysValid(FileBackend):
 
 def test_a_validate_that_accepts_anything_fails(tmp_path: Path) -> None:
     assert "wrong size" in failed(AlwaysValid, tmp_path, "validate")["validate"]
+
+
+def test_a_prefix_backend_built_on_backend_wrapper_passes(tmp_path: Path) -> None:
+    from pannier.backend_registry import (
+        get_backend_object,
+        register_backend_prefix,
+        unregister_backend,
+    )
+    from pannier.url import BackendURL
+    from pannier.wrappers import BackendWrapper
+
+    class Tag(BackendWrapper):
+        schemes = ("tagkit",)
+        is_prefix = True
+
+        def __init__(self, url: BackendURL) -> None:
+            assert url.inner is not None
+            super().__init__(get_backend_object(url.inner))
+            self.url = url
+
+    register_backend_prefix("tagkit", Tag)
+    try:
+        report = run_conformance(f"tagkit+file://{tmp_path}")
+    finally:
+        unregister_backend("tagkit")
+    assert report.ok, report.format()
