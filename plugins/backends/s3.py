@@ -164,17 +164,18 @@ class S3Backend(Backend):
 
     def _list(self) -> Iterator[ListEntry]:
         paginator = self.client.get_paginator("list_objects_v2")
+        # No Delimiter: the servers answer a plain prefix listing faster, and keys nested
+        # deeper under the prefix (never pannier's) are skipped here instead.
         pages = paginator.paginate(
             Bucket=self.bucket,
             Prefix=self.prefix,
-            Delimiter="/",
             PaginationConfig={"PageSize": self.page_size},
         )
         try:
             for page in pages:
                 for item in page.get("Contents", ()):
                     name = item["Key"][len(self.prefix) :]
-                    if name:
+                    if name and "/" not in name:
                         yield ListEntry(name, int(item["Size"]))
         except Exception as e:
             raise self._error("list", None, e) from e
