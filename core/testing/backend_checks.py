@@ -123,18 +123,23 @@ class NonSeekableReader(io.RawIOBase):
         self._eof = False
 
     def readable(self) -> bool:
+        """True: the stream is read."""
         return True
 
     def seekable(self) -> bool:
+        """False: the stream cannot seek."""
         return False
 
     def seek(self, *args: Any) -> int:
+        """Fails the check: a backend must not seek this stream."""
         raise KitFailure("the backend tried to seek a non-seekable stream")
 
     def tell(self) -> int:
+        """Raises OSError, as a pipe does."""
         raise OSError("stream is not seekable")
 
     def readinto(self, b: Any) -> int:
+        """Fill ``b`` with the next bytes; fail when read again after the end."""
         if self._eof:
             raise KitFailure("the backend read a stream again after its end")
         if self._fail_after is not None and self._read >= self._fail_after:
@@ -158,18 +163,23 @@ class NonSeekableWriter(io.RawIOBase):
         self.buffer = io.BytesIO()
 
     def writable(self) -> bool:
+        """True: the stream is written."""
         return True
 
     def seekable(self) -> bool:
+        """False: the stream cannot seek."""
         return False
 
     def seek(self, *args: Any) -> int:
+        """Fails the check: a backend must not seek this stream."""
         raise KitFailure("the backend tried to seek the stream it writes to")
 
     def tell(self) -> int:
+        """Raises OSError, as a pipe does."""
         raise OSError("stream is not seekable")
 
     def write(self, b: Any) -> int:
+        """Collect ``b``."""
         return self.buffer.write(bytes(b))
 
 
