@@ -14,7 +14,9 @@ For each target it measures, in one run and on the same storage:
 
 and prints each ratio pannier / baseline (for listings: baseline time / pannier time), so
 above 1 means pannier is faster. The issue's target is at least 0.8 everywhere. Each
-figure is the best of ``--repeat`` runs (default 3), since the machine is shared.
+figure is the best of ``--repeat`` rounds (default 3), since the machine is shared; in
+each round pannier and the baseline run one after the other, so both meet the same load.
+A baseline's time includes starting its process (one per round), as its user pays it.
 
 Adding a target: write a function ``bench_NAME(settings, workdir) -> list[Row]`` that
 returns rows made with :func:`transfer_row` and :func:`listing_row` (or raises
