@@ -25,7 +25,7 @@ import attrs
 import blake3
 
 from ..errors import ConfigError, FileMissingError, PannierError
-from .index import WIRE_RECORD, Index
+from .index import Index, decode_records
 from .pack import PackEntry, pack_name, parse_pack
 from .repository import Repository
 
@@ -152,7 +152,7 @@ def check_repository(
     for pack_id, records in sorted(indexed.items()):
         name = pack_name(pack_id)
         size = names.get(name)
-        entries = _entries(records)
+        entries = decode_records(records)
         need = max((e.offset + e.length for e in entries), default=0) + 12
         if size is None:
             result.errors.append(f"pack {name} is missing (named by the index)")
@@ -191,7 +191,7 @@ def check_repository(
         with ThreadPoolExecutor(repo.workers) as pool:
             for pack_id, (problems, nbytes, bad) in zip(
                 chosen,
-                pool.map(lambda p: _verify_pack(repo, p, _entries(indexed[p])), chosen),
+                pool.map(lambda p: _verify_pack(repo, p, decode_records(indexed[p])), chosen),
                 strict=True,
             ):
                 result.packs_read += 1
@@ -204,11 +204,6 @@ def check_repository(
     if result.damaged_blobs:
         result.affected = _affected(repo, result.damaged_blobs)
     return result
-
-
-def _entries(records: bytes) -> list[PackEntry]:
-    """The entries of one pack's wire records (see :mod:`pannier.repo.index`)."""
-    return [PackEntry(*r) for r in WIRE_RECORD.iter_unpack(records)]
 
 
 def _verify_pack(

@@ -22,7 +22,7 @@ before it deletes the ones it replaces (a reader that sees both ignores the old 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 import msgpack
@@ -33,18 +33,19 @@ from .pack import PackEntry
 
 __all__ = [
     "BlobLocation",
+    "BlobSet",
     "Index",
     "decode_index_object",
     "decode_index_records",
+    "decode_records",
     "encode_index_object",
+    "encode_records",
 ]
 
 INDEX_VERSION = 1
 _MEM = struct.Struct("<IIIIB")  # pack number, offset, length, raw length, kind
 _REC = fmt.ID_SIZE + _MEM.size
 _WIRE = struct.Struct("<B32sIII")
-#: The 45-byte record of one blob in an index object.
-WIRE_RECORD = _WIRE
 _NBUCKETS = 1 << 16
 
 
@@ -193,19 +194,78 @@ class Index:
         return sum(len(b) for b in self._buckets if b) + 64 * len(self._packs)
 
 
+class BlobSet:
+    """A compact set of 32-byte blob ids (32 bytes each, in 65,536 buckets), for the
+    millions of ids prune holds. Not thread-safe."""
+
+    def __init__(self, ids: Iterable[bytes] = ()) -> None:
+        self._buckets: list[bytearray | None] = [None] * _NBUCKETS
+        self._count = 0
+        self.update(ids)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @staticmethod
+    def _pos(bucket: bytearray, blob_id: bytes) -> int:
+        pos = bucket.find(blob_id)
+        while pos >= 0 and pos % fmt.ID_SIZE:
+            pos = bucket.find(blob_id, pos + 1)
+        return pos
+
+    def __contains__(self, blob_id: object) -> bool:
+        if not isinstance(blob_id, bytes) or len(blob_id) != fmt.ID_SIZE:
+            return False
+        bucket = self._buckets[(blob_id[0] << 8) | blob_id[1]]
+        return bucket is not None and self._pos(bucket, blob_id) >= 0
+
+    def add(self, blob_id: bytes) -> bool:
+        """Add an id; False when it was already there."""
+        if len(blob_id) != fmt.ID_SIZE:
+            raise ValueError("a blob id is 32 bytes")
+        key = (blob_id[0] << 8) | blob_id[1]
+        bucket = self._buckets[key]
+        if bucket is None:
+            bucket = self._buckets[key] = bytearray()
+        elif self._pos(bucket, blob_id) >= 0:
+            return False
+        bucket += blob_id
+        self._count += 1
+        return True
+
+    def update(self, ids: Iterable[bytes]) -> None:
+        """Add every id of ``ids``."""
+        for blob_id in ids:
+            self.add(blob_id)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for bucket in self._buckets:
+            if bucket:
+                for pos in range(0, len(bucket), fmt.ID_SIZE):
+                    yield bytes(bucket[pos : pos + fmt.ID_SIZE])
+
+
+def encode_records(entries: Iterable[PackEntry]) -> bytes:
+    """The wire records of a pack's entries."""
+    return b"".join(
+        _WIRE.pack(e.kind, e.blob_id, e.offset, e.length, e.raw_length) for e in entries
+    )
+
+
+def decode_records(records: bytes) -> list[PackEntry]:
+    """The entries of a pack's wire records."""
+    return [PackEntry(*r) for r in _WIRE.iter_unpack(records)]
+
+
 def encode_index_object(
-    packs: dict[bytes, list[PackEntry]], supersedes: Iterable[str] = ()
+    packs: Mapping[bytes, list[PackEntry] | bytes], supersedes: Iterable[str] = ()
 ) -> bytes:
-    """The msgpack plaintext of an index object for ``packs`` (before sealing)."""
+    """The msgpack plaintext of an index object for ``packs`` (before sealing); a pack's
+    blobs are given as entries or as their wire records."""
     body = {
         "version": INDEX_VERSION,
         "packs": [
-            [
-                pack_id,
-                b"".join(
-                    _WIRE.pack(e.kind, e.blob_id, e.offset, e.length, e.raw_length) for e in entries
-                ),
-            ]
+            [pack_id, entries if isinstance(entries, bytes) else encode_records(entries)]
             for pack_id, entries in packs.items()
         ],
         "supersedes": sorted(supersedes),
@@ -243,7 +303,5 @@ def decode_index_object(plain: bytes, name: str) -> tuple[dict[bytes, list[PackE
     """``({pack id: entries}, superseded index ids)`` of an index object's plaintext;
     CorruptObjectError or RepositoryFormatError naming ``name``."""
     raw, supersedes = decode_index_records(plain, name)
-    packs = {
-        pack_id: [PackEntry(*r) for r in _WIRE.iter_unpack(records)] for pack_id, records in raw
-    }
+    packs = {pack_id: decode_records(records) for pack_id, records in raw}
     return packs, supersedes

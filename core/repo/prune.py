@@ -25,6 +25,7 @@ import attrs
 
 from ..backend import Backend
 from ..errors import CorruptObjectError, PannierError, RepositoryError
+from .index import BlobSet, decode_records, encode_records
 from .pack import PackEntry, PackWriter, pack_name
 from .repository import Repository
 
@@ -53,9 +54,9 @@ class PruneResult:
         return attrs.asdict(self)
 
 
-def used_blobs(repo: Repository) -> tuple[set[bytes], int]:
+def used_blobs(repo: Repository) -> tuple[BlobSet, int]:
     """Every blob some snapshot references, and the number of snapshots."""
-    used: set[bytes] = set()
+    used = BlobSet()
     ids = repo.snapshot_ids()
     for snap_id in ids:
         try:
@@ -84,22 +85,24 @@ def prune_repository(
     used, result.snapshots = used_blobs(repo)
     names = repo.list_names()
     index_names = sorted(n for n in names if n.startswith("index-"))
-    packs: dict[bytes, list[PackEntry]] = {}
+    # Packs as their compact wire records; entries are decoded one pack at a time.
+    packs: dict[bytes, bytes] = {}
     for name in index_names:
         try:
-            found, _ = repo.read_index_object(name)
+            found, _ = repo.read_index_records(name)
         except CorruptObjectError:
             continue  # skipped on open too: its packs were recovered from their headers
-        for pack_id, entries in found.items():
-            packs.setdefault(pack_id, entries)
-    packs.update({p: e for p, e in repo.recovered_packs.items() if p not in packs})
+        for pack_id, records in found:
+            packs.setdefault(pack_id, records)
+    for pack_id, entries in repo.recovered_packs.items():
+        packs.setdefault(pack_id, encode_records(entries))
     present = {bytes.fromhex(n[5:]): size for n, size in names.items() if n.startswith("data-")}
     missing = [p for p in packs if p not in present]
-    lost = [e.blob_id for p in missing for e in packs[p] if e.blob_id in used]
+    lost = sum(1 for p in missing for e in decode_records(packs[p]) if e.blob_id in used)
     if lost:
         raise RepositoryError(
             f"prune stopped, nothing deleted: {len(missing)} pack(s) named by the index are "
-            f"missing (e.g. {pack_name(missing[0])}) and hold {len(lost)} used blob(s); "
+            f"missing (e.g. {pack_name(missing[0])}) and hold {lost} used blob(s); "
             "run 'pannier check'"
         )
     for p in missing:
@@ -108,17 +111,16 @@ def prune_repository(
     result.bytes_before = sum(max(0, s) for s in present.values())
     result.blobs_used = len(used)
 
-    claimed: set[bytes] = set()
+    claimed = BlobSet()
     keep: list[bytes] = []
     repack: dict[bytes, list[PackEntry]] = {}
     delete: list[bytes] = [p for p in present if p not in packs]  # unreadable strays
     # Fullest packs first, so a blob stored twice is kept in the pack that is kept.
-    order = sorted(
-        packs,
-        key=lambda p: -sum(e.length for e in packs[p] if e.blob_id in used),
-    )
-    for pack_id in order:
-        entries = packs[pack_id]
+    live_bytes = {
+        p: sum(e.length for e in decode_records(r) if e.blob_id in used) for p, r in packs.items()
+    }
+    for pack_id in sorted(packs, key=lambda p: -live_bytes[p]):
+        entries = decode_records(packs[pack_id])
         live = [e for e in entries if e.blob_id in used and e.blob_id not in claimed]
         total = sum(e.length for e in entries) or 1
         unused = 1 - sum(e.length for e in live) / total
@@ -130,11 +132,11 @@ def prune_repository(
             keep.append(pack_id)
         claimed.update(e.blob_id for e in live)
         result.blobs_removed += len(entries) - len(live)
-    unknown = used - claimed
-    if unknown:
+    if len(claimed) < len(used):
+        example = next(b for b in used if b not in claimed)
         raise RepositoryError(
-            f"prune stopped, nothing deleted: {len(unknown)} blob(s) the snapshots use are in "
-            f"no readable pack (e.g. {next(iter(unknown)).hex()[:16]}); run 'pannier check'"
+            f"prune stopped, nothing deleted: {len(used) - len(claimed)} blob(s) the snapshots "
+            f"use are in no readable pack (e.g. {example.hex()[:16]}); run 'pannier check'"
         )
     result.packs_kept = len(keep)
     result.packs_deleted = len(delete)
@@ -148,7 +150,7 @@ def prune_repository(
 
     say(f"repacking {len(repack)} pack(s)")
     new_packs = _repack(repo, repack, result)
-    index_packs = {p: packs[p] for p in keep}
+    index_packs: dict[bytes, list[PackEntry] | bytes] = {p: packs[p] for p in keep}
     index_packs.update(new_packs)
     say("writing the new index")
     repo.write_index(index_packs, supersedes=[n[len("index-") :] for n in index_names])

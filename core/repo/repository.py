@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
@@ -389,9 +389,10 @@ class Repository:
         return self._uploader.recovered
 
     def write_index(
-        self, packs: dict[bytes, list[PackEntry]], supersedes: Iterable[str] = ()
+        self, packs: Mapping[bytes, list[PackEntry] | bytes], supersedes: Iterable[str] = ()
     ) -> str:
-        """Write an index object naming ``packs``; return its remote name."""
+        """Write an index object naming ``packs`` (entries or wire records per pack);
+        return its remote name."""
         self.check_locks()
         plain = encode_index_object(packs, supersedes)
         sealed = self.cipher.seal_object(plain, fmt.AAD_INDEX, self.compression_level)

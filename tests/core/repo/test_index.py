@@ -8,6 +8,7 @@ import msgpack
 import pytest
 from pannier.errors import CorruptObjectError, RepositoryFormatError
 from pannier.repo.index import (
+    BlobSet,
     Index,
     decode_index_object,
     decode_index_records,
@@ -91,3 +92,16 @@ def test_add_records_matches_add_pack_and_keeps_first() -> None:
         assert fast.lookup(e.blob_id) == slow.lookup(e.blob_id)
         loc = fast.lookup(e.blob_id)
         assert loc is not None and loc.pack_id == pack1
+
+
+def test_blob_set_is_a_compact_set() -> None:
+    ids = [os.urandom(32) for _ in range(5000)]
+    s = BlobSet(ids[:4000])
+    assert len(s) == 4000
+    assert all(i in s for i in ids[:4000]) and not any(i in s for i in ids[4000:])
+    assert not s.add(ids[0]) and s.add(ids[4000]) and len(s) == 4001
+    assert sorted(s) == sorted(ids[:4001])
+    # an id made of the end of one member and the start of another is not a member
+    a, b = b"\x00\x00" + b"\x11" * 30, b"\x00\x00" + b"\x22" * 30
+    pair = BlobSet([a, b])
+    assert (a[16:] + b[:16]) not in pair and "text" not in pair
