@@ -351,3 +351,31 @@ def test_backend_without_ranged_reads_recovers_unindexed_packs(backend: DirBacke
     again = Repository.open(WholeObjectsOnly(backend.directory), PASSWORD)
     assert len(again.recovered_packs) == 1
     assert again.read_blob(ids[0]) == b"left by an interrupted backup"
+
+
+class RefusesPacks(DirBackend):
+    """A backend whose disk is full for packs."""
+
+    def _write(self, name: str, data: bytes) -> None:
+        if name.startswith("data-"):
+            from pannier.errors import PermanentBackendError
+
+            raise PermanentBackendError("no space left on device")
+        super()._write(name, data)
+
+
+def test_failed_upload_is_raised_and_leaves_no_index(backend: DirBackend) -> None:
+    from pannier.errors import PermanentBackendError
+
+    Repository.init(backend, PASSWORD, kdf=FAST_KDF).close()
+    repo = Repository.open(RefusesPacks(backend.directory), PASSWORD)
+    repo.store_bytes(os.urandom(20_000))
+    with pytest.raises(PermanentBackendError, match="no space left"):
+        repo.flush()
+    with pytest.raises(PermanentBackendError):
+        repo.add_blob(b"more")
+    assert not [p for p in backend.directory.iterdir() if p.name.startswith(("index-", "data-"))]
+    with pytest.raises(PermanentBackendError):
+        repo.close()
+    again = Repository.open(backend, PASSWORD)
+    assert len(again.index) == 0
