@@ -16,6 +16,8 @@ from pannier.plugin import PluginKind
 from pannier.registry import get_plugin_manager
 from pannier.repo import Repository, Snapshot
 
+from tests.servers import unavailable
+
 from .conftest import assert_same_tree, make_tree
 
 
@@ -209,7 +211,7 @@ def test_full_disk_leaves_no_half_written_file(tmp_path: Path, repo: Repository)
         ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+        unavailable(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     try:
         summary = run_restore(repo, snap, str(mnt))
         assert (mnt / "small").read_bytes() == b"s" * 1000
@@ -222,7 +224,7 @@ def test_full_disk_leaves_no_half_written_file(tmp_path: Path, repo: Repository)
 
 def test_devices_round_trip(tmp_path: Path, repo: Repository) -> None:
     if os.geteuid() != 0:
-        pytest.skip("creating device nodes needs root")
+        unavailable("creating device nodes needs root")
     src = tmp_path / "src"
     src.mkdir()
     os.mknod(src / "null", 0o620 | 0o020000, os.makedev(1, 3))

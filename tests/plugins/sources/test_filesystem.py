@@ -12,6 +12,8 @@ from pannier.plugin import PluginKind
 from pannier.registry import get_plugin_manager
 from pannier.source import Source, SourceEntry
 
+from tests.servers import unavailable
+
 
 def source(path: Path | str, **options: object) -> Source:
     cls = get_plugin_manager().get(PluginKind.SOURCE, "filesystem")
@@ -106,7 +108,7 @@ def test_one_file_system(tmp_path: Path) -> None:
         ["mount", "-t", "tmpfs", "tmpfs", str(tmp_path / "mnt")], capture_output=True
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        unavailable(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
         (tmp_path / "mnt" / "inside").write_text("x")
         assert (b"mnt", b"inside") in scan(tmp_path)
