@@ -27,7 +27,7 @@ PACK_CACHE_SIZE = 3
 #: Blobs of one pack closer than this are read together.
 MAX_GAP = 256 * 1024
 #: The most one batched read spans.
-MAX_SPAN = 8 * 1024 * 1024
+MAX_SPAN = 4 * 1024 * 1024
 
 _Batch = list[tuple[bytes, BlobLocation | None]]
 

@@ -152,7 +152,7 @@ class Repository:
             lambda: self.index,
             self._before_read,
             self._blob_executor,
-            window=2 * self.workers,
+            window=self.workers + 1,
         )
         self._locks: list[RepositoryLock] = []
         self._closed = False
