@@ -110,8 +110,13 @@ def unlock(
             raise CorruptObjectError("the repository has no key object", object_name="key")
         master: MasterKey | None = None
         settings_raw = b""
+        unusable: list[str] = []
         for name in key_names:
-            candidate = open_key_object(backend.get_bytes(name), password, name)
+            try:
+                candidate = open_key_object(backend.get_bytes(name), password, name)
+            except (CorruptObjectError, RepositoryFormatError, FileMissingError) as e:
+                unusable.append(str(e))  # another key may still open
+                continue
             if candidate is None:
                 continue
             try:
@@ -124,8 +129,9 @@ def unlock(
             master, key_name = candidate, name
             break
         if master is None:
+            note = f" (and {'; '.join(unusable)})" if unusable else ""
             raise WrongPasswordError(
-                f"wrong password: no key of {backend.display_name} opens with it"
+                f"wrong password: no key of {backend.display_name} opens with it{note}"
             )
         cipher = Cipher(master)
         if key_name is None:  # only keys that fail the config: it is the config's fault

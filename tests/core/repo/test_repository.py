@@ -379,3 +379,16 @@ def test_failed_upload_is_raised_and_leaves_no_index(backend: DirBackend) -> Non
         repo.close()
     again = Repository.open(backend, PASSWORD)
     assert len(again.index) == 0
+
+
+def test_damaged_or_newer_key_objects_do_not_block_other_keys(
+    repo: Repository, backend: DirBackend
+) -> None:
+    import msgpack
+
+    backend.put_bytes("key-0000000000000001", b"\xc1 damaged")
+    backend.put_bytes("key-0000000000000002", msgpack.packb({"version": 9}))
+    again = Repository.open(backend, PASSWORD)
+    assert again.key_name == repo.key_name
+    with pytest.raises(WrongPasswordError, match="key-0000000000000001 is corrupt"):
+        Repository.open(backend, "not it")
