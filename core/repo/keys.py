@@ -12,7 +12,7 @@ from functools import partial
 import attrs
 
 from ..backend import Backend
-from ..errors import ConfigError
+from ..errors import ConfigError, CorruptObjectError, RepositoryFormatError
 from .backend_pool import BackendPool
 from .crypto import KdfParams, MasterKey, make_key_object, read_key_info
 
@@ -44,7 +44,10 @@ def list_keys(pool: BackendPool, current: str | None) -> list[KeyInfo]:
     """The key objects of the repository."""
     out = []
     for name in _key_names(pool):
-        body = read_key_info(pool.call(partial(_get_bytes, name=name)), name)
+        try:
+            body = read_key_info(pool.call(partial(_get_bytes, name=name)), name)
+        except (CorruptObjectError, RepositoryFormatError) as e:
+            body = {"kdf": f"unusable: {e}"}
         out.append(
             KeyInfo(
                 name[4:],

@@ -390,5 +390,8 @@ def test_damaged_or_newer_key_objects_do_not_block_other_keys(
     backend.put_bytes("key-0000000000000002", msgpack.packb({"version": 9}))
     again = Repository.open(backend, PASSWORD)
     assert again.key_name == repo.key_name
+    kdfs = {k.id: k.kdf for k in again.list_keys()}
+    assert kdfs["0000000000000001"].startswith("unusable: key object")
+    assert "version 9" in kdfs["0000000000000002"]
     with pytest.raises(WrongPasswordError, match="key-0000000000000001 is corrupt"):
         Repository.open(backend, "not it")
