@@ -151,7 +151,7 @@ class WebDAVBackend(Backend):
         def body() -> _Body:
             return open(source_path, "rb")
 
-        self._upload(body, None, remote_filename)
+        self._upload(body, remote_filename)
 
     def _get(self, remote_filename: str, local_path: str) -> None:
         """Download to a local file; FileMissingError (and no local file) when missing."""
@@ -229,7 +229,7 @@ class WebDAVBackend(Backend):
             used = True
             return _Stream(fileobj, size)
 
-        self._upload(body, size, remote_filename)
+        self._upload(body, remote_filename)
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         """GET an object into ``fileobj``; FileMissingError when missing."""
@@ -403,7 +403,7 @@ class WebDAVBackend(Backend):
         self._primed = True
         self._test()
 
-    def _upload(self, body: BodyFactory, size: int | None, remote_filename: str) -> None:
+    def _upload(self, body: BodyFactory, remote_filename: str) -> None:
         self._prime_auth()
         if not self.atomic_put:
             self._put_to(body, remote_filename, remote_filename)
