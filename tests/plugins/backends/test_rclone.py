@@ -280,3 +280,22 @@ def test_hung_process_is_replaced_by_the_retry_wrapper(tmp_path, rclone_config) 
         assert wait_gone(pid)
     finally:
         backend.close()
+
+
+def test_rclone_process_refuses_requests_without_its_password(tmp_path, rclone_config) -> None:
+    import requests
+
+    backend = get_backend_object(fresh(local_url(tmp_path, rclone_config)))
+    with backend:
+        backend.put_bytes("secret", b"top secret")
+        daemon = backend._daemon  # type: ignore[attr-defined]
+        assert daemon.address.startswith("http://127.0.0.1:")
+        served = f"{daemon.address}/[:local:{tmp_path}]/secret"
+        assert requests.get(served, timeout=10).status_code == 401
+        listing = requests.post(
+            f"{daemon.address}/operations/list",
+            json={"fs": f":local:{tmp_path}", "remote": ""},
+            timeout=10,
+        )
+        assert listing.status_code == 401
+        assert daemon.session.get(served, timeout=10).content == b"top secret"
