@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import sys
 from typing import Any
 
 import attrs
 
 from ...errors import ConfigError
 from ..context import CLIContext
-from ..repo_options import add_repo_options, get_password, open_repository
+from ..repo_options import add_repo_options, open_repository
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -64,14 +66,15 @@ def _new_password(args: argparse.Namespace, ctx: CLIContext) -> str:
             ) from None
     elif os.environ.get("PANNIER_NEW_PASSWORD"):
         pw = os.environ["PANNIER_NEW_PASSWORD"]
+    elif sys.stdin.isatty():
+        pw = getpass.getpass("new password: ")
+        if getpass.getpass("enter it again: ") != pw:
+            raise ConfigError("the passwords do not match")
     else:
-        ns = argparse.Namespace(password_file=None, password_command=None)
-        saved = os.environ.pop("PANNIER_PASSWORD", None)
-        try:
-            pw = get_password(ns, ctx, prompt="new password: ", confirm=True)
-        finally:
-            if saved is not None:
-                os.environ["PANNIER_PASSWORD"] = saved
+        raise ConfigError(
+            "no new password given: use --new-password-file, set PANNIER_NEW_PASSWORD, "
+            "or run on a terminal"
+        )
     if not pw:
         raise ConfigError("the new password is empty")
     return pw

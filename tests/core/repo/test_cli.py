@@ -177,3 +177,16 @@ def test_check_json_and_subsets(filled: str) -> None:
     assert result["snapshots"] == 1 and result["packs_read"] == result["packs"] >= 1
     both = pannier("check", "-r", filled, "--read-data", "--read-data-subset", "1/2")
     assert both.returncode == 2  # mutually exclusive options
+
+
+def test_key_add_needs_a_new_password(filled: str, tmp_path: Path) -> None:
+    current = tmp_path / "current"
+    current.write_text(PASSWORD)
+    # the current password's sources must not be taken for the new one
+    done = pannier("key", "add", "-r", filled, env={"PANNIER_PASSWORD_FILE": str(current)})
+    assert done.returncode == 2 and "no new password given" in done.stderr
+    new = tmp_path / "new"
+    new.write_text("brand new\n")
+    added = pannier("key", "add", "-r", filled, "--new-password-file", str(new))
+    assert added.returncode == 0, added.stderr
+    assert pannier("check", "-r", filled, password="brand new").returncode == 0
