@@ -9,6 +9,7 @@ Figures printed (one run, on this machine, whatever else it is doing):
   seconds, MB/s by wall, stored size;
 * ``small files``: many small files stored at once through ``submit_stream``: files/s;
 * ``read``: ``iter_blobs`` of everything stored, verified: MB/s;
+* ``open 1M index``: opening a repository whose index names one million blobs;
 * ``index``: the in-memory table for one million blobs: bytes per blob, lookups per second.
 
 Usage::
@@ -34,6 +35,7 @@ from pannier.backend_registry import get_backend
 from pannier.repo import Repository
 from pannier.repo.chunker import Chunker
 from pannier.repo.index import Index
+from pannier.repo.pack import PackEntry
 
 
 def measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -136,6 +138,28 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu, total = measure(lambda: sum(len(b) for b in reopened.iter_blobs(ids)))
         row("read", wall, cpu, f"{total / wall / 1e6:8.0f} MB/s")
         reopened.close()
+
+    with tempfile.TemporaryDirectory(prefix="pannier-bench-index-") as tmp:
+        # an index object naming a million blobs (in 20,000 packs that are not there:
+        # only loading the index is measured)
+        url = f"file://{tmp}/repo"
+        repo = Repository.init(get_backend(url), "bench")
+        packs = {
+            os.urandom(32): [PackEntry(0, os.urandom(32), i * 100, 100, 120) for i in range(50)]
+            for _ in range(20_000)
+        }
+        repo.write_index(packs)
+        repo.close()
+        del packs
+
+        def load() -> int:
+            opened = Repository.open(get_backend(url), "bench")
+            n = len(opened.index)
+            opened.close()
+            return n
+
+        wall, cpu, n = measure(load)
+        row("open 1M index", wall, cpu, f"{n} blobs (key derivation included)")
 
     index = Index()
     pack = os.urandom(32)
