@@ -170,6 +170,10 @@ def check_repository(
             )
 
     say("checking snapshots")
+    if not repo.walkers_registered():
+        result.warnings.append(
+            "no walker of snapshot trees is registered: only stream blobs are checked"
+        )
     for snap_id in repo.snapshot_ids():
         result.snapshots += 1
         try:

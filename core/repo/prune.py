@@ -56,6 +56,11 @@ class PruneResult:
 
 def used_blobs(repo: Repository) -> tuple[BlobSet, int]:
     """Every blob some snapshot references, and the number of snapshots."""
+    if not repo.walkers_registered():
+        raise RepositoryError(
+            "prune stopped, nothing deleted: no walker of snapshot trees is registered "
+            "(pannier.engine could not be imported), so the data files use is unknown"
+        )
     used = BlobSet()
     ids = repo.snapshot_ids()
     for snap_id in ids:

@@ -614,6 +614,20 @@ class Repository:
         names = [fmt.object_name(fmt.ObjectType.SNAPSHOT, i) for i in ids]
         self.call_backend(lambda b: b.delete_list(names))
 
+    @staticmethod
+    def walkers_registered() -> bool:
+        """Whether a walker of snapshot trees is registered (importing ``pannier.engine``,
+        which registers one, when none is). Without one, only stream blobs are known to
+        be referenced: prune refuses to run."""
+        if not _walkers:
+            try:
+                import importlib
+
+                importlib.import_module("pannier.engine")
+            except ImportError:
+                pass
+        return bool(_walkers)
+
     def referenced_blobs(self, snap: Snapshot) -> Iterator[bytes]:
         """Every blob ``snap`` references: its stream blobs, and what the registered
         walkers (the engine's tree walker) report."""
@@ -623,13 +637,7 @@ class Repository:
                 if bid not in seen:
                     seen.add(bid)
                     yield bid
-        if not _walkers:
-            try:
-                import importlib
-
-                importlib.import_module("pannier.engine")
-            except ImportError:
-                pass
+        self.walkers_registered()
         for walker in list(_walkers):
             for bid in walker(self, snap):
                 if bid not in seen:

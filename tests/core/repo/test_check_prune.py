@@ -193,3 +193,27 @@ def test_prune_replaces_a_damaged_index(repo: Repository, backend: DirBackend) -
     assert final.index_errors == [] and final.recovered_packs == {}
     assert b"".join(final.iter_blobs(ids))
     assert check_repository(final, read_data=True).ok
+
+
+def test_prune_refuses_without_a_tree_walker(
+    repo: Repository, backend: DirBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from pannier.repo import repository
+
+    snapshot_of(repo, os.urandom(1000), "/a")
+    monkeypatch.setattr(repository, "_walkers", [])
+    real_import = importlib.import_module
+
+    def no_engine(name: str, package: str | None = None) -> object:
+        if name == "pannier.engine":
+            raise ImportError("engine broken")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_engine)
+    before = sorted(p.name for p in backend.directory.iterdir())
+    with pytest.raises(RepositoryError, match="no walker"):
+        prune_repository(repo)
+    assert sorted(p.name for p in backend.directory.iterdir()) == before
+    assert any("no walker" in w for w in check_repository(repo).warnings)
