@@ -299,3 +299,19 @@ def test_rclone_process_refuses_requests_without_its_password(tmp_path, rclone_c
         )
         assert listing.status_code == 401
         assert daemon.session.get(served, timeout=10).content == b"top secret"
+
+
+def test_pannier_backend_test_passes(tmp_path, rclone_config) -> None:
+    """The user-runnable kit, `pannier backend test URL`, in a real process; the rclone
+    configuration comes from the environment."""
+    url = fresh(local_url(tmp_path / "cli", rclone_config)).partition("?")[0]
+    env = dict(os.environ, PANNIER_RCLONE_CONFIG=rclone_config)
+    done = subprocess.run(
+        [sys.executable, "-m", "pannier", "backend", "test", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: 0 of" in done.stdout

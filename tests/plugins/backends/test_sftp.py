@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -289,3 +290,23 @@ def test_server_that_never_answers_times_out(sshd: dict[str, str]) -> None:
         with pytest.raises(TransientBackendError, match="did not complete the SSH") as err:
             backend.test()
     assert "gave up after 2 attempts" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_pannier_backend_test_passes(sshd: dict[str, str], monkeypatch) -> None:
+    """The user-runnable kit, `pannier backend test URL`, in a real process; the key file
+    and known_hosts come from the environment."""
+    url = fresh_folder(key_url(sshd, f"cli-{uuid.uuid4().hex[:8]}")).partition("?")[0]
+    env = dict(
+        os.environ,
+        PANNIER_SFTP_KEY_FILE=sshd["PANNIER_TEST_SFTP_KEY_FILE"],
+        PANNIER_SFTP_KNOWN_HOSTS=sshd["PANNIER_TEST_SFTP_KNOWN_HOSTS"],
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pannier", "backend", "test", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: 0 of" in done.stdout

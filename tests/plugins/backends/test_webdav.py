@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import http.server
 import io
+import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -381,3 +384,25 @@ def test_listing_that_keeps_failing_is_read_three_times_then_transient() -> None
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_pannier_backend_test_passes(webdav: dict[str, str]) -> None:
+    """The user-runnable kit, `pannier backend test URL`, in a real process, on the
+    Digest server; the password comes from the environment."""
+    url = dav_url(
+        webdav["PANNIER_TEST_WEBDAV_WSGIDAV_URL"], webdav["PANNIER_TEST_WEBDAV_USER"], unique("cli")
+    )
+    env = dict(os.environ, PANNIER_WEBDAV_PASSWORD=webdav["PANNIER_TEST_WEBDAV_PASS"])
+    made = subprocess.run(
+        [sys.executable, "-m", "pannier", "backend", "mkdir", url], env=env, timeout=60
+    )
+    assert made.returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "pannier", "backend", "test", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: 0 of" in done.stdout
