@@ -188,9 +188,11 @@ def write_file(
     the repository) to a temporary name, rename it to ``name``; return the bytes written.
     On any failure the temporary file is removed and the error raised."""
     tmp = tmp_name()
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
-    )
+    # created with its final permission bits (never setuid/setgid before its owner is
+    # set) so that the metadata step usually has no chmod left to do
+    mode = stat.S_IMODE(entry.mode) & 0o777
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, mode, dir_fd=dfd)
     written = 0
     try:
         sparse = bool(entry.flags & FLAG_SPARSE)
