@@ -123,7 +123,14 @@ def main(argv: list[str] | None = None) -> int:
             backend.close()
 
     mib = 2 * 16 * args.large
-    print(f"rclone remote {remote if args.remote else ':local: (temporary directory)'}")
+    # Only the backend type of a connection string: its options may hold credentials.
+    if not args.remote:
+        label = ":local: (temporary directory)"
+    elif remote.startswith(":"):
+        label = ":" + remote[1:].split(",")[0].split(":")[0] + ": (connection string)"
+    else:
+        label = remote.split(":")[0] + ":"
+    print(f"rclone remote {label}")
     print(
         f"small ops (put 4 KiB, stat, get): rcd {ops / rcd_small:7.1f} ops/s, "
         f"one process per op {ops / cli_small:7.1f} ops/s, ratio {cli_small / rcd_small:5.1f}x"
