@@ -25,7 +25,7 @@ import attrs
 import blake3
 
 from ..errors import ConfigError, FileMissingError, PannierError
-from .index import Index, decode_records
+from .index import Index, decode_records, encode_records
 from .pack import PackEntry, pack_name, parse_pack
 from .repository import Repository
 
@@ -162,12 +162,28 @@ def check_repository(
             result.errors.append(f"pack {name} is truncated: {size} bytes, need {need}")
             result.damaged_packs.append(name)
             result.damaged_blobs.update(e.blob_id for e in entries)
+    recovered = repo.recovered_packs  # unindexed packs whose headers are readable
     for name in sorted(n for n in names if n.startswith("data-")):
-        if bytes.fromhex(name[5:]) not in indexed:
+        pack_id = bytes.fromhex(name[5:])
+        if pack_id in indexed:
+            continue
+        found = recovered.get(pack_id)
+        if found is None:
             result.warnings.append(
-                f"pack {name} is not indexed (left by an interrupted backup; the next "
-                "backup reuses it, prune removes it)"
+                f"pack {name} is not indexed and its header cannot be read (a half-written "
+                "upload; prune removes it)"
             )
+            continue
+        # Its blobs are safe: the next backup or prune writes it into an index.
+        result.warnings.append(
+            f"pack {name} is not indexed (left by an interrupted backup or a damaged index; "
+            "the next backup or prune indexes it again)"
+        )
+        records = encode_records(found)
+        indexed[pack_id] = records
+        where.add_records(pack_id, records)
+    result.packs = len(indexed)
+    result.blobs = len(where)
 
     say("checking snapshots")
     if not repo.walkers_registered():

@@ -217,3 +217,15 @@ def test_prune_refuses_without_a_tree_walker(
         prune_repository(repo)
     assert sorted(p.name for p in backend.directory.iterdir()) == before
     assert any("no walker" in w for w in check_repository(repo).warnings)
+
+
+def test_check_with_a_damaged_index_finds_the_data_in_the_packs(
+    repo: Repository, backend: DirBackend
+) -> None:
+    snapshot_of(repo, os.urandom(5000), "/a")
+    index = next(p for p in backend.directory.iterdir() if p.name.startswith("index-"))
+    index.write_bytes(b"damaged")
+    result = check_repository(Repository.open(backend, PASSWORD), read_data=True)
+    assert len(result.errors) == 1 and index.name in result.errors[0]
+    assert any("not indexed" in w for w in result.warnings)
+    assert result.packs_read >= 1 and result.damaged_packs == []
