@@ -27,6 +27,7 @@ The checks themselves, and the :class:`~pannier.testing.backend_checks.Kit` they
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,11 +50,18 @@ __all__ = [
 
 @attrs.frozen
 class CheckResult:
-    """The outcome of one check: ``status`` is passed, failed or skipped."""
+    """The outcome of one check: ``status`` is passed, failed or skipped; ``seconds`` is
+    how long it took, clean-up included."""
 
     name: str
     status: str
     detail: str = ""
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """The result as one line: status, name, time, detail."""
+        detail = f"  {self.detail}" if self.detail else ""
+        return f"{self.status.upper():7} {self.name} ({self.seconds:.1f}s){detail}"
 
 
 @attrs.define
@@ -87,9 +95,7 @@ class Report:
     def format(self) -> str:
         """The report as text: one line per check, then the capability report."""
         lines = [f"conformance of {self.target}"]
-        for r in self.results:
-            detail = f"  {r.detail}" if r.detail else ""
-            lines.append(f"  {r.status.upper():7} {r.name}{detail}")
+        lines += [f"  {r.line()}" for r in self.results]
         lines.append("capabilities:")
         lines += [f"  {k}: {v}" for k, v in self.capabilities.items()]
         if self.notes:
@@ -133,7 +139,9 @@ def prepare_location(factory: BackendFactory, clean: bool, target: str) -> None:
 
 def run_check(check: Check, factory: BackendFactory, url: BackendURL | None = None) -> CheckResult:
     """Run one check on a fresh kit; exceptions become a failed result."""
+    start = time.monotonic()
     kit = Kit(factory, url)
+    status, detail = "failed", "interrupted"
     try:
         check.run(kit)
         status, detail = "passed", ""
@@ -149,7 +157,7 @@ def run_check(check: Check, factory: BackendFactory, url: BackendURL | None = No
         except Exception as e:
             if status != "failed":
                 status, detail = "failed", f"clean-up failed: {type(e).__name__}: {redact(str(e))}"
-    return CheckResult(check.name, status, detail)
+    return CheckResult(check.name, status, detail, round(time.monotonic() - start, 3))
 
 
 def run_conformance(

@@ -223,8 +223,7 @@ def run_test(args: argparse.Namespace, ctx: CLIContext) -> int:
 
     def progress(result: CheckResult) -> None:
         if not ctx.json:
-            detail = f"  {result.detail}" if result.detail else ""
-            ctx.out(f"{result.status.upper():7} {result.name}{detail}")
+            ctx.out(result.line())
 
     if not ctx.json:
         ctx.out(f"conformance of {redact(args.url)}")

@@ -162,7 +162,13 @@ def test_url_runs_check_the_prefixes_too(tmp_path: Path) -> None:
 def test_report_as_dict_is_plain_data(tmp_path: Path) -> None:
     data = run_conformance(f"file://{tmp_path}", only=["folder"]).as_dict()
     assert data["ok"] is True
-    assert data["results"] == [{"name": "folder", "status": "passed", "detail": ""}]
+    [result] = data["results"]  # type: ignore[misc]
+    assert {k: result[k] for k in ("name", "status", "detail")} == {
+        "name": "folder",
+        "status": "passed",
+        "detail": "",
+    }
+    assert isinstance(result["seconds"], float)
 
 
 class MkdirOnce(FileBackend):
@@ -212,3 +218,16 @@ def test_a_prefix_backend_built_on_backend_wrapper_passes(tmp_path: Path) -> Non
     finally:
         unregister_backend("tagkit")
     assert report.ok, report.format()
+
+
+def test_an_interrupt_during_a_check_is_not_swallowed(tmp_path: Path) -> None:
+    from pannier.testing.backend_checks import Check, Kit
+    from pannier.testing.backend_suite import run_check
+
+    def interrupted(kit: Kit) -> None:
+        kit.put(kit.name("interrupted"), b"x")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_check(Check("interrupted", interrupted), factory(FileBackend, tmp_path))
+    assert os.listdir(tmp_path) == []  # the clean-up still ran
