@@ -256,7 +256,10 @@ def check_names(kit: Kit) -> None:
     every = kit.name("names-" + ALLOWED)
     if len(every) <= kit.caps.max_name_length:
         kit.put(every, b"every allowed character")
-        _expect(kit.get(every) == b"every allowed character", "name with every character")
+        _expect(
+            kit.get(every) == b"every allowed character",
+            "get of the name with every allowed character returned other bytes",
+        )
     longest = PREFIX + "L" * (kit.caps.max_name_length - len(PREFIX))
     kit.written.add(longest)
     b.put_bytes(longest, b"longest")
@@ -304,7 +307,10 @@ def check_overwrite(kit: Kit) -> None:
     name = kit.name("overwrite")
     kit.put(name, _data(5000, "long"))
     kit.put(name, b"short")
-    _expect(kit.get(name) == b"short", "overwrite with a shorter object kept old bytes")
+    _expect(
+        kit.get(name) == b"short",
+        "get after an overwrite with a shorter object returned other bytes (old bytes kept?)",
+    )
     _expect(kit.backend.query(name) == 5, "query after overwrite reports the old size")
     kit.backend.delete(name)
 
