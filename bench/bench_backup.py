@@ -328,9 +328,6 @@ class Run:
         )
         self.step("mutation")
         self.step("restore")
-        for tool in self.tools:
-            for mode in self.modes:
-                shutil.rmtree(tool.home / f"restore-{mode}", ignore_errors=True)
         return {
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "seconds": round(time.time() - started, 1),
@@ -600,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     say(f"results: {saved}")
     if args.update_docs:
         update_docs(result, saved)
+    # Cleaning up last: deleting the restored trees and repositories takes minutes here.
+    for tool in run.tools:
+        for mode in run.modes:
+            shutil.rmtree(tool.home / f"restore-{mode}", ignore_errors=True)
     if not args.keep:
         shutil.rmtree(run.work, ignore_errors=True)
     return 0
