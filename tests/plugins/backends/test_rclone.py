@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from pannier import ConfigError, FileMissingError, FolderMissingError, PermanentBackendError
@@ -315,3 +316,14 @@ def test_pannier_backend_test_passes(tmp_path, rclone_config) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: 0 of" in done.stdout
+
+
+def test_folder_path_with_spaces_and_non_ascii(tmp_path, rclone_config) -> None:
+    folder = tmp_path / "dir with space" / "ünïcode ✓"
+    backend = get_backend_object(fresh(local_url(Path(quote(str(folder))), rclone_config)))
+    with backend:
+        backend.put_bytes("inside", b"ok")
+        assert [(e.name, e.size) for e in backend.list()] == [("inside", 2)]
+        assert backend.get_bytes("inside") == b"ok"
+        assert backend.get_range("inside", 1, 1) == b"k"
+    assert (folder / "inside").read_bytes() == b"ok"

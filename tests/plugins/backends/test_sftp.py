@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 from pannier import FileMissingError, FolderMissingError, PermanentBackendError
@@ -310,3 +311,12 @@ def test_pannier_backend_test_passes(sshd: dict[str, str], monkeypatch) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: 0 of" in done.stdout
+
+
+def test_folder_path_with_spaces_and_non_ascii(sshd: dict[str, str]) -> None:
+    folder = quote(f"dir with space-{uuid.uuid4().hex[:8]}/ünïcode ✓")
+    backend = get_backend_object(fresh_folder(key_url(sshd, folder)))
+    with backend:
+        backend.put_bytes("inside", b"ok")
+        assert [(e.name, e.size) for e in backend.list()] == [("inside", 2)]
+    assert os.path.isfile(os.path.join(sshd["PANNIER_TEST_SFTP_ROOT"], unquote(folder), "inside"))

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -406,3 +407,17 @@ def test_pannier_backend_test_passes(webdav: dict[str, str]) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: 0 of" in done.stdout
+
+
+def test_collection_path_with_spaces_and_non_ascii(
+    server: str, webdav: dict[str, str], password_env: None
+) -> None:
+    """The collection's path is percent-encoded on the wire and the listing's hrefs are
+    decoded before they are compared with it."""
+    folder = quote(f"{unique('dir with space')}/ünïcode ✓")
+    url = dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], folder)
+    backend = get_backend_object(fresh(url))
+    with backend:
+        backend.put_bytes("inside", b"ok")
+        assert [(e.name, e.size) for e in backend.list()] == [("inside", 2)]
+        assert backend.get_bytes("inside") == b"ok"
