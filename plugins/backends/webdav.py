@@ -548,6 +548,13 @@ class WebDAVBackend(Backend):
             )
         if code == 403:
             return PermanentBackendError(f"{label}: permission denied ({status})", backend=where)
+        if 300 <= code < 400:
+            location = resp.headers.get("Location", "elsewhere")
+            return PermanentBackendError(
+                f"{label}: the server redirects to {location} ({status}); use that URL "
+                "(webdavs:// for https)",
+                backend=where,
+            )
         if code == 404:
             if name is None:
                 return self._folder_missing()

@@ -421,3 +421,30 @@ def test_collection_path_with_spaces_and_non_ascii(
         backend.put_bytes("inside", b"ok")
         assert [(e.name, e.size) for e in backend.list()] == [("inside", 2)]
         assert backend.get_bytes("inside") == b"ok"
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """A server that sends every request to an HTTPS address."""
+
+    def do_PROPFIND(self) -> None:
+        self.send_response(301)
+        self.send_header("Location", "https://dav.example.org/x/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_redirect_is_a_permanent_error_naming_the_new_address() -> None:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        backend = get_backend(f"webdav://127.0.0.1:{httpd.server_address[1]}/x/?retry-delay=0")
+        with pytest.raises(
+            PermanentBackendError, match=r"redirects to https://dav\.example\.org/x/"
+        ):
+            backend.test()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
