@@ -8,6 +8,7 @@ the repository is encrypted). See ``docs/format.md``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -88,12 +89,16 @@ def read_config(backend: Backend) -> dict[str, Any]:
 
 
 def unlock(
-    backend: Backend, public: dict[str, Any], password: str | None
+    backend: Backend,
+    public: dict[str, Any],
+    password: str | None,
+    names: Iterable[str] | None = None,
 ) -> tuple[Cipher, str | None, dict[str, Any]]:
     """``(cipher, name of the key used, settings)`` of the repository whose config's
     clear part is ``public``. Each key object is tried with the password; a key that
     opens but does not authenticate the settings (left by an interrupted init) is
-    skipped. ConfigError without a password, WrongPasswordError when no key opens."""
+    skipped. ``names`` is a listing of the backend already made (one is made when None).
+    ConfigError without a password, WrongPasswordError when no key opens."""
     repo_id, encryption = public["id"], public["encryption"]
     key_name: str | None = None
     if encryption == "none":
@@ -105,7 +110,9 @@ def unlock(
                 "the repository is encrypted: give its password (PANNIER_PASSWORD, "
                 "--password-file or a terminal prompt)"
             )
-        key_names = sorted(e.name for e in backend.iter_list() if e.name.startswith("key-"))
+        if names is None:
+            names = [e.name for e in backend.iter_list()]
+        key_names = sorted(n for n in names if n.startswith("key-"))
         if not key_names:
             raise CorruptObjectError("the repository has no key object", object_name="key")
         master: MasterKey | None = None

@@ -155,6 +155,7 @@ class Repository:
             window=self.workers + 1,
         )
         self._locks: list[RepositoryLock] = []
+        self._listing: dict[str, int] | None = None  # the listing made by open, used once
         self._closed = False
 
     # --- creating and opening ---------------------------------------------------------
@@ -233,10 +234,11 @@ class Repository:
         public = read_config(backend)
         if public["encryption"] == "repokey" and callable(password):
             password = password()
+        listing = {e.name: e.size for e in backend.iter_list()}  # reused to load the index
         cipher, key_name, settings = unlock(
-            backend, public, None if callable(password) else password
+            backend, public, None if callable(password) else password, listing
         )
-        return cls(
+        repo = cls(
             backend,
             cipher,
             public["id"],
@@ -245,6 +247,8 @@ class Repository:
             key_name=key_name,
             backend_factory=backend_factory,
         )
+        repo._listing = listing
+        return repo
 
     @property
     def encrypted(self) -> bool:
@@ -317,7 +321,7 @@ class Repository:
             self.index_errors = []
 
     def _load_index(self) -> Index:
-        names = self.list_names()
+        names, self._listing = self._listing or self.list_names(), None
         index_names = sorted(n for n in names if n.startswith("index-"))
         # Index objects are fetched, authenticated and decompressed in parallel (those
         # steps release the GIL); their records go straight into the compact table.
