@@ -61,6 +61,7 @@ class BackupOptions:
         content and write nothing to the repository (``snapshot_id`` stays None).
     :ivar workers: threads reading and storing file content.
     :ivar max_pending: files read ahead of the one being recorded.
+    :ivar random_seed: seed of the re-read draws (tests make them reproducible).
     """
 
     tags: list[str] = attrs.field(factory=list)
