@@ -48,6 +48,15 @@ account_listing_limit = $listing_limit
     printf '%s' "$want" >&2
     return 1
   fi
+  # Never overwrite the configuration of a real cluster: only the packaged default
+  # (hash suffix "changeme"), an absent file, or one this script wrote are replaced.
+  if [ -f "$conf" ] && ! grep -q "pannier" "$conf" \
+     && ! grep -Eq '^[[:space:]]*swift_hash_path_suffix[[:space:]]*=[[:space:]]*changeme[[:space:]]*$' "$conf" \
+     && [ "${PANNIER_SWIFT_REPLACE_CONF:-}" != 1 ]; then
+    echo "swift.sh: $conf belongs to a configured Swift (its hash suffix is set); not replacing" \
+         "it. Set PANNIER_SWIFT_REPLACE_CONF=1 to replace it (a copy is kept)." >&2
+    return 1
+  fi
   mkdir -p /etc/swift
   if [ -f "$conf" ] && [ ! -f "$conf.pannier-orig" ] && ! grep -q "pannier" "$conf"; then
     cp -p "$conf" "$conf.pannier-orig"
@@ -90,10 +99,11 @@ s.bind(path)
 with open(out, "ab", buffering=0) as f:
     while True:
         f.write(s.recv(65536).rstrip(b"\0") + b"\n")
-' "$sock" "$base/log/swift.log" &
+' "$sock" "$base/log/swift.log" > "$base/log/sink.out" 2>&1 &
   echo $! >> "$pidfile"
 
-  memcached -l 127.0.0.1 -p "$p_memcache" -U 0 -m 64 -u "$user" &
+  # Every daemon writes to a file, never to the caller's stdout (a pipe would stay open).
+  memcached -l 127.0.0.1 -p "$p_memcache" -U 0 -m 64 -u "$user" > "$base/log/memcached.out" 2>&1 &
   echo $! >> "$pidfile"
 
   local i=0
