@@ -163,3 +163,12 @@ def test_json_answers_of_rm_and_mkdir(tmp_path: Path) -> None:
     assert json.loads(made.stdout) == {"created": f"file://user:***@{tmp_path}/made"}
     removed = pannier("--json", "backend", "rm", url, "a", "b")
     assert json.loads(removed.stdout) == {"deleted": ["a", "b"]}
+
+
+def test_get_into_a_missing_directory_is_a_one_line_error(tmp_path: Path, store: Path) -> None:
+    (store / "obj").write_bytes(b"1")
+    result = pannier("backend", "get", f"file://{store}", "obj", str(tmp_path / "no" / "such"))
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"pannier: error: cannot write {tmp_path}/no/such: No such file or directory\n"
+    )

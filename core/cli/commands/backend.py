@@ -25,7 +25,7 @@ import sys
 import tempfile
 from typing import Any
 
-from ...errors import EXIT_FAILURE, EXIT_OK, ConfigError, FolderMissingError
+from ...errors import EXIT_FAILURE, EXIT_OK, ConfigError, FolderMissingError, PannierError
 from ...url import parse_url, redact
 from ..context import CLIContext
 
@@ -162,13 +162,18 @@ def run_get(args: argparse.Namespace, ctx: CLIContext) -> int:
     if os.path.exists(local) and not args.force:
         raise ConfigError(f"{local} exists; use --force to replace it")
     directory = os.path.dirname(os.path.abspath(local))
-    fd, tmp = tempfile.mkstemp(prefix=".pannier-get-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pannier-get-", dir=directory)
+    except OSError as e:
+        raise PannierError(f"cannot write {local}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             backend.get_stream(args.name, out)
         os.replace(tmp, local)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise PannierError(f"cannot write {local}: {e.strerror or e}") from None
         raise
     if ctx.json:
         ctx.out_json({"name": args.name, "local": local, "size": os.path.getsize(local)})
