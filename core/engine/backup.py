@@ -117,7 +117,6 @@ def run_backup(
     prog = progress or Progress("backup", quiet=True)
     started = time.monotonic()
     summary = BackupSummary()
-    rng = random.Random(opts.random_seed)
     hostname = opts.hostname or socket.gethostname()
     paths = [s.display for s in sources]
 
@@ -133,20 +132,14 @@ def run_backup(
     for s in sources:
         s.set_warning_callback(on_warning)
     try:
-        _backup(
-            repo,
-            sources,
-            opts,
-            prog,
-            meta_plugins,
-            summary,
-            parent,
-            hostname,
-            paths,
-            rng,
-            started,
-            on_warning,
-        )
+        stored_before = _repo_stored(repo)
+        run = _BackupRun(repo, sources, opts, prog, summary, parent, meta_plugins, on_warning)
+        streams = run.run()
+        if streams is not None:
+            summary.bytes_added = _repo_stored(repo) - stored_before
+            summary.seconds = round(time.monotonic() - started, 3)
+            snap = _make_snapshot(hostname, paths, opts, summary, streams, sources)
+            summary.snapshot_id = repo.save_snapshot(snap)
     except BaseException:
         summary.seconds = round(time.monotonic() - started, 3)
         prog.clear()
@@ -165,52 +158,153 @@ def run_backup(
     return summary
 
 
-def _backup(
-    repo: Any,
-    sources: Sequence[Source],
-    opts: BackupOptions,
-    prog: Progress,
-    meta_plugins: Sequence[type[MetaPlugin]] | None,
-    summary: BackupSummary,
-    parent: Any,
-    hostname: str,
-    paths: list[str],
-    rng: random.Random,
-    started: float,
-    on_warning: Callable[[str, str], None],
-) -> None:
-    """The body of :func:`run_backup`: walk, store, write the streams and the snapshot."""
+class _BackupRun:
+    """The body of :func:`run_backup`: one walk of the sources against the parent's tree.
 
-    if prog.wanted:
-        _start_counting(sources, prog, parent)
+    The main thread walks and decides, per entry, whether the content is reused or read
+    (:meth:`plan`); worker threads read and store; :meth:`emit` records each entry in the
+    tree and metadata streams, in index order; :meth:`save` writes the streams and the
+    snapshot last.
+    """
 
-    parent_iter: Iterator[TreeEntry] = iter(load_tree(repo, parent)) if parent else iter(())
-    parent_entry: TreeEntry | None = next(parent_iter, None)
-    now_ns = time.time_ns()
+    def __init__(
+        self,
+        repo: Any,
+        sources: Sequence[Source],
+        opts: BackupOptions,
+        prog: Progress,
+        summary: BackupSummary,
+        parent: Any,
+        meta_plugins: Sequence[type[MetaPlugin]] | None,
+        on_warning: Callable[[str, str], None],
+    ) -> None:
+        self.repo = repo
+        self.sources = sources
+        self.opts = opts
+        self.prog = prog
+        self.summary = summary
+        self.parent = parent
+        self.warn = on_warning
+        self.rng = random.Random(opts.random_seed)
+        self.meta = MetaRecorder(
+            meta_plugins, warn=on_warning, parent=(repo, parent) if parent is not None else None
+        )
+        self.tree_file = spooled_file()
+        self.tree = TreeWriter(self.tree_file)
+        self.failed: set[Index] = set()  # files not stored: their later links are skipped
 
-    tree_file = spooled_file()
-    tree = TreeWriter(tree_file)
-    meta = MetaRecorder(
-        meta_plugins, warn=on_warning, parent=(repo, parent) if parent is not None else None
-    )
-    stored_before = _repo_stored(repo)
-    pending: collections.deque[_Pending] = collections.deque()
-    last_index: Index | None = None
+    def run(self) -> dict[str, list[bytes]] | None:
+        """Walk, store and record everything; return the streams (None for a dry run)."""
+        opts, meta = self.opts, self.meta
+        if self.prog.wanted:
+            _start_counting(self.sources, self.prog, self.parent)
+        parent_iter: Iterator[TreeEntry] = (
+            iter(load_tree(self.repo, self.parent)) if self.parent else iter(())
+        )
+        parent_entry: TreeEntry | None = next(parent_iter, None)
+        pending: collections.deque[_Pending] = collections.deque()
+        last_index: Index | None = None
+        try:
+            workers = max(1, opts.workers)
+            with ThreadPoolExecutor(workers, thread_name_prefix="pannier-read") as pool:
+                if len(self.sources) > 1:
+                    self.tree.add(synthetic_top(time.time_ns()))
+                for src, index, entry in merged_entries(self.sources):
+                    if last_index is not None and index <= last_index:
+                        raise SourceError(
+                            f"source {src.get_name()!r} yielded {index_to_path(index)} out of order"
+                        )
+                    last_index = index
+                    while parent_entry is not None and parent_entry.index < index:
+                        parent_entry = next(parent_iter, None)
+                    old = parent_entry if parent_entry and parent_entry.index == index else None
+                    if not meta.started and entry.root is not None:
+                        meta.start(entry.root)
+                    pending.append(self.plan(pool, index, entry, old))
+                    while pending and (len(pending) > opts.max_pending or pending[0].ready()):
+                        self.emit(pending.popleft())
+                while pending:
+                    self.emit(pending.popleft())
+            for s in self.sources:
+                s.finish()
+            if opts.dry_run:
+                return None
+            self.tree.close()
+            self.tree_file.seek(0)
+            streams = {"tree": list(self.repo.store_stream(self.tree_file, kind="tree"))}
+            for name, fileobj in meta.finish():
+                streams[name] = list(self.repo.store_stream(fileobj, kind="tree"))
+                fileobj.close()
+            self.repo.flush()
+            return streams
+        finally:
+            self.tree_file.close()
+            meta.close()
 
-    failed: set[Index] = set()  # files not stored: their later hard links are skipped too
+    def plan(
+        self, pool: ThreadPoolExecutor, index: Index, entry: SourceEntry, old: TreeEntry | None
+    ) -> _Pending:
+        """Decide what to do with one entry: reuse the parent's content and metadata,
+        or have a worker read and store it; count it."""
+        summary, opts, meta = self.summary, self.opts, self.meta
+        item = _Pending(index, entry)
+        if entry.is_file and entry.hardlink_to is None:
+            st = entry.stat
+            unchanged = (
+                old is not None
+                and old.kind == "f"
+                and old.size == st.st_size
+                and old.mtime_ns == st.st_mtime_ns
+                and old.ctime_ns == st.st_ctime_ns
+                and old.ino == st.st_ino
+            )
+            p_reread = opts.reread_probability
+            if unchanged and p_reread > 0 and self.rng.random() < p_reread:
+                unchanged = False
+                item.reread = True
+                item.old = old
+            if unchanged:
+                assert old is not None
+                summary.files_unchanged += 1
+                item.work = Stored(list(old.data), 0, None, fresh=False)
+            else:
+                if item.reread:
+                    pass  # counted as changed or unchanged once read
+                elif old is not None and old.kind == "f":
+                    summary.files_changed += 1
+                else:
+                    summary.files_new += 1
+                if opts.dry_run:  # count what would be read
+                    item.work = Stored([], st.st_size, None, fresh=False)
+                else:
+                    item.work = pool.submit(store_file, self.repo, entry, index, meta)
+        elif entry.is_dir:
+            summary.dirs += 1
+        else:
+            summary.others += 1
+        if opts.dry_run:
+            item.records = []
+        elif not isinstance(item.work, Future) and not item.reread:
+            known = meta.lookup_parent(index) if _same_inode(old, entry) else None
+            item.records = meta.compute(entry, index, known)
+        return item
 
-    def emit(item: _Pending) -> None:
+    def emit(self, item: _Pending) -> None:
+        """Record one entry (its content stored or reused) in the tree and metadata
+        streams; a file that could not be read is a warning and is left out."""
+        summary = self.summary
         chunks: list[bytes] | None = None
         work = item.work
         if isinstance(work, Future):
             work = work.result()
-        if item.entry.hardlink_to is not None and link_target(item.entry, item.index) in failed:
-            on_warning(_shown(item), "hard link to a file that could not be read")
+        entry = item.entry
+        if entry.hardlink_to is not None and link_target(entry, item.index) in self.failed:
+            self.warn(_shown(item), "hard link to a file that could not be read")
             return
         if work is not None:
             if work.error is not None:
-                failed.add(item.index)
-                on_warning(_shown(item), work.error)
+                self.failed.add(item.index)
+                self.warn(_shown(item), work.error)
                 return
             chunks = work.chunks
             summary.bytes_read += work.nread
@@ -221,104 +315,20 @@ def _backup(
                     summary.files_changed += 1
                 else:
                     summary.files_unchanged += 1
-        te = tree_entry(item.entry, item.index, chunks)
+        te = tree_entry(entry, item.index, chunks)
         if work is not None and work.fresh and te.kind == "f" and te.size != work.nread:
             # the file changed size while it was read: record what was stored
             te = te._replace(size=work.nread)
         if te.kind == "f":
             summary.total_files += 1
             summary.total_bytes += te.size
-        tree.add(te)
+        self.tree.add(te)
         records = work.records if work is not None and work.records is not None else item.records
         if records is None:
-            records = meta.compute(item.entry, item.index)
-        meta.write(records)
+            records = self.meta.compute(entry, item.index)
+        self.meta.write(records)
         if te.kind == "f":
-            prog.add(files=1, nbytes=te.size)
-
-    try:
-        workers = max(1, opts.workers)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pannier-read") as pool:
-            if len(sources) > 1:
-                tree.add(synthetic_top(now_ns))
-            for src, index, entry in merged_entries(sources):
-                if last_index is not None and index <= last_index:
-                    raise SourceError(
-                        f"source {src.get_name()!r} yielded {index_to_path(index)} out of order"
-                    )
-                last_index = index
-                while parent_entry is not None and parent_entry.index < index:
-                    parent_entry = next(parent_iter, None)
-                old = (
-                    parent_entry
-                    if parent_entry is not None and parent_entry.index == index
-                    else None
-                )
-                item = _Pending(index, entry)
-                if not meta.started and entry.root is not None:
-                    meta.start(entry.root)
-                if entry.is_file and entry.hardlink_to is None:
-                    st = entry.stat
-                    unchanged = (
-                        old is not None
-                        and old.kind == "f"
-                        and old.size == st.st_size
-                        and old.mtime_ns == st.st_mtime_ns
-                        and old.ctime_ns == st.st_ctime_ns
-                        and old.ino == st.st_ino
-                    )
-                    p_reread = opts.reread_probability
-                    if unchanged and p_reread > 0 and rng.random() < p_reread:
-                        unchanged = False
-                        item.reread = True
-                        item.old = old
-                    if unchanged:
-                        assert old is not None
-                        summary.files_unchanged += 1
-                        item.work = Stored(list(old.data), 0, None, fresh=False)
-                    else:
-                        if item.reread:
-                            pass
-                        elif old is not None and old.kind == "f":
-                            summary.files_changed += 1
-                        else:
-                            summary.files_new += 1
-                        if opts.dry_run:  # count what would be read
-                            item.work = Stored([], st.st_size, None, fresh=False)
-                        else:
-                            item.work = pool.submit(store_file, repo, entry, index, meta)
-                elif entry.is_dir:
-                    summary.dirs += 1
-                else:
-                    summary.others += 1
-                if opts.dry_run:
-                    item.records = []
-                elif not isinstance(item.work, Future) and not item.reread:
-                    known = meta.lookup_parent(index) if _same_inode(old, entry) else None
-                    item.records = meta.compute(entry, index, known)
-                pending.append(item)
-                while pending and (len(pending) > opts.max_pending or pending[0].ready()):
-                    emit(pending.popleft())
-            while pending:
-                emit(pending.popleft())
-        for s in sources:
-            s.finish()
-        if opts.dry_run:
-            return
-        tree.close()
-        tree_file.seek(0)
-        streams: dict[str, list[bytes]] = {"tree": list(repo.store_stream(tree_file, kind="tree"))}
-        for name, fileobj in meta.finish():
-            streams[name] = list(repo.store_stream(fileobj, kind="tree"))
-            fileobj.close()
-        repo.flush()
-    finally:
-        tree_file.close()
-        meta.close()
-    summary.bytes_added = _repo_stored(repo) - stored_before
-    summary.seconds = round(time.monotonic() - started, 3)
-    snap = _make_snapshot(repo, hostname, paths, opts, summary, streams, sources, summary.parent)
-    summary.snapshot_id = repo.save_snapshot(snap)
+            self.prog.add(files=1, nbytes=te.size)
 
 
 def _same_inode(old: TreeEntry | None, entry: SourceEntry) -> bool:
@@ -397,15 +407,14 @@ def _repo_stored(repo: Any) -> int:
 
 
 def _make_snapshot(
-    repo: Any,
     hostname: str,
     paths: list[str],
     opts: BackupOptions,
     summary: BackupSummary,
     streams: dict[str, list[bytes]],
     sources: Sequence[Source],
-    parent: str | None,
 ) -> Any:
+    """The snapshot object of a finished backup (saved last by the caller)."""
     from .. import __version__
     from ..repo import Snapshot
 
@@ -420,7 +429,7 @@ def _make_snapshot(
         username=username,
         paths=paths,
         tags=list(opts.tags),
-        parent=parent,
+        parent=summary.parent,
         streams=streams,
         summary=summary_dict,
         program_version=__version__,
