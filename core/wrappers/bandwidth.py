@@ -18,9 +18,11 @@ limit in force the wrapper passes file puts and gets straight through (no copy).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -242,8 +244,16 @@ class BandwidthWrapper(BackendWrapper):
         if self.down is None:
             self.inner._get(remote_filename, local_path)
             return
-        with open(local_path, "wb") as f:
-            self.inner._get_stream(remote_filename, _ThrottledWriter(f, self.down))  # type: ignore[arg-type]
+        # Through a temporary file, so a failed get leaves local_path as it was.
+        fd, tmp = tempfile.mkstemp(prefix=".pannier-get-", dir=os.path.dirname(local_path) or ".")
+        try:
+            with open(fd, "wb") as f:
+                self.inner._get_stream(remote_filename, _ThrottledWriter(f, self.down))  # type: ignore[arg-type]
+            os.replace(tmp, local_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         if self.down is not None:

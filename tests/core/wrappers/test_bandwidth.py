@@ -120,3 +120,15 @@ def test_options_from_the_url(tmp_path: Path) -> None:
     wrapper = BandwidthWrapper.from_url(raw, raw.url)
     assert wrapper.up is not None and wrapper.up.schedule.default == 1 << 20
     assert wrapper.down is None
+
+
+def test_a_failed_throttled_get_leaves_the_local_file_alone(tmp_path: Path) -> None:
+    from pannier.errors import FileMissingError
+
+    backend, _ = throttled(tmp_path, up="off", down="100k")
+    local = tmp_path / "local"
+    local.write_bytes(b"keep me")
+    with pytest.raises(FileMissingError):
+        backend.get("absent", str(local))
+    assert local.read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local"]
