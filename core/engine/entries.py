@@ -29,6 +29,8 @@ def link_target(entry: SourceEntry, index: Index) -> Index:
 
 
 def tree_entry(entry: SourceEntry, index: Index, chunks: list[bytes] | None) -> TreeEntry:
+    """The tree record of ``entry`` stored at ``index`` (``chunks``: its content's blob
+    ids). A socket or an unknown file type raises :class:`~pannier.SourceError`."""
     st = entry.stat
     mode = st.st_mode
     data: Any = None
