@@ -24,7 +24,9 @@ bash scripts/install-system-deps.sh || { echo "installing system packages failed
 step "virtual environment (.venv)"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv || exit 1
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip wheel >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[all,test]" || exit 1
+mkdir -p build
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[all,test]" > build/pip-install.log 2>&1 \
+  || { cat build/pip-install.log >&2; exit 1; }
 
 step "ruff"
 .venv/bin/ruff check . || exit 1
@@ -48,7 +50,8 @@ step "pytest (built wheel in a clean virtual environment)"
 wheeldir="$(mktemp -d)"; wheelenv="$(mktemp -d)/venv"
 .venv/bin/python -m pip wheel -q --no-deps -w "$wheeldir" . || exit 1
 "$PY" -m venv "$wheelenv" && "$wheelenv/bin/python" -m pip install -q --disable-pip-version-check \
-  "$(ls "$wheeldir"/pannier-*.whl)[all,test]" || exit 1
+  "$(ls "$wheeldir"/pannier-*.whl)[all,test]" > build/pip-install-wheel.log 2>&1 \
+  || { cat build/pip-install-wheel.log >&2; exit 1; }
 # From a directory without the source tree on sys.path, so `pannier` is the installed wheel.
 (cd "$wheeldir" && PANNIER_TEST_INSTALLED=wheel "$wheelenv/bin/python" -m pytest -q \
    -p no:cacheprovider --rootdir "$top" -c "$top/pyproject.toml" \

@@ -75,5 +75,5 @@ class CLIContext:
         while self._closers:
             try:
                 self._closers.pop()()
-            except Exception as e:  # noqa: BLE001 - closing must not mask the result
+            except Exception as e:  # closing must not mask the result
                 self.warn(f"while closing: {e}")
