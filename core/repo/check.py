@@ -25,6 +25,7 @@ import attrs
 import blake3
 
 from ..errors import ConfigError, FileMissingError, PannierError
+from . import format as fmt
 from .index import Index, decode_records, encode_records
 from .pack import PackEntry, pack_name, parse_pack
 from .repository import Repository
@@ -163,11 +164,11 @@ def check_repository(
             result.damaged_packs.append(name)
             result.damaged_blobs.update(e.blob_id for e in entries)
     recovered = repo.recovered_packs  # unindexed packs whose headers are readable
-    for name in sorted(n for n in names if n.startswith("data-")):
-        pack_id = bytes.fromhex(name[5:])
-        if pack_id in indexed:
+    for name in sorted(names):
+        unindexed = fmt.pack_id_of(name)
+        if unindexed is None or unindexed in indexed:
             continue
-        found = recovered.get(pack_id)
+        found = recovered.get(unindexed)
         if found is None:
             result.warnings.append(
                 f"pack {name} is not indexed and its header cannot be read (a half-written "
@@ -180,8 +181,8 @@ def check_repository(
             "the next backup or prune indexes it again)"
         )
         records = encode_records(found)
-        indexed[pack_id] = records
-        where.add_records(pack_id, records)
+        indexed[unindexed] = records
+        where.add_records(unindexed, records)
     result.packs = len(indexed)
     result.blobs = len(where)
 

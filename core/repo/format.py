@@ -29,6 +29,7 @@ __all__ = [
     "BlobKind",
     "ObjectType",
     "object_name",
+    "pack_id_of",
     "parse_object_name",
 ]
 
@@ -111,6 +112,16 @@ def object_name(kind: ObjectType, object_id: bytes | str) -> str:
         return CONFIG_NAME
     hex_id = object_id if isinstance(object_id, str) else object_id.hex()
     return f"{kind.value}-{hex_id}"
+
+
+def pack_id_of(name: str) -> bytes | None:
+    """The pack id in a remote name ``data-<64 hex>``, or None for any other name."""
+    if len(name) != 5 + 2 * ID_SIZE or not name.startswith("data-"):
+        return None
+    try:
+        return bytes.fromhex(name[5:])
+    except ValueError:
+        return None
 
 
 def parse_object_name(name: str) -> tuple[ObjectType, str] | None:

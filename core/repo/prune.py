@@ -25,6 +25,7 @@ import attrs
 
 from ..backend import Backend
 from ..errors import CorruptObjectError, PannierError, RepositoryError
+from . import format as fmt
 from .index import BlobSet, decode_records, encode_records
 from .pack import PackEntry, PackWriter, pack_name
 from .repository import Repository
@@ -101,7 +102,7 @@ def prune_repository(
             packs.setdefault(pack_id, records)
     for pack_id, entries in repo.recovered_packs.items():
         packs.setdefault(pack_id, encode_records(entries))
-    present = {bytes.fromhex(n[5:]): size for n, size in names.items() if n.startswith("data-")}
+    present = {pid: size for n, size in names.items() if (pid := fmt.pack_id_of(n)) is not None}
     missing = [p for p in packs if p not in present]
     lost = sum(1 for p in missing for e in decode_records(packs[p]) if e.blob_id in used)
     if lost:

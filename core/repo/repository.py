@@ -322,7 +322,7 @@ class Repository:
 
     def _load_index(self) -> Index:
         names, self._listing = self._listing or self.list_names(), None
-        index_names = sorted(n for n in names if n.startswith("index-"))
+        index_names = sorted(n for n in names if _is_index_name(n))
         # Index objects are fetched, authenticated and decompressed in parallel (those
         # steps release the GIL); their records go straight into the compact table.
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-index") as pool:
@@ -344,14 +344,15 @@ class Repository:
         known = index.packs()
         recovered: dict[bytes, list[PackEntry]] = {}
         for name, size in names.items():
-            if not name.startswith("data-") or bytes.fromhex(name[5:]) in known:
+            found = fmt.pack_id_of(name)
+            if found is None or found in known:
                 continue
             try:
                 entries = self._read_pack_header(name, size)
             except (CorruptObjectError, RepositoryFormatError, FileMissingError):
                 continue  # half-written or damaged: check reports it, prune removes it
-            index.add_pack(bytes.fromhex(name[5:]), entries)
-            recovered[bytes.fromhex(name[5:])] = entries
+            index.add_pack(found, entries)
+            recovered[found] = entries
         self._uploader.recovered = recovered
         return index
 
@@ -684,6 +685,11 @@ class Repository:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_index_name(name: str) -> bool:
+    parsed = fmt.parse_object_name(name)
+    return parsed is not None and parsed[0] is fmt.ObjectType.INDEX and len(parsed[1]) == 64
 
 
 def _chain(

@@ -395,3 +395,13 @@ def test_damaged_or_newer_key_objects_do_not_block_other_keys(
     assert "version 9" in kdfs["0000000000000002"]
     with pytest.raises(WrongPasswordError, match="key-0000000000000001 is corrupt"):
         Repository.open(backend, "not it")
+
+
+def test_foreign_objects_in_the_folder_are_ignored(repo: Repository, backend: DirBackend) -> None:
+    ids = repo.store_bytes(b"mine")
+    repo.close()
+    for name in ("data-notahexname", "data-abc", "README", "index-zz"):
+        (backend.directory / name).write_bytes(b"someone else's")
+    again = Repository.open(backend, PASSWORD)
+    assert again.read_blob(ids[0]) == b"mine"
+    assert again.recovered_packs == {}
