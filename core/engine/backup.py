@@ -315,7 +315,11 @@ class _BackupRun:
                     summary.files_changed += 1
                 else:
                     summary.files_unchanged += 1
-        te = tree_entry(entry, item.index, chunks)
+        try:
+            te = tree_entry(entry, item.index, chunks)
+        except SourceError as e:  # a file type the tree cannot hold (a socket): skipped
+            self.warn(_shown(item), str(e))
+            return
         if work is not None and work.fresh and te.kind == "f" and te.size != work.nread:
             # the file changed size while it was read: record what was stored
             te = te._replace(size=work.nread)
