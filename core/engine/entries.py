@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import SourceError
-from ..source import Index, Source, SourceEntry, index_to_path
+from ..source import Index, Source, SourceEntry
 from .tree import FLAG_SPARSE, TreeEntry
 
 __all__ = ["link_target", "merged_entries", "synthetic_top", "tree_entry"]
@@ -57,7 +57,7 @@ def tree_entry(entry: SourceEntry, index: Index, chunks: list[bytes] | None) -> 
         kind = "b"
         data = st.st_rdev
     else:
-        raise SourceError(f"{index_to_path(index)}: unsupported file type {oct(mode)}")
+        raise SourceError(f"unsupported file type {oct(stat.S_IFMT(mode))}")
     size = st.st_size if kind in "fhl" else 0
     return TreeEntry(
         index,
