@@ -18,7 +18,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         parents=parents,
         help="show what changed between two snapshots",
         description="List entries added (+), removed (-), changed in content (M), in type "
-        "(T) or only in metadata (U) from SNAP1 to SNAP2, then a count of each.",
+        "(T) or only in metadata (U: mode, owner, mtime, xattrs, ACLs) from SNAP1 to SNAP2, "
+        "then a count of each.",
     )
     add_repo_options(p)
     p.add_argument("first", metavar="SNAP1", help="snapshot id, prefix, or 'latest'")
@@ -28,9 +29,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Print one line per change and the counts (or JSON lines)."""
-    from ...engine.diff import diff_trees
+    from ...engine.diff import diff_snapshots
     from ...engine.progress import format_bytes
-    from ...engine.snapshots import load_tree, resolve_snapshot
+    from ...engine.snapshots import resolve_snapshot
 
     repo = open_repository(args, ctx, lock="shared")
     a = resolve_snapshot(repo, args.first)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     counts = {"+": 0, "-": 0, "M": 0, "T": 0, "U": 0}
     added = removed = 0
     with LineWriter(ctx) as out:
-        for change in diff_trees(load_tree(repo, a), load_tree(repo, b)):
+        for change in diff_snapshots(repo, a, b):
             counts[change.kind] += 1
             if change.new is not None and change.kind in "+MT" and change.new.kind == "f":
                 added += change.new.size

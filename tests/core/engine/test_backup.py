@@ -267,3 +267,18 @@ def test_dry_run_reads_and_writes_nothing(tmp_path: Path, repo: Repository) -> N
     assert dry.bytes_added == 0
     assert sorted(os.listdir(tmp_path / "repo")) == names_before
     assert [s.id for s in repo.list_snapshots()] == [first.snapshot_id]
+
+
+def test_diff_snapshots_sees_xattr_changes(tmp_path: Path, repo: Repository) -> None:
+    from pannier.engine.diff import diff_snapshots
+
+    src = tmp_path / "src"
+    make_tree(src)
+    first = repo.load_snapshot(run_backup(repo, [fs_source(src)]).snapshot_id)
+    os.setxattr(src / "empty", "user.note", b"added")
+    (src / "new").write_text("n")
+    second = repo.load_snapshot(run_backup(repo, [fs_source(src)]).snapshot_id)
+    changes = [(c.kind, c.path) for c in diff_snapshots(repo, first, second)]
+    assert ("U", "/empty") in changes and ("+", "/new") in changes
+    assert ("U", "/small.txt") not in changes  # unchanged entries are not listed
+    assert list(diff_snapshots(repo, second, second)) == []
