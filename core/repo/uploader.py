@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, cast
 
 import attrs
@@ -20,7 +20,7 @@ import attrs
 from ..errors import PannierError, RepositoryError
 from .backend_pool import BackendPool
 from .crypto import Cipher
-from .index import Index
+from .index import Index, encode_records
 from .pack import PackEntry, PackWriter, PartsReader, pack_name
 
 __all__ = ["INDEX_EVERY_PACKS", "PackUploader", "WriteStats"]
@@ -54,7 +54,7 @@ class PackUploader:
         cipher: Cipher,
         pool: BackendPool,
         index: Callable[[], Index],
-        write_index: Callable[[dict[bytes, list[PackEntry]]], str],
+        write_index: Callable[[Mapping[bytes, list[PackEntry] | bytes]], str],
         *,
         pack_size: int,
         compression_level: int,
@@ -71,7 +71,7 @@ class PackUploader:
         self._lock = threading.RLock()
         self._pending: set[bytes] = set()
         self._packers: dict[int, PackWriter] = {}
-        self._unsaved: dict[bytes, list[PackEntry]] = {}
+        self._unsaved: dict[bytes, bytes] = {}  # pack id -> wire records (compact)
         #: Packs found without an index on open; written into the next index.
         self.recovered: dict[bytes, list[PackEntry]] = {}
         self._queue: queue.Queue[tuple[bytes, PartsReader, list[PackEntry]] | None] | None = None
@@ -155,19 +155,19 @@ class PackUploader:
         index = self._index()
         with self._lock:
             index.add_pack(pack_id, entries)  # in the index before it leaves pending
-            self._unsaved[pack_id] = entries
+            self._unsaved[pack_id] = encode_records(entries)
             self._pending.difference_update(e.blob_id for e in entries)
             self.stats.packs_uploaded += 1
             batch = self._take_unsaved(INDEX_EVERY_PACKS)
         if batch:
             self._write_index(batch)
 
-    def _take_unsaved(self, threshold: int) -> dict[bytes, list[PackEntry]]:
+    def _take_unsaved(self, threshold: int) -> dict[bytes, list[PackEntry] | bytes]:
         """The uploaded packs no index names yet (with the recovered ones), once there
         are ``threshold`` of them; the caller holds the lock and writes their index."""
         if len(self._unsaved) < threshold:
             return {}
-        packs = dict(self.recovered)
+        packs: dict[bytes, list[PackEntry] | bytes] = dict(self.recovered)
         packs.update(self._unsaved)
         self._unsaved.clear()
         self.recovered.clear()
