@@ -364,7 +364,8 @@ class Cipher:
         self.master = master
         self._aead = AESGCM(master.encryption_key) if master else None
         self._nonce = nonce_source
-        self._id_key = master.id_key if master else None
+        # copying a prepared hasher is cheaper than keying a new one for each blob
+        self._id_base = blake3.blake3(key=master.id_key) if master else blake3.blake3()
 
     @property
     def encrypted(self) -> bool:
@@ -378,9 +379,9 @@ class Cipher:
 
     def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
         """The 32-byte id of ``data``: keyed BLAKE3 when encrypted, plain BLAKE3 if not."""
-        if self._id_key is not None:
-            return blake3.blake3(data, key=self._id_key).digest()
-        return blake3.blake3(data).digest()
+        hasher = self._id_base.copy()
+        hasher.update(data)
+        return hasher.digest()
 
     def seal(self, plaintext: bytes | bytearray | memoryview, aad: bytes) -> bytes:
         """``nonce || ciphertext || tag`` of ``plaintext`` bound to ``aad``, or the

@@ -374,6 +374,12 @@ class Repository:
             sealed = self.call_backend(lambda b: b.get_bytes(name))
         except FileMissingError:
             raise CorruptObjectError(f"index {name} is missing", object_name=name) from None
+        # The name is the plain BLAKE3 of the stored bytes: this catches an altered index
+        # even without encryption, where nothing else authenticates it.
+        if blake3.blake3(sealed).hexdigest() != name.removeprefix("index-"):
+            raise CorruptObjectError(
+                f"index {name} does not match its name (content altered)", object_name=name
+            )
         return self.cipher.open_object(sealed, fmt.AAD_INDEX, f"index {name}")
 
     def read_index_records(self, name: str) -> tuple[list[tuple[bytes, bytes]], list[str]]:
