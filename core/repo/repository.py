@@ -342,19 +342,27 @@ class Repository:
         # Packs uploaded by an interrupted backup: no index names them. Their headers let
         # the next backup reuse their blobs without uploading them again.
         known = index.packs()
+        strays = [
+            (name, size, stray)
+            for name, size in names.items()
+            if (stray := fmt.pack_id_of(name)) is not None and stray not in known
+        ]
         recovered: dict[bytes, list[PackEntry]] = {}
-        for name, size in names.items():
-            found = fmt.pack_id_of(name)
-            if found is None or found in known:
-                continue
-            try:
-                entries = self._read_pack_header(name, size)
-            except (CorruptObjectError, RepositoryFormatError, FileMissingError):
-                continue  # half-written or damaged: check reports it, prune removes it
-            index.add_pack(found, entries)
-            recovered[found] = entries
+        if strays:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="pannier-index") as pool:
+                headers = list(pool.map(lambda s: self._try_read_pack_header(s[0], s[1]), strays))
+            for (_, _, stray_id), entries in zip(strays, headers, strict=True):
+                if entries is not None:  # None: half-written or damaged, prune removes it
+                    index.add_pack(stray_id, entries)
+                    recovered[stray_id] = entries
         self._uploader.recovered = recovered
         return index
+
+    def _try_read_pack_header(self, name: str, size: int) -> list[PackEntry] | None:
+        try:
+            return self._read_pack_header(name, size)
+        except (CorruptObjectError, RepositoryFormatError, FileMissingError):
+            return None
 
     def _read_pack_header(self, name: str, size: int) -> list[PackEntry]:
         if self.backend.get_capabilities().ranged_get:
