@@ -51,6 +51,7 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     FileMissingError,
     FolderMissingError,
@@ -58,7 +59,6 @@ from pannier import (
     PermanentBackendError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 try:
     import requests

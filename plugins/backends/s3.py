@@ -45,6 +45,7 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     FileMissingError,
     FolderMissingError,
@@ -53,7 +54,6 @@ from pannier import (
     RateLimitedError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 #: Storage classes accepted by the ``storage-class`` option.
 STORAGE_CLASSES = (

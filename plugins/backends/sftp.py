@@ -45,6 +45,7 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     FileMissingError,
     FolderMissingError,
@@ -52,7 +53,6 @@ from pannier import (
     PermanentBackendError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 try:
     import paramiko

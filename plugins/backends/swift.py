@@ -57,6 +57,7 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     FileMissingError,
     FolderMissingError,
@@ -65,7 +66,6 @@ from pannier import (
     RateLimitedError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 _T = TypeVar("_T")
 MIB = 1 << 20

@@ -44,6 +44,7 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     FileMissingError,
     FolderMissingError,
@@ -52,7 +53,6 @@ from pannier import (
     RateLimitedError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 #: Request headers carrying the keys (as the container-keys middleware expects them).
 FULL_KEY_HEADER = "X-Container-Meta-Full-Key"

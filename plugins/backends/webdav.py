@@ -42,6 +42,7 @@ from pannier import (
     Backend,
     BackendCapabilities,
     BackendError,
+    BackendURL,
     ConfigError,
     FileMissingError,
     FolderMissingError,
@@ -50,7 +51,6 @@ from pannier import (
     RateLimitedError,
     TransientBackendError,
 )
-from pannier.url import BackendURL
 
 try:
     import requests
