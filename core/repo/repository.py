@@ -45,7 +45,7 @@ from ..errors import (
 from . import format as fmt
 from .backend_pool import BackendPool
 from .chunker import Chunker
-from .config import encode_config, new_settings, read_config, unlock
+from .config import encode_config, new_settings, open_with_password, read_config
 from .crypto import Cipher, KdfParams, MasterKey, check_encryption, make_key_object
 from .index import Index, decode_index_object, decode_index_records, encode_index_object
 from .keys import KeyInfo, add_key, list_keys, remove_key
@@ -235,7 +235,7 @@ class Repository:
         if public["encryption"] == "repokey" and callable(password):
             password = password()
         listing = {e.name: e.size for e in backend.iter_list()}  # reused to load the index
-        cipher, key_name, settings = unlock(
+        cipher, key_name, settings = open_with_password(
             backend, public, None if callable(password) else password, listing
         )
         repo = cls(
