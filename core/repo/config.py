@@ -27,7 +27,13 @@ from ..errors import (
 from . import format as fmt
 from .crypto import Cipher, MasterKey, open_key_object
 
-__all__ = ["decode_config_public", "encode_config", "new_settings", "read_config", "unlock"]
+__all__ = [
+    "decode_config_public",
+    "encode_config",
+    "new_settings",
+    "open_with_password",
+    "read_config",
+]
 
 
 def config_aad(repo_id: str) -> bytes:
@@ -88,7 +94,7 @@ def read_config(backend: Backend) -> dict[str, Any]:
     return decode_config_public(raw)
 
 
-def unlock(
+def open_with_password(
     backend: Backend,
     public: dict[str, Any],
     password: str | None,
