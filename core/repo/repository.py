@@ -287,7 +287,13 @@ class Repository:
     def lock(self, exclusive: bool = False) -> RepositoryLock:
         """A lock on the repository, to use as a context manager: shared (backups,
         restores, checks) or exclusive (prune). Entering raises LockedError naming the
-        owner of a conflicting live lock."""
+        owner of a conflicting live lock.
+
+        The index is loaded from a listing made under the lock: what another process
+        wrote before the lock was taken (a backup that finished meanwhile) is seen."""
+        with self._index_lock:
+            if self._index is None:
+                self._listing = None
         held = RepositoryLock(
             self.backend, self.cipher, exclusive=exclusive, run_locked=self.call_backend
         )
