@@ -383,6 +383,8 @@ def server_restart(t: Trial, work: Path, data_mib: int, sshd: PrivateSshd) -> No
     t.detail = f"kill sshd after {0.5 + 0.25 * (t.seed % 5):.2f}s, restart after 2s"
     proc = start_pannier("backup", str(data), "-r", slow, "--json")
     time.sleep(0.5 + 0.25 * (t.seed % 5))
+    if proc.poll() is not None:
+        t.problems.append("the backup ended before the server was killed: not a trial")
     sshd.kill()
     time.sleep(2.0)
     sshd.restart()
