@@ -197,18 +197,13 @@ def write_file(
     try:
         sparse = bool(entry.flags & FLAG_SPARSE)
         chunks = list(entry.data or ())
-        if chunks:
+        if sparse:
+            written = _write_sparse(repo, fd, chunks)
+        elif chunks:
             blobs = [data] if data is not None else repo.iter_blobs(chunks)
             for data in blobs:
-                n = len(data)
-                if sparse and data == bytes(n):
-                    os.lseek(fd, n, os.SEEK_CUR)
-                else:
-                    view = memoryview(data)
-                    while view:
-                        k = os.write(fd, view)
-                        view = view[k:]
-                written += n
+                _write_all(fd, data)
+                written += len(data)
         if sparse:
             os.ftruncate(fd, written)
         if written != entry.size:
@@ -225,6 +220,34 @@ def write_file(
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dfd)
         raise
+    return written
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        k = os.write(fd, view)
+        view = view[k:]
+
+
+def _write_sparse(repo: Any, fd: int, chunks: list[bytes]) -> int:
+    """Write a sparse file's chunks, seeking over the all-zero ones (a hole's chunk id
+    repeats: it is read once); return the length written."""
+    holes: dict[bytes, int] = {}  # chunk id of an all-zero blob -> its length
+    written = 0
+    for blob_id in chunks:
+        n = holes.get(blob_id)
+        if n is None:
+            data = repo.read_blob(blob_id)
+            n = len(data)
+            if data == bytes(n):
+                holes[blob_id] = n
+            else:
+                _write_all(fd, data)
+                written += n
+                continue
+        os.lseek(fd, n, os.SEEK_CUR)
+        written += n
     return written
 
 
