@@ -255,7 +255,9 @@ def apply_tree_meta(dfd: int, name: bytes, entry: TreeEntry) -> bool:
     """Apply the tree's own owner, mode and mtime (when no ``attr`` stream is there)."""
     st = os.lstat(name, dir_fd=dfd)
     changed = False
-    is_link = entry.kind == "l"
+    # what is there decides, not the entry's kind: a hard link to a symlink is a symlink,
+    # and chmod would follow it out of the target
+    is_link = stat.S_ISLNK(st.st_mode)
     if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
         os.chown(name, entry.uid, entry.gid, dir_fd=dfd, follow_symlinks=False)
         changed = True
