@@ -25,7 +25,7 @@ from . import format as fmt
 __all__ = ["Chunker"]
 
 #: How much of a stream is read at once (the first read is smaller).
-READ_SIZE = 4 * 1024 * 1024
+READ_SIZE = 2 * 1024 * 1024
 FIRST_READ_SIZE = 1024 * 1024
 
 
@@ -66,7 +66,7 @@ class Chunker:
 
     def chunk_file(self, source: IO[bytes] | int | str | os.PathLike[str]) -> Iterator[memoryview]:
         """The chunks of a file object, an open file descriptor or a path, read in
-        4 MiB buffers; each chunk stays valid after the next one is produced."""
+        2 MiB buffers; each chunk stays valid after the next one is produced."""
         if isinstance(source, int):
             with os.fdopen(os.dup(source), "rb", buffering=0) as f:
                 yield from self._chunk_stream(f)
@@ -78,7 +78,7 @@ class Chunker:
 
     def _chunk_stream(self, f: IO[bytes]) -> Iterator[memoryview]:
         carry: bytes | bytearray = b""
-        size = FIRST_READ_SIZE  # small files need no 4 MiB buffer
+        size = FIRST_READ_SIZE  # small files need no large buffer
         readinto = getattr(f, "readinto", None)
         if getattr(type(f), "readinto", None) is io.RawIOBase.readinto:
             readinto = None  # a raw stream that implements only read()

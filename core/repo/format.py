@@ -62,7 +62,7 @@ CHUNK_AVG = 1024 * 1024
 CHUNK_MAX = 4 * 1024 * 1024
 
 #: A pack is closed and uploaded once it holds at least this many bytes.
-PACK_TARGET_SIZE = 8 * 1024 * 1024
+PACK_TARGET_SIZE = 4 * 1024 * 1024
 
 #: Compressed output at least this share of the input is stored raw (incompressible).
 INCOMPRESSIBLE_RATIO = 0.97

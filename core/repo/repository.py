@@ -144,7 +144,7 @@ class Repository:
             self.write_index,
             pack_size=self.pack_size,
             compression_level=self.compression_level,
-            threads=2 if self._pool.parallel else 1,
+            threads=1,  # one upload at a time: bounded memory; reads use the pool
         )
         self._reader = BlobReader(
             cipher,
@@ -483,7 +483,7 @@ class Repository:
         pool = self._blob_executor()
         window: deque[Future[tuple[bytes, int]]] = deque()
         ids: list[bytes] = []
-        limit = 2 * self.workers
+        limit = self.workers + 1
         for chunk in _chain(first, second, it):
             window.append(pool.submit(self.add_blob, chunk, kind=kind))
             if len(window) >= limit:

@@ -25,7 +25,7 @@ from .pack import PackEntry, PackWriter, PartsReader, pack_name
 
 __all__ = ["INDEX_EVERY_PACKS", "PackUploader", "WriteStats"]
 
-#: A long backup writes an index after this many new packs (about 512 MiB), so an
+#: A long backup writes an index after this many new packs (about 256 MiB), so an
 #: interruption leaves little for the next backup to recover from pack headers.
 INDEX_EVERY_PACKS = 64
 
