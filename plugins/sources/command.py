@@ -89,7 +89,9 @@ class CommandSource(Source):
                 started // 10**9,
                 started // 10**9,
                 started // 10**9,
-            )
+            ),
+            # The tree format stores times as integer nanoseconds (never None).
+            {"st_atime_ns": started, "st_mtime_ns": started, "st_ctime_ns": started},
         )
         yield SourceEntry((), top_st, None)
         yield SourceEntry((name,), os.lstat(out_path), os.fsencode(self._tmp))
