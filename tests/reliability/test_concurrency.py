@@ -90,12 +90,12 @@ def _two_backups(repo: RepoHandle, a: Path, b: Path) -> tuple[dict[str, Any], di
 @pytest.mark.parametrize("overlap", ["different", "same", "partial"])
 def test_two_backups_at_once(tmp_path: Path, overlap: str) -> None:
     repo = init_repo(tmp_path / "repo")
-    a = make_dataset(tmp_path / "a", seed=11, total_bytes=10 * MiB)
+    a = make_dataset(tmp_path / "a", seed=11, total_bytes=6 * MiB)
     if overlap == "same":
         b = tmp_path / "b"
         shutil.copytree(a, b, symlinks=True)
     else:
-        b = make_dataset(tmp_path / "b", seed=12, total_bytes=10 * MiB)
+        b = make_dataset(tmp_path / "b", seed=12, total_bytes=6 * MiB)
         if overlap == "partial":
             # Both back up these chunks at the same moment.
             for f in sorted(a.rglob("*.bin"))[:10]:
@@ -146,7 +146,7 @@ def _assert_ok_or_locked(result: tuple[int, str, str], what: str) -> bool:
 @pytest.mark.parametrize("other", ["prune", "forget-prune"])
 def test_backup_racing_prune(tmp_path: Path, other: str) -> None:
     repo = init_repo(tmp_path / "repo")
-    data = make_dataset(tmp_path / "data", seed=31, total_bytes=12 * MiB)
+    data = make_dataset(tmp_path / "data", seed=31, total_bytes=8 * MiB)
     facts: dict[str, Facts] = {}
     s0 = backup(repo.url, data)["snapshot_id"]
     facts[s0] = tree_facts(data)
