@@ -78,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"pannier {__version__}")
+    # restic style: the repository may also come before the command (`pannier -r URL ls`).
+    # Their own dests, so that a sub-command's defaults cannot overwrite them.
+    parser.add_argument(
+        "-r", "--repo", dest="global_repo", metavar="URL", help="repository URL (any command)"
+    )
+    parser.add_argument(
+        "--password-file",
+        dest="global_password_file",
+        metavar="FILE",
+        help="read the repository password from FILE (any command)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _global_options(for_command=True)
     for name in _command_modules():
@@ -103,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except SystemExit as e:  # argparse: --help, --version, usage errors
         return int(e.code or 0) if isinstance(e.code, int) else EXIT_USAGE
+    for name in ("repo", "password_file"):
+        given = getattr(args, f"global_{name}", None)
+        if given and not getattr(args, name, None):
+            setattr(args, name, given)
     if args.strict_plugins:
         os.environ["PANNIER_STRICT_PLUGINS"] = "1"
     from ..registry import get_plugin_manager
