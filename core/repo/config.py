@@ -20,6 +20,7 @@ from ..errors import (
     CorruptObjectError,
     FileMissingError,
     FolderMissingError,
+    PannierError,
     RepositoryFormatError,
     RepositoryNotFoundError,
     WrongPasswordError,
@@ -87,11 +88,28 @@ def read_config(backend: Backend) -> dict[str, Any]:
     none."""
     try:
         raw = backend.get_bytes(fmt.CONFIG_NAME)
-    except (FileMissingError, FolderMissingError):
+    except (FileMissingError, FolderMissingError) as e:
+        held = 0 if isinstance(e, FolderMissingError) else _repository_objects(backend)
+        if held:
+            raise CorruptObjectError(
+                f"config is missing, yet {backend.display_name} holds {held} repository "
+                "objects: the config object was deleted or lost (restore it from a copy)",
+                object_name="config",
+            ) from None
         raise RepositoryNotFoundError(
             f"no repository at {backend.display_name} (create one with 'pannier init')"
         ) from None
     return decode_config_public(raw)
+
+
+def _repository_objects(backend: Backend) -> int:
+    """How many key, pack, index and snapshot objects the backend holds (0 when it
+    cannot be listed): a folder with these but no config is a damaged repository."""
+    prefixes = ("key-", "data-", "index-", "snapshot-")
+    try:
+        return sum(1 for e in backend.iter_list() if e.name.startswith(prefixes))
+    except PannierError:
+        return 0
 
 
 def open_with_password(
