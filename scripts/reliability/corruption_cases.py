@@ -248,7 +248,9 @@ def _check(res: CaseResult, url: str, victim: str) -> None:
         # With one password, a damaged key and a wrong password look alike: no key opens.
         named = named or "no key" in text
     res.detected = done.returncode != 0 and named
-    res.authenticated = "authentication" in text or "does not match its name" in text
+    res.authenticated = any(
+        word in text for word in ("authentication", "does not match its name", "unreadable")
+    )
     if res.expect_detect and not res.detected:
         res.problems.append(f"check did not name {victim} (exit {done.returncode}): {text!r}")
     if not res.expect_detect and done.returncode != 0 and not res.detected:
