@@ -121,7 +121,9 @@ def iter_tree(chunks: Iterable[bytes], name: str = "tree stream") -> Iterator[Tr
 
     Raises :class:`~pannier.RepositoryFormatError` for a newer format version and
     :class:`~pannier.CorruptObjectError` naming ``name`` and the record number for a
-    malformed, out-of-order or truncated stream.
+    malformed, out-of-order or truncated stream, or a record whose fields are not of the
+    documented types and ranges (an unknown kind, a uid beyond 32 bits, a symlink target
+    that is not bytes, a chunk id that is not 32 bytes...).
     """
     unpacker = msgpack.Unpacker(use_list=False, raw=False, max_buffer_size=0)
     state = 0  # 0 header expected, 1 records, 2 trailer seen
@@ -178,4 +180,53 @@ def _decode(obj: Any, name: str, number: int) -> TreeEntry:
     index = obj[0]
     if not isinstance(index, tuple) or not all(isinstance(p, bytes) for p in index):
         raise CorruptObjectError(f"{name}: record {number} has a bad index")
-    return TreeEntry(index, *obj[1:11])
+    entry = TreeEntry(index, *obj[1:11])
+    problem = _field_problem(entry)
+    if problem:
+        raise CorruptObjectError(f"{name}: record {number} ({entry.path}) {problem}")
+    return entry
+
+
+#: Bounds of the integer fields a reader accepts (what the kernel's types can hold).
+_U32 = 1 << 32
+_U64 = 1 << 64
+_I64 = 1 << 63
+_KINDS = frozenset("fdlhpcb")
+
+
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
+
+
+def _field_problem(e: TreeEntry) -> str | None:
+    """What is wrong with the types or ranges of an entry's fields (a hostile or damaged
+    stream), or None: restore and ls may then use them without further checks."""
+    if e.kind not in _KINDS:
+        return f"has an unknown kind {e.kind!r}"
+    ranges = (
+        ("mode", e.mode, 0, _U32),
+        ("uid", e.uid, 0, _U32),
+        ("gid", e.gid, 0, _U32),
+        ("size", e.size, 0, _U64),
+        ("mtime", e.mtime_ns, -_I64, _I64),
+        ("ctime", e.ctime_ns, -_I64, _I64),
+        ("inode", e.ino, 0, _U64),
+        ("flags", e.flags, 0, _U64),
+    )
+    for field, value, low, high in ranges:
+        if not _int_in(value, low, high):
+            return f"has a bad {field} {value!r:.40}"
+    data = e.data
+    if e.kind == "f":
+        ok = data is None or (  # nil: no content, like an empty array
+            isinstance(data, tuple) and all(isinstance(c, bytes) and len(c) == 32 for c in data)
+        )
+    elif e.kind == "l":
+        ok = isinstance(data, bytes)
+    elif e.kind == "h":
+        ok = isinstance(data, tuple) and bool(data) and all(isinstance(c, bytes) for c in data)
+    elif e.kind in "cb":
+        ok = _int_in(data, 0, _U64)
+    else:
+        ok = True
+    return None if ok else f"has bad data for kind {e.kind!r}"

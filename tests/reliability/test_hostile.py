@@ -190,9 +190,7 @@ def scene(tmp_path: Path) -> Scene:
     return Scene(tmp_path / "base")
 
 
-def restore(
-    url: str, snap_id: str, target: Path, *extra: str
-) -> subprocess.CompletedProcess[str]:
+def restore(url: str, snap_id: str, target: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run the real ``pannier restore --json`` and check it ended cleanly: exit code 0
     or 1, no traceback, every error line starting with ``pannier:``."""
     done = run_pannier("restore", snap_id, "-r", url, "--target", str(target), "--json", *extra)
@@ -419,12 +417,12 @@ BAD_FIELDS = [
     pytest.param(rec([b"x"], "f", data=[b"short-id"], size=5), id="file-chunk-id-short"),
     pytest.param(rec([b"x"], "h", data=[]), id="hardlink-empty"),
     pytest.param(rec([b"x"], "h", data=None), id="hardlink-nil"),
-    pytest.param(rec([b"x"], "c", data=2**70), id="device-number-huge"),
+    pytest.param(rec([b"x"], "c", data=-1), id="device-number-negative"),
     pytest.param(rec([b"x"], "z"), id="unknown-kind"),
     pytest.param(rec([b"x"], "d", mode="rwx"), id="mode-str"),
     pytest.param(rec([b"x"], "d", uid=2**40), id="uid-huge"),
     pytest.param(rec([b"x"], "f", size=-1, data=[]), id="size-negative"),
-    pytest.param([[b"x"], "d", DIR, 0, 0, 0, 2**70, 0, 0, None, 0], id="mtime-huge"),
+    pytest.param([[b"x"], "d", DIR, 0, 0, 0, 2**64 - 1, 0, 0, None, 0], id="mtime-huge"),
 ]
 
 
@@ -437,7 +435,7 @@ def test_fields_of_the_wrong_type(
     snap = crafter.snapshot([record])
     done = restore(hostile_repo.url, snap, scene.target)
     assert done.returncode == 1
-    assert "tree stream" in done.stderr, done.stderr
+    assert "tree of snapshot" in done.stderr and "record 1 (/x)" in done.stderr, done.stderr
     scene.assert_outside_untouched()
     scene.assert_target_clean()
 
@@ -452,8 +450,15 @@ def _nobody_can_run_pannier() -> str | None:
     if shutil.which("setpriv") is None:
         return "setpriv is not installed"
     done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-         "import pannier"],
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            "import pannier",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -488,9 +493,15 @@ def test_device_nodes_as_unprivileged_user(crafter: Crafter, hostile_repo: RepoH
         target = home / "target"
         env = pannier_env({"HOME": str(home), "TMPDIR": str(home)})
         done = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-             *pannier_argv("restore", snap, "-r", repo_copy.as_uri(), "--target",
-                           str(target), "--json")],
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                *pannier_argv(
+                    "restore", snap, "-r", repo_copy.as_uri(), "--target", str(target), "--json"
+                ),
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -500,7 +511,7 @@ def test_device_nodes_as_unprivileged_user(crafter: Crafter, hostile_repo: RepoH
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode == 1, done.stderr
         errors = summary(done)["errors"]
-        assert sorted(e.split(":")[0] for e in errors) == ["disk", "mem"], errors
+        assert sorted(e.split(":")[0] for e in errors) == ["/disk", "/mem"], errors
         assert sorted(p.name for p in target.iterdir()) == ["fifo", "honest.txt"]
         assert stat.S_ISFIFO((target / "fifo").lstat().st_mode)
         assert (target / "honest.txt").read_bytes() == b"honest\n"
