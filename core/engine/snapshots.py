@@ -204,7 +204,8 @@ def find_entry(repo: Any, snapshot: Any, index: tuple[bytes, ...]) -> TreeEntry 
 def affected_files(repo: Any, damaged: set[bytes]) -> dict[bytes, list[str]]:
     """For each damaged blob id, the places that use it: ``"<snapshot>:/path"`` for a
     file's content and ``"<snapshot>:<stream>"`` for a tree or metadata stream (what
-    ``pannier check`` prints). A snapshot whose tree cannot be read is named as such."""
+    ``pannier check`` prints); every hard link of a damaged file is named too. A snapshot
+    whose tree cannot be read is named as such."""
     out: dict[bytes, list[str]] = {}
     for snap_id in repo.snapshot_ids():
         short = snap_id[:8]
@@ -216,12 +217,19 @@ def affected_files(repo: Any, damaged: set[bytes]) -> dict[bytes, list[str]]:
             for blob in stream_ids(snap, name):
                 if blob in damaged:
                     out.setdefault(blob, []).append(f"{short}:{name} stream")
+        hit: dict[tuple[bytes, ...], list[bytes]] = {}  # file index -> its damaged blobs
         try:
             for entry in load_tree(repo, snap):
                 if entry.kind == "f" and entry.data:
-                    for blob in entry.data:
-                        if blob in damaged:
-                            out.setdefault(blob, []).append(f"{short}:{entry.path}")
+                    blobs = [blob for blob in entry.data if blob in damaged]
+                    if blobs:
+                        hit[tuple(entry.index)] = blobs
+                elif entry.kind == "h":  # a hard link shares its target's content
+                    blobs = hit.get(tuple(entry.data), [])
+                else:
+                    blobs = []
+                for blob in blobs:
+                    out.setdefault(blob, []).append(f"{short}:{entry.path}")
         except PannierError:
             continue  # the damaged tree is already named above
     return out

@@ -20,6 +20,8 @@ leave ``check`` passing and lose nothing.
 from __future__ import annotations
 
 import importlib.util
+import os
+import random
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -103,3 +105,36 @@ def test_altered_plain_index_is_named_and_skipped(tmp_path: Path) -> None:
     ok_pannier("restore", "latest", "-r", repo.as_uri(), "--target", str(target))
     assert (target / "a.txt").read_bytes() == (data / "a.txt").read_bytes()
     assert (target / "b.bin").read_bytes() == (data / "b.bin").read_bytes()
+
+
+def test_check_names_every_path_of_a_damaged_hard_link_group(tmp_path: Path) -> None:
+    """Hard links share one content: when it is damaged, check names each of their
+    paths, since a restore can write none of them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    content = random.Random(1).randbytes(300_000)  # incompressible: stored as is
+    (data / "a.bin").write_bytes(content)
+    os.link(data / "a.bin", data / "z-link.bin")
+    (data / "other.txt").write_text("unaffected\n")
+    repo = tmp_path / "repo"
+    ok_pannier("init", "-r", repo.as_uri(), "--encryption", "none")
+    ok_pannier("backup", str(data), "-r", repo.as_uri())
+    for pack in repo.glob("data-*"):
+        raw = bytearray(pack.read_bytes())
+        if raw.find(content[:4096]) >= 0:
+            raw[raw.find(content[:4096]) + 100] ^= 0xFF
+            pack.write_bytes(bytes(raw))
+            break
+    else:
+        pytest.fail("the file's content was not found stored raw in a pack")
+    done = run_pannier("check", "-r", repo.as_uri(), "--read-data")
+    assert done.returncode == 1
+    affected = [x for x in done.stdout.splitlines() if x.startswith("affected: ")]
+    assert any(":/a.bin " in x for x in affected), done.stdout
+    assert any(":/z-link.bin " in x for x in affected), done.stdout
+    assert not any("other.txt" in x for x in affected), done.stdout
+    target = tmp_path / "out"
+    restored = run_pannier("restore", "latest", "-r", repo.as_uri(), "--target", str(target))
+    assert restored.returncode == 1
+    assert (target / "other.txt").read_text() == "unaffected\n"
+    assert not (target / "a.bin").exists() and not (target / "z-link.bin").exists()
