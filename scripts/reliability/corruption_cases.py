@@ -95,6 +95,7 @@ class CaseResult:
     encryption: str
     seed: int
     victim: str = ""
+    original_repo: str = ""
     expect_detect: bool = True
     detected: bool = False
     authenticated: bool = False
@@ -211,6 +212,7 @@ def run_case(prep: Prepared, kind: str, how: str, seed: int, work: Path) -> Case
     """Run one case in the empty directory ``work`` (see the module docstring)."""
     t0 = time.monotonic()
     res = CaseResult(kind, how, prep.encryption, seed)
+    res.original_repo = str(prep.repo)
     res.expect_detect = (kind, how) not in NOT_DETECTABLE
     if (kind, how, prep.encryption) == ("lock", "flip", "none"):
         res.expect_detect = False  # nothing authenticates a lock without encryption
@@ -253,11 +255,28 @@ def _check(res: CaseResult, url: str, victim: str) -> None:
     )
     if res.expect_detect and not res.detected:
         res.problems.append(f"check did not name {victim} (exit {done.returncode}): {text!r}")
+        if victim.startswith("key-"):
+            res.problems.append(_key_field_changed(res, url, victim))
     if not res.expect_detect and done.returncode != 0 and not res.detected:
         res.problems.append(f"check failed on a consistent repository: {text!r}")
     if res.tracebacks:
         res.problems.append("check printed a traceback")
     _one_line_errors(res, "check", done)
+
+
+def _key_field_changed(res: CaseResult, url: str, victim: str) -> str:
+    """Which field of a damaged key object that still opens was changed."""
+    import msgpack
+
+    original = Path(res.original_repo) / victim
+    damaged = Path(url.removeprefix("file://")) / victim
+    try:
+        before = msgpack.unpackb(original.read_bytes(), raw=False)
+        after = msgpack.unpackb(damaged.read_bytes(), raw=False)
+    except Exception as e:
+        return f"the damaged key does not decode ({e})"
+    changed = sorted(str(k) for k in set(before) | set(after) if before.get(k) != after.get(k))
+    return f"the flip changed the key's field(s) {changed}, which no authentication covers"
 
 
 def _one_line_errors(res: CaseResult, what: str, done: subprocess.CompletedProcess[str]) -> None:
