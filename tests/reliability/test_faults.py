@@ -71,9 +71,10 @@ def test_ten_percent_transient_errors_are_retried(tmp_path: Path) -> None:
 def test_rate_limit_waits_are_honoured(tmp_path: Path) -> None:
     t = fs.Trial("rate-limit", 1)
     fs.rate_limit(t, tmp_path, DATA_MIB)
+    # The harness fails the trial when the backup took less than the three waits of
+    # retry-after asked for (sleeping is a lower bound, so this never flakes).
     assert t.passed, "\n".join(t.problems)
-    # Three waits of retry-after were asked for; the run took at least that much longer.
-    assert t.figures["extra_s"] >= 0.8 * t.figures["asked_s"], t.figures
+    assert t.figures["asked_s"] > 1.0, t.figures
 
 
 def test_permanent_error_at_every_put_fails_cleanly(tmp_path: Path) -> None:
