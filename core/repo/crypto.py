@@ -236,9 +236,11 @@ def open_key_object(data: bytes, password: str, name: str = "key") -> MasterKey 
         kdf = KdfParams(
             str(body["kdf"]), int(body["memory_cost"]), int(body["iterations"]), int(body["lanes"])
         )
-        salt, nonce, sealed = bytes(body["salt"]), bytes(body["nonce"]), bytes(body["data"])
+        salt, nonce, sealed = body["salt"], body["nonce"], body["data"]
+        if not all(isinstance(b, bytes) for b in (salt, nonce, sealed)):
+            raise TypeError  # bytes(n) of a hostile int would allocate n bytes
         kdf.check()
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
     try:
         wrapping = kdf.derive(password.encode("utf-8"), salt)

@@ -138,7 +138,14 @@ def read_lock(backend: Backend, cipher: Cipher, name: str) -> LockInfo | None:
             stamp,
             bool(body["exclusive"]),
         )
-    except (CorruptObjectError, KeyError, TypeError, ValueError, msgpack.UnpackException):
+    except (
+        CorruptObjectError,
+        KeyError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        msgpack.UnpackException,
+    ):
         return LockInfo(name, unreadable=True)
 
 

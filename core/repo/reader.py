@@ -110,9 +110,17 @@ class BlobReader:
 
     def iter_blobs(self, blob_ids: Iterable[bytes]) -> Iterator[bytes]:
         """The verified plaintexts of ``blob_ids``, in order, read ahead in threads."""
+        batches = self._batches(blob_ids)
+        first = next(batches, None)
+        if first is None:
+            return
+        second = next(batches, None)
+        if second is None:  # one read: no hand-over to another thread
+            yield from self._read_batch(first)
+            return
         pool = self._executor()
         window: deque[Future[list[bytes]]] = deque()
-        for batch in self._batches(blob_ids):
+        for batch in _chain(first, second, batches):
             window.append(pool.submit(self._read_batch, batch))
             if len(window) > self._window:
                 yield from window.popleft().result()
@@ -162,3 +170,9 @@ class BlobReader:
             piece = data[loc.offset - start : loc.offset - start + loc.length]
             out.append(self.decode_blob(bid, piece, name))
         return out
+
+
+def _chain(first: _Batch, second: _Batch, rest: Iterator[_Batch]) -> Iterator[_Batch]:
+    yield first
+    yield second
+    yield from rest

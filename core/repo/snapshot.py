@@ -51,6 +51,22 @@ def parse_time(value: str | datetime) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _check_types(snap: Snapshot) -> None:
+    """Raise TypeError or ValueError when a decoded snapshot's fields are not what the
+    format says (listing, sorting and printing snapshots then cannot fail)."""
+    strings = (snap.time, snap.hostname, snap.username, snap.program_version)
+    lists = (snap.paths, snap.tags, snap.source_kinds)
+    if (
+        not all(isinstance(v, str) for v in strings)
+        or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists)
+        or not (snap.parent is None or isinstance(snap.parent, str))
+        or not isinstance(snap.summary, dict)
+        or not all(isinstance(k, str) for k in snap.streams)
+    ):
+        raise TypeError("snapshot field of the wrong type")
+    parse_time(snap.time)
+
+
 @attrs.define
 class Snapshot:
     """One backup: when, of what, from where, and the streams that hold it.
@@ -131,8 +147,10 @@ class Snapshot:
         kwargs = {k: d.pop(k) for k in list(d) if k in known}
         try:
             kwargs["streams"] = {k: _to_ids(v) for k, v in kwargs.get("streams", {}).items()}
-            return cls(**kwargs, extra=d, id=snapshot_id)
-        except (TypeError, ValueError):
+            snap = cls(**kwargs, extra=d, id=snapshot_id)
+            _check_types(snap)
+            return snap
+        except (TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptObjectError(f"{name} is corrupt", object_name=name) from None
 
     def to_json(self) -> dict[str, Any]:
