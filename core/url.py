@@ -88,7 +88,9 @@ def parse_size(value: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
-_USERINFO_RE = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*:)(?P<pw>[^\s/]*)@")
+# The password runs to the last '@' before the path (parse_url reads the userinfo up to
+# the last '@' too), so one holding a space or an '@' is redacted whole.
+_USERINFO_RE = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^/:\n]*:)(?P<pw>[^/\n]*)@")
 _QUERY_SECRET_RE = re.compile(r"(?P<pre>[?&;](?P<name>[A-Za-z0-9_.\-]+)=)(?P<value>[^&\s#]*)")
 
 
@@ -306,12 +308,14 @@ def _split_netloc(
         if end < 0:
             raise ConfigError(f"malformed URL {redacted}: unclosed '[' in the host")
         host, rest = hostport[1:end], hostport[end + 1 :]
-        if rest.startswith(":") and rest[1:].isdigit():
+        if rest.startswith(":") and _is_port(rest[1:]):
             port = int(rest[1:])
+            if port > 65535:
+                raise ConfigError(f"malformed URL {redacted}: port {port} is out of range")
     else:
         h, colon, p = hostport.partition(":")
         host = h
-        if colon and p.isdigit():
+        if colon and _is_port(p):
             port = int(p)
             if port > 65535:
                 raise ConfigError(f"malformed URL {redacted}: port {port} is out of range")
@@ -319,6 +323,11 @@ def _split_netloc(
             # Not a port: a scheme like rclone://remote:path keeps it in netloc only.
             host = h
     return user, password, unquote(host) if host else None, port, hostport
+
+
+def _is_port(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` accepts ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def parse_url(url: str) -> BackendURL:
