@@ -136,6 +136,10 @@ class Figures:
     stale_locks_removed_by_unlock: int = 0
     snapshots_restored_identically: int = 0
     packs_left_by_killed_runs: int = 0
+    bytes_left_by_killed_runs: int = 0
+    bytes_added_by_next_backups: int = 0
+    #: bytes of new packs an uninterrupted run writes (once, for comparison).
+    clean_run_bytes: int = 0
     blobs_left_by_killed_runs: int = 0
     blobs_uploaded_again: int = 0
     temp_files_left: int = 0
@@ -449,7 +453,7 @@ def run_command(
         file=out,
         flush=True,
     )
-    fig = Figures(command)
+    fig = Figures(command, clean_run_bytes=prep.clean_bytes_added)
     for seed in range(first_seed, first_seed + trials):
         res = run_trial(prep, seed, work)
         fig.trials += 1
@@ -460,6 +464,8 @@ def run_command(
         fig.stale_locks_removed_by_unlock += res.locks_unlocked
         fig.snapshots_restored_identically += res.snapshots_restored
         fig.packs_left_by_killed_runs += res.packs_left_by_killed_run
+        fig.bytes_left_by_killed_runs += res.bytes_left_by_killed_run
+        fig.bytes_added_by_next_backups += res.next_bytes_added
         fig.blobs_left_by_killed_runs += res.blobs_left_by_killed_run
         fig.blobs_uploaded_again += res.blobs_uploaded_again
         fig.temp_files_left += res.temp_files_left
@@ -514,7 +520,10 @@ def main(argv: list[str] | None = None) -> int:
             f"snapshots restored identically {fig.snapshots_restored_identically}; "
             f"packs left by killed runs {fig.packs_left_by_killed_runs} "
             f"({fig.blobs_left_by_killed_runs} blobs), uploaded again "
-            f"{fig.blobs_uploaded_again}; temp files left {fig.temp_files_left}; "
+            f"{fig.blobs_uploaded_again}; bytes of packs left by killed runs "
+            f"{fig.bytes_left_by_killed_runs}, added by the next backups "
+            f"{fig.bytes_added_by_next_backups} (an uninterrupted run writes "
+            f"{fig.clean_run_bytes} per trial); temp files left {fig.temp_files_left}; "
             f"data lost {fig.data_lost}"
         )
     if args.json:
