@@ -149,14 +149,17 @@ def resolve_snapshot(
     hosts: Sequence[str] = (),
     tags: Sequence[str] = (),
     paths: Sequence[str] = (),
+    warn: Callable[[str], None] | None = None,
 ) -> Any:
     """The snapshot named by ``spec``: an id, a unique id prefix, or ``latest``
-    (optionally ``latest`` of the snapshots matching the filters).
+    (optionally ``latest`` of the snapshots matching the filters). ``latest`` skips
+    snapshots that cannot be read, naming each through ``warn``.
 
     Raises :class:`~pannier.ConfigError` when nothing (or more than one) matches.
     """
     if spec == "latest":
-        found = filter_snapshots(readable_snapshots(repo), hosts=hosts, tags=tags, paths=paths)
+        readable = readable_snapshots(repo, warn)
+        found = filter_snapshots(readable, hosts=hosts, tags=tags, paths=paths)
         if not found:
             raise ConfigError("no snapshot matches 'latest'" + _filters(hosts, tags, paths))
         return found[-1]

@@ -138,3 +138,26 @@ def test_check_names_every_path_of_a_damaged_hard_link_group(tmp_path: Path) -> 
     assert restored.returncode == 1
     assert (target / "other.txt").read_text() == "unaffected\n"
     assert not (target / "a.bin").exists() and not (target / "z-link.bin").exists()
+
+
+def test_restore_latest_says_when_a_damaged_newer_snapshot_was_skipped(tmp_path: Path) -> None:
+    """With the newest snapshot damaged, ``latest`` falls back to the newest readable one,
+    and says so: a user must not get older data without being told."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f.txt").write_text("old\n")
+    repo = tmp_path / "repo"
+    ok_pannier("init", "-r", repo.as_uri())
+    ok_pannier("backup", str(data), "-r", repo.as_uri())
+    first = {p.name for p in repo.glob("snapshot-*")}
+    (data / "f.txt").write_text("new\n")
+    ok_pannier("backup", str(data), "-r", repo.as_uri())
+    (newest,) = [p for p in repo.glob("snapshot-*") if p.name not in first]
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    newest.write_bytes(bytes(raw))
+    target = tmp_path / "out"
+    done = run_pannier("restore", "latest", "-r", repo.as_uri(), "--target", str(target))
+    assert (target / "f.txt").read_text() == "old\n"  # never the damaged snapshot's data
+    short = newest.name.removeprefix("snapshot-")[:8]
+    assert f"pannier: warning: snapshot {short} skipped" in done.stderr, done.stderr

@@ -37,7 +37,12 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     index = path_to_index(args.path)
     repo = open_repository(args, ctx, lock="shared")
     snap = resolve_snapshot(
-        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+        repo,
+        args.snapshot,
+        hosts=args.host,
+        tags=args.tag,
+        paths=args.path_filter,
+        warn=ctx.warn,
     )
     entry = find_entry(repo, snap, index)
     if entry is None:

@@ -60,7 +60,12 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     check_target(args.target, args.overwrite)
     repo = open_repository(args, ctx, lock="shared")
     snap = resolve_snapshot(
-        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+        repo,
+        args.snapshot,
+        hosts=args.host,
+        tags=args.tag,
+        paths=args.path_filter,
+        warn=ctx.warn,
     )
     progress = Progress(
         "restore", stream=ctx.stderr, json_stream=ctx.stdout if ctx.json else None, quiet=ctx.quiet

@@ -60,7 +60,12 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     sources = [source_class(spec, options) for spec in args.sources]
     repo = open_repository(args, ctx, lock="shared")
     snap = resolve_snapshot(
-        repo, args.snapshot, hosts=args.host, tags=args.tag, paths=args.path_filter
+        repo,
+        args.snapshot,
+        hosts=args.host,
+        tags=args.tag,
+        paths=args.path_filter,
+        warn=ctx.warn,
     )
     count = 0
     try:
