@@ -18,6 +18,9 @@ the ``faulty+`` prefix backend (seeded, reproducible) or from a real SFTP server
 * ``short-upload``: the K-th put delivers half of the data and fails: with retries the
   backup succeeds; without retries it fails cleanly; either way no truncated object is
   visible or indexed (``check --read-data`` passes).
+* ``bad-read``: the k-th get of a restore (k = 1..6) returns one flipped byte and
+  reports nothing, as a bad disk would: the restore never writes wrong content, and names
+  every file it leaves out.
 * ``server-restart``: the SFTP server (and every session it serves) is killed during a
   backup and started again two seconds later: the backup completes or fails with a
   one-line error, and a later backup, ``check --read-data`` and a restore all pass.
@@ -66,7 +69,14 @@ from tests.reliability.conftest import (  # noqa: E402
     tree_facts,
 )
 
-SCENARIOS = ("transient", "rate-limit", "permanent", "short-upload", "server-restart")
+SCENARIOS = (
+    "transient",
+    "rate-limit",
+    "permanent",
+    "short-upload",
+    "bad-read",
+    "server-restart",
+)
 
 
 @dataclass
@@ -177,7 +187,7 @@ def transient(t: Trial, work: Path, data_mib: int) -> None:
 
 def rate_limit(t: Trial, work: Path, data_mib: int) -> None:
     """Three rate limits in a row: the backup waits at least what they ask for."""
-    wait = 0.4 + 0.1 * (t.seed % 4)
+    wait = round(0.4 + 0.1 * (t.seed % 4), 2)
     data, repo, url = fresh(work, t.seed, data_mib)
     base = work / "baseline"
     shutil.copytree(repo, base)
@@ -266,6 +276,33 @@ def short_upload(t: Trial, work: Path, data_mib: int, k: int) -> None:
     if done.returncode != 0:
         ok_pannier("backup", str(data), "-r", url)
         verify_repo(t, url, data, work, expect_latest=True)
+
+
+def bad_read(t: Trial, work: Path, data_mib: int, k: int) -> None:
+    """The k-th get of a restore returns one flipped byte, silently (a bad disk): no
+    file is written with wrong content, and a file left out is reported."""
+    data, repo, url = fresh(work, t.seed, data_mib)
+    ok_pannier("backup", str(data), "-r", url)
+    want = tree_facts(data)
+    faulty = f"faulty+{url}?flip-read={k}&seed={t.seed}"
+    t.detail = faulty.replace(str(repo), "REPO")
+    target = work / "out"
+    done = run_pannier("restore", "latest", "-r", faulty, "--target", str(target))
+    got = tree_facts(target) if target.exists() else {}
+    wrong = [r for r, f in got.items() if f[0] == "file" and want.get(r, f)[:4] != f[:4]]
+    missing = [r for r, f in want.items() if f[0] == "file" and r not in got]
+    if wrong:
+        t.problems.append(f"restored with wrong content: {wrong}")
+    if done.returncode == 0 and missing:
+        t.problems.append(f"exit 0 but not restored: {missing}")
+    if done.returncode != 0:
+        clean_failure(t, done, "restore")
+        unreported = [r for r in missing if "/" + r not in done.stderr]
+        if unreported and got:
+            t.problems.append(f"not restored and not reported: {unreported}")
+    t.figures = {"missing": len(missing)}
+    t.outcome = "restored identically" if done.returncode == 0 else f"{len(missing)} files reported"
+    verify_repo(t, url, data, work, expect_latest=True)
 
 
 # --------------------------------------------------------------------------- a real server
@@ -446,6 +483,10 @@ def run_trials(scenario: str, seeds: int, base: Path, data_mib: int) -> list[Tri
         for s in range(seeds):
             for k in ks:
                 one(s, lambda t, w, k=k: fn(t, w, data_mib, k))  # type: ignore[misc]
+    elif scenario == "bad-read":
+        for s in range(seeds):
+            for k in range(1, 7):
+                one(s, lambda t, w, k=k: bad_read(t, w, data_mib, k))  # type: ignore[misc]
     elif scenario == "server-restart":
         if not Path("/usr/sbin/sshd").exists():
             raise SystemExit("server-restart needs OpenSSH's sshd (scripts/install-system-deps.sh)")
