@@ -296,7 +296,12 @@ def bad_read(t: Trial, work: Path, data_mib: int, k: int) -> None:
     if done.returncode == 0 and missing:
         t.problems.append(f"exit 0 but not restored: {missing}")
     if done.returncode != 0:
-        clean_failure(t, done, "restore")
+        # A flipped read of the config, the key or the only snapshot stops the restore
+        # before it writes anything: with one line, whatever its exit code (a damaged
+        # key reads as a wrong password: 12; no readable snapshot for 'latest': 2).
+        errors = [x for x in done.stderr.splitlines() if x.startswith("pannier: error: ")]
+        if len(errors) != 1 or "Traceback" in done.stderr:
+            t.problems.append(f"restore: not one clean error line: {done.stderr!r}")
         unreported = [r for r in missing if "/" + r not in done.stderr]
         if unreported and got:
             t.problems.append(f"not restored and not reported: {unreported}")
