@@ -201,7 +201,7 @@ def _int_in(value: Any, low: int, high: int) -> bool:
 def _field_problem(e: TreeEntry) -> str | None:
     """What is wrong with the types or ranges of an entry's fields (a hostile or damaged
     stream), or None: restore and ls may then use them without further checks."""
-    if e.kind not in _KINDS:
+    if not isinstance(e.kind, str) or e.kind not in _KINDS:
         return f"has an unknown kind {e.kind!r}"
     ranges = (
         ("mode", e.mode, 0, _U32),

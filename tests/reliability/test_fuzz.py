@@ -428,6 +428,8 @@ KNOWN_FINDINGS: list[tuple[str, bytes]] = [
         "snapshot",
         msgpack.packb({"version": 1, "time": "2020-01-01T00:00:00Z", "streams": {"tree": [5]}}),
     ),
+    # a tree record whose kind is a map (found by atheris: the kind check hashed it)
+    ("tree", frame_tree(msgpack.packb([[b"x"], {"a": 1}, 0, 0, 0, 0, 0, 0, 0, None, 0]), 1)),
     # a URL whose port is a Unicode digit (str.isdigit accepts it, int() does not)
     ("url", "file://h:²/x".encode()),
     ("url", "sftp://[::1]:²/x".encode()),
