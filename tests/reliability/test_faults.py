@@ -12,6 +12,7 @@ here with one seed through the real command line:
 * a short upload: retried on a backend with atomic put; without retries a clean failure;
   never indexed; on a WebDAV server uploading in place, where the cut object *stays
   visible*, it is never indexed and the next backup replaces it;
+* a read that returns a flipped byte: restore never writes wrong content;
 * the SFTP server killed mid-backup and restarted: the backup completes or fails cleanly,
   and a later backup, ``check --read-data`` and a restore pass.
 """
@@ -155,6 +156,15 @@ def _short_upload_on_webdav(tmp_path: Path, env_file: Path) -> None:
         restore_and_compare(url, "latest", data, tmp_path / "out", env=env)
     finally:
         shutil.rmtree(root / name, ignore_errors=True)
+
+
+def test_bad_read_never_restores_wrong_content(tmp_path: Path) -> None:
+    """A read that silently returns one flipped byte (config, key, snapshot, index or
+    pack, by position): the restore writes nothing wrong and names what it left out."""
+    for k in (1, 2, 4, 5, 6):
+        work = tmp_path / f"k{k}"
+        work.mkdir()
+        _run("bad-read", 0, work, fs.bad_read, k)
 
 
 def test_sftp_server_restarted_during_a_backup(tmp_path: Path) -> None:
