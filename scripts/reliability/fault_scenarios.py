@@ -437,7 +437,7 @@ def server_restart(t: Trial, work: Path, data_mib: int, sshd: PrivateSshd) -> No
         t.outcome = "completed across the restart"
     else:
         clean_failure(t, done, "backup")
-        t.outcome = f"failed cleanly: {stderr.strip().splitlines()[-1][:160]}"
+        t.outcome = f"failed cleanly: ...{stderr.strip().splitlines()[-1][-120:]}"
         if snapshot_ids(url):
             t.problems.append("a failed backup left a snapshot")
         ok_pannier("unlock", "-r", url)
