@@ -301,7 +301,10 @@ def _restores(res: CaseResult, prep: Prepared, url: str, work: Path) -> None:
         res.files_expected += len(files)
         got = tree_facts(target) if target.exists() else {}
         snapshot_gone = res.kind == "snapshot" and snap_id in res.victim
-        unrestorable = res.kind in ("key", "config", "meta") or snapshot_gone
+        # A damaged key, config or tree makes files unrestorable only when the damage
+        # counts: an unnoticed flip (an unauthenticated field) must lose nothing.
+        damaged = res.check_exit != 0
+        unrestorable = (res.kind in ("key", "config", "meta") and damaged) or snapshot_gone
         # A hard-link group shares one content: check names the member that holds it.
         groups = {rel: facts[rel][5] or rel for rel in files}
         mine = [a.removeprefix(f"{snap_id[:8]}:/") for a in affected if a.startswith(snap_id[:8])]
