@@ -517,3 +517,23 @@ def test_device_nodes_as_unprivileged_user(crafter: Crafter, hostile_repo: RepoH
         assert (target / "honest.txt").read_bytes() == b"honest\n"
     finally:
         shutil.rmtree(base)
+
+
+def test_real_backup_of_a_hard_linked_symlink(repo: RepoHandle, scene: Scene) -> None:
+    """Not crafted: a real backup of a directory holding a symlink to the victim and a
+    hard link to that symlink (Linux allows one), restored with the metadata plugins
+    active: both come back as symlinks, the victim's mode and times are untouched."""
+    src = scene.base.parent / "src"
+    src.mkdir()
+    os.symlink(scene.outside / "victim.txt", src / "a-link")
+    os.link(src / "a-link", src / "b-hardlink", follow_symlinks=False)
+    (src / "c.txt").write_bytes(b"honest\n")
+    done = run_pannier("backup", str(src), "-r", repo.url)
+    assert done.returncode == 0, done.stderr
+    done = restore(repo.url, "latest", scene.target)
+    assert done.returncode == 0, done.stderr
+    for name in ("a-link", "b-hardlink"):
+        assert os.readlink(scene.target / name) == str(scene.outside / "victim.txt")
+    assert (scene.target / "c.txt").read_bytes() == b"honest\n"
+    scene.assert_outside_untouched()
+    scene.assert_target_clean()
