@@ -237,6 +237,8 @@ class Run:
         self.cold_method = "drop_caches" if drop_caches_works() else "fadvise"
         self.log = self.work / "commands.log"
         self.failed: dict[tuple[str, str], str] = {}
+        # Taken before the run: other commits may land while it goes on.
+        self.commit = args.commit or _git_commit()
         for name in args.tools:
             tool = TOOLS[name](self.work / name)
             v = tool.version()
@@ -339,7 +341,7 @@ class Run:
             "cold_method": self.cold_method,
             "versions": self.versions,
             "pannier_exe": next((t.exe for t in self.tools if isinstance(t, Pannier)), None),
-            "pannier_commit": _git_commit(),
+            "pannier_commit": self.commit,
             "dataset": asdict(manifest),
             "mutation": asdict(mutation) | {"touched": mutation.touched},
             "mutated_fingerprint": mutated.fingerprint,
@@ -553,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="EXE",
         help="the pannier command (default: the one beside this Python)",
+    )
+    parser.add_argument(
+        "--commit",
+        default=None,
+        help="the commit the pannier under test was built from (default: this checkout's HEAD)",
     )
     parser.add_argument(
         "--update-docs",
