@@ -48,6 +48,8 @@ from tests.reliability.conftest import (
 )
 
 ROUNDS = int(os.environ.get("PANNIER_RELIABILITY_ROUNDS", "3"))
+#: New data per round of the racing tests: enough for a backup to hold its lock a while.
+NEW_PER_ROUND = 12 * MiB
 
 Facts = dict[str, tuple[Any, ...]]
 
@@ -150,16 +152,24 @@ def test_backup_racing_prune(tmp_path: Path, other: str) -> None:
     facts: dict[str, Facts] = {}
     s0 = backup(repo.url, data)["snapshot_id"]
     facts[s0] = tree_facts(data)
+    # How long a command takes to start and open the repository, and how long a backup
+    # of one round's new data then holds its lock: the race offsets fall in that window,
+    # so that the second command's lock attempt meets the first one's lock.
     started = time.monotonic()
-    mutate_dataset(data, seed=32, new_bytes=4 * MiB)
+    snapshots(repo.url)
+    opening = time.monotonic() - started
+    started = time.monotonic()
+    mutate_dataset(data, seed=32, new_bytes=NEW_PER_ROUND)
     s1 = backup(repo.url, data)["snapshot_id"]
-    one_backup = time.monotonic() - started
+    holding = max(time.monotonic() - started - opening, 0.05)
     facts[s1] = tree_facts(data)
     outcomes: dict[str, int] = {}
     for rnd in range(ROUNDS):
         rng = random.Random(f"{other}-{rnd}")
-        mutate_dataset(data, seed=40 + rnd, new_bytes=4 * MiB)
+        mutate_dataset(data, seed=40 + rnd, new_bytes=NEW_PER_ROUND)
         current = tree_facts(data)
+        if len(facts) < 2:  # the backups of earlier rounds were refused
+            facts[backup(repo.url, data)["snapshot_id"]] = current
         # Forget the oldest snapshot so that the prune has packs to delete and repack.
         oldest = min(facts, key=lambda s: [x["time"] for x in snapshots(repo.url) if x["id"] == s])
         if other == "prune":
@@ -175,8 +185,8 @@ def test_backup_racing_prune(tmp_path: Path, other: str) -> None:
                 "-r",
                 repo.url,
             ]
-        offset = rng.uniform(0, one_backup)
-        backup_first = rng.random() < 0.5
+        backup_first = rng.random() < 0.7
+        offset = rng.uniform(0, holding if backup_first else 0.2)
         rb, ro = _race(repo, data, command, offset, backup_first)
         backed_up = _assert_ok_or_locked(rb, "backup")
         pruned = _assert_ok_or_locked(ro, other)
