@@ -45,6 +45,7 @@ from tests.reliability.conftest import (
     run_pannier,
     tree_facts,
 )
+from tests.servers import unavailable
 
 DIR = stat.S_IFDIR | 0o755
 FILE = stat.S_IFREG | 0o644
@@ -471,7 +472,7 @@ def test_device_nodes_as_unprivileged_user(crafter: Crafter, hostile_repo: RepoH
     refused by the kernel, reported one line each, the rest restored."""
     reason = _nobody_can_run_pannier()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     snap = crafter.snapshot(
         [
             rec([b"disk"], "b", mode=stat.S_IFBLK | 0o666, data=os.makedev(8, 0)),
