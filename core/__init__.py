@@ -17,6 +17,7 @@ The parts:
   :class:`BackendCapabilities`, :class:`BackendURL`, :func:`register_backend`,
   :func:`register_backend_prefix`, :func:`get_backend`, :func:`get_backend_object`;
 * sources -- :class:`Source`, :class:`SourceEntry`;
+* for plugin modules -- :func:`lazy_import` (an SDK imported on first use);
 * the repository -- :class:`Repository`, :class:`Snapshot`;
 * errors -- :class:`PannierError` and its subclasses, one hierarchy.
 
@@ -69,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "get_plugin_manager": "pannier.registry",
     "reset_plugin_manager": "pannier.registry",
     "hookimpl": "pannier.hooks",
+    "lazy_import": "pannier.lazy_import",
     "get_hook_manager": "pannier.hooks",
     "call_hook": "pannier.hooks",
     "MetaPlugin": "pannier.meta",
@@ -171,6 +173,7 @@ __all__ = [
     "hookimpl",
     "index_path",
     "index_to_path",
+    "lazy_import",
     "open_noatime",
     "parse_bool",
     "parse_size",
@@ -227,6 +230,7 @@ if TYPE_CHECKING:
         get_hook_manager as get_hook_manager,
         hookimpl as hookimpl,
     )
+    from .lazy_import import lazy_import as lazy_import
     from .meta import (
         FSAbilities as FSAbilities,
         Index as Index,

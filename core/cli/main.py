@@ -67,8 +67,30 @@ def _command_modules() -> list[str]:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every command module's sub-commands."""
+# Global options that take a value: skipped when looking for the command name.
+_OPTIONS_WITH_VALUE = frozenset({"-r", "--repo", "--password-file", "--disable-plugin"})
+
+
+def _command_named(args: Sequence[str], modules: Sequence[str]) -> str | None:
+    """The command module the arguments ask for, if the first positional argument names
+    one; None otherwise (no command, --help, or a command added by a hook)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg.startswith("-"):
+            skip = arg in _OPTIONS_WITH_VALUE
+        else:
+            return arg if arg in modules else None
+    return None
+
+
+def build_parser(args: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Given the arguments, it holds only the sub-command they name
+    when a built-in command module provides it (start-up then imports nothing else);
+    otherwise every command module's sub-commands and those added by hooks."""
     from .. import __version__
 
     common = _global_options()
@@ -91,9 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _global_options(for_command=True)
-    for name in _command_modules():
+    modules = _command_modules()
+    wanted = _command_named(args, modules) if args is not None else None
+    for name in [wanted] if wanted else modules:
         module = importlib.import_module(f"pannier.cli.commands.{name}")
         module.register(subparsers, [common])
+    if wanted:
+        return parser
     try:
         from ..hooks import get_hook_manager
 
@@ -107,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
+        parser = build_parser(args_list)
         args = parser.parse_args(args_list)
     except PannierError as e:
         print(f"pannier: error: {e}", file=sys.stderr)

@@ -43,7 +43,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from pannier import (
@@ -58,14 +58,15 @@ from pannier import (
     ListEntry,
     PermanentBackendError,
     TransientBackendError,
+    lazy_import,
 )
 
-try:
+if TYPE_CHECKING:
     import requests
-except ImportError as e:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        f"the rclone backend needs requests: pip install 'pannier[webdav]' {e}"
-    ) from e
+else:
+    requests = lazy_import(
+        "requests", "the rclone backend needs requests: pip install 'pannier[webdav]'"
+    )
 
 #: Prefix of the temporary names a put writes before moving; never a valid remote name,
 #: so listings skip them.

@@ -38,7 +38,7 @@ import socket
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pannier import (
     PLUGIN_API_VERSION,
@@ -52,12 +52,15 @@ from pannier import (
     ListEntry,
     PermanentBackendError,
     TransientBackendError,
+    lazy_import,
 )
 
-try:
+if TYPE_CHECKING:
     import paramiko
-except ImportError as e:  # pragma: no cover - depends on the installation
-    raise ImportError(f"the sftp backend needs paramiko: pip install 'pannier[sftp]' ({e})") from e
+else:
+    paramiko = lazy_import(
+        "paramiko", "the sftp backend needs paramiko: pip install 'pannier[sftp]'"
+    )
 
 
 # paramiko logs every failed handshake with a traceback from its transport thread; with
@@ -363,7 +366,7 @@ class SFTPBackend(Backend):
             return TransientBackendError(f"{operation}: timed out: {_one_line(e)}", backend=where)
         if isinstance(e, OSError) and (
             e.errno in _NETWORK_ERRNOS
-            or isinstance(e, (ConnectionError, socket.gaierror, _NoValidConnections))
+            or isinstance(e, (ConnectionError, socket.gaierror, _no_valid_connections()))
         ):
             detail = _one_line(e).replace("[Errno None] ", "")
             return TransientBackendError(
@@ -395,7 +398,9 @@ class SFTPBackend(Backend):
         client = paramiko.SSHClient()
         try:
             self._load_known_hosts(client)
-            client.set_missing_host_key_policy(_RejectUnknown(self))
+            client.set_missing_host_key_policy(
+                cast("paramiko.MissingHostKeyPolicy", _RejectUnknown(self))
+            )
             use_defaults = self.key_file is None and self.password is None
             client.connect(
                 self.host,
@@ -524,17 +529,24 @@ class SFTPBackend(Backend):
         )
 
 
-_NoValidConnections = paramiko.ssh_exception.NoValidConnectionsError
 #: paramiko's words for a server that accepted the connection but never spoke SSH.
 _HANDSHAKE_FAILURES = re.compile(r"no existing session|protocol banner|negotiation failed", re.I)
 
 
-class _UnknownHostKey(paramiko.SSHException):
-    """The server's host key is not in known_hosts."""
+def _no_valid_connections() -> type[Exception]:
+    """paramiko's error for a host none of whose addresses accepted the connection."""
+    return paramiko.ssh_exception.NoValidConnectionsError
 
 
-class _RejectUnknown(paramiko.MissingHostKeyPolicy):
-    """Refuse a host that is not in known_hosts, with a message saying how to add it."""
+class _UnknownHostKey(Exception):
+    """The server's host key is not in known_hosts. (Not a paramiko class: defining one
+    here would import paramiko whenever the plugin is listed.)"""
+
+
+class _RejectUnknown:
+    """Refuse a host that is not in known_hosts, with a message saying how to add it.
+
+    A paramiko host-key policy (paramiko only calls :meth:`missing_host_key`)."""
 
     def __init__(self, backend: SFTPBackend) -> None:
         self.backend = backend

@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from email.utils import parsedate_to_datetime
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from pannier import (
@@ -50,14 +50,15 @@ from pannier import (
     PermanentBackendError,
     RateLimitedError,
     TransientBackendError,
+    lazy_import,
 )
 
-try:
+if TYPE_CHECKING:
     import requests
-except ImportError as e:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        f"the webdav backend needs requests: pip install 'pannier[webdav]' ({e})"
-    ) from e
+else:
+    requests = lazy_import(
+        "requests", "the webdav backend needs requests: pip install 'pannier[webdav]'"
+    )
 
 #: Prefix of the temporary names an atomic put writes before its MOVE; never a valid
 #: remote name, so listings skip them.
@@ -646,9 +647,10 @@ class _Stream:
         """The caller owns ``fileobj``; nothing to close here."""
 
 
-class _Auth(requests.auth.AuthBase):
-    """HTTP Basic or Digest (RFC 7616: MD5, SHA-256, their -sess forms, qop=auth)
-    authentication, chosen from the server's challenge in ``auto`` mode.
+class _Auth:
+    """A requests authentication callable: HTTP Basic or Digest (RFC 7616: MD5,
+    SHA-256, their -sess forms, qop=auth), chosen from the server's challenge in
+    ``auto`` mode.
 
     Basic is sent up front when chosen; Digest needs a challenge first, which
     :meth:`learn` takes from a 401 answer.

@@ -57,10 +57,16 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         manager.disable(name)
     kinds = [PluginKind(args.kind)] if args.kind else list(PluginKind)
     if not args.no_load:
-        if PluginKind.HOOK not in kinds:
-            manager.hooks  # noqa: B018 - registration hooks may add plugins of any kind
-        for kind in kinds:
-            manager.load_all(kind, strict=False)
+        # Never load strictly here: the listing shows every failure, and strict mode only
+        # turns them into the exit status at the end.
+        strict, manager.strict = manager.strict, False
+        try:
+            if PluginKind.HOOK not in kinds:
+                manager.hooks  # noqa: B018 - registration hooks may add plugins of any kind
+            for kind in kinds:
+                manager.load_all(kind, strict=False)
+        finally:
+            manager.strict = strict
     records = [r for kind in kinds for r in manager.records(kind)]
     if ctx.json:
         ctx.out_json([_as_json(manager, r) for r in records])
