@@ -265,17 +265,28 @@ def _verify_pack(
 
 
 def _affected(repo: Repository, damaged: set[bytes]) -> list[str]:
-    """Lines naming each snapshot (and, when the engine tells, each file) that uses a
-    damaged blob."""
+    """Lines naming each snapshot that uses a damaged blob, then (when the engine tells)
+    each file and stream that uses one."""
     lines: list[str] = []
+    for snap_id in repo.snapshot_ids():
+        hit: list[bytes] = []
+        broken = ""
+        try:
+            snap = repo.read_snapshot(snap_id)
+            for b in repo.referenced_blobs(snap):
+                if b in damaged:
+                    hit.append(b)
+        except PannierError as e:
+            broken = f"; its tree cannot be read in full ({e})"
+        if hit or broken:
+            lines.append(f"snapshot {snap_id[:8]} uses {len(hit)} damaged blob(s){broken}")
     for fn in _affected_files:
         try:
             for blob_id, files in fn(repo, damaged).items():
                 lines.extend(f"{f} (blob {blob_id.hex()[:16]})" for f in files)
         except PannierError as e:
             lines.append(f"cannot map damaged blobs to files: {e}")
-    if lines:
-        return lines
+    return lines
     for snap_id in repo.snapshot_ids():
         hit: list[bytes] = []
         broken = ""
