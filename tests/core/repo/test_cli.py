@@ -111,7 +111,12 @@ def test_check_read_data_names_damaged_pack(filled: str, repo_dir: Path) -> None
     assert done.returncode == 1
     assert pack.name in done.stdout and pack.name in done.stderr
     affected = [line for line in done.stdout.splitlines() if line.startswith("affected: ")]
-    assert affected and all("big" in line for line in affected), done.stdout
+    # one line for the snapshot, then one for each file: only "big" is damaged
+    [snapshot_line, *file_lines] = affected
+    assert snapshot_line.startswith("affected: snapshot ") and "1 damaged blob" in snapshot_line
+    assert file_lines and all(line.split(":")[2].startswith("/big ") for line in file_lines), (
+        done.stdout
+    )
     bad = pannier("check", "-r", filled, "--read-data-subset", "7/5")
     assert bad.returncode == 2 and "read-data-subset" in bad.stderr
 
