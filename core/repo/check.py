@@ -287,16 +287,3 @@ def _affected(repo: Repository, damaged: set[bytes]) -> list[str]:
         except PannierError as e:
             lines.append(f"cannot map damaged blobs to files: {e}")
     return lines
-    for snap_id in repo.snapshot_ids():
-        hit: list[bytes] = []
-        broken = ""
-        try:
-            snap = repo.read_snapshot(snap_id)
-            for b in repo.referenced_blobs(snap):
-                if b in damaged:
-                    hit.append(b)
-        except PannierError as e:
-            broken = f"; its tree cannot be read in full ({e})"
-        if hit or broken:
-            lines.append(f"snapshot {snap_id[:8]} uses {len(hit)} damaged blob(s){broken}")
-    return lines
