@@ -423,7 +423,7 @@ def _registry() -> Any:
     return get_plugin_manager()
 
 
-def _load_registered(registry: Any = None) -> list[type[MetaPlugin]]:
+def _load_registered(registry: Any = None, *, quiet: bool = False) -> list[type[MetaPlugin]]:
     """The meta plugin classes the registry loads, with clashing plugins left out.
 
     Unless the registry is strict, a plugin that cannot work beside the others is left
@@ -452,11 +452,12 @@ def _load_registered(registry: Any = None) -> list[type[MetaPlugin]]:
     for cls in ordered:
         prefix = cls.get_prefix()
         if prefix in kept:
-            log.error(
-                "meta plugin %s is not used: its stream prefix %r is the one of %s",
-                cls.get_name(),
-                prefix,
-                kept[prefix].get_name(),
+            _refuse(
+                registry,
+                cls,
+                quiet=quiet,
+                reason=f"not used: its stream prefix {prefix!r} is the one of "
+                f"{kept[prefix].get_name()}",
             )
             continue
         kept[prefix] = cls
@@ -465,13 +466,40 @@ def _load_registered(registry: Any = None) -> list[type[MetaPlugin]]:
     if len(mains) > 1 and len(builtin_mains) == 1:
         for cls in mains:
             if cls is not builtin_mains[0]:
-                log.error(
-                    "meta plugin %s is not used: it claims to be the main meta plugin, which %s is",
-                    cls.get_name(),
-                    builtin_mains[0].get_name(),
+                _refuse(
+                    registry,
+                    cls,
+                    quiet=quiet,
+                    reason="not used: it claims to be the main meta plugin, which "
+                    f"{builtin_mains[0].get_name()} is",
                 )
                 del kept[cls.get_prefix()]
     return [cls for cls in classes if kept.get(cls.get_prefix()) is cls]
+
+
+def _refuse(registry: Any, cls: type[MetaPlugin], *, reason: str, quiet: bool) -> None:
+    """Leave a clashing plugin out: log it (unless ``quiet``), and mark its record failed
+    in the registry, so that ``pannier plugins`` shows it with this one-line reason."""
+    if not quiet:
+        log.error("meta plugin %s is %s", cls.get_name(), reason)
+    records = getattr(registry, "records", None)
+    mark_failed = getattr(registry, "_plugin_failed", None)
+    if records is None or mark_failed is None:
+        return
+    for record in records(PluginKind.META):
+        if record.plugin_class is cls:
+            mark_failed(record, PluginContractError(f"meta plugin {cls.get_name()}: {reason}"))
+
+
+def check_meta_plugins(registry: Any = None) -> None:
+    """Apply the clash policy of :func:`get_meta_manager` to the registry's meta plugins
+    (non-strictly): each plugin it would leave out is marked failed with its reason."""
+    registry = registry or _registry()
+    strict, registry.strict = registry.strict, False
+    try:
+        _load_registered(registry, quiet=True)
+    finally:
+        registry.strict = strict
 
 
 #: The shared manager and the plugin registry it was built from.

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
                 manager.hooks  # noqa: B018 - registration hooks may add plugins of any kind
             for kind in kinds:
                 manager.load_all(kind, strict=False)
+            if PluginKind.META in kinds:
+                from ...meta_manager import check_meta_plugins
+
+                check_meta_plugins(manager)  # a second main plugin, a prefix used twice
         finally:
             manager.strict = strict
     records = [r for kind in kinds for r in manager.records(kind)]
