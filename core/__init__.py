@@ -18,7 +18,9 @@ The parts:
   :func:`register_backend_prefix`, :func:`get_backend`, :func:`get_backend_object`;
 * sources -- :class:`Source`, :class:`SourceEntry`;
 * for plugin modules -- :func:`lazy_import` (an SDK imported on first use);
-* the repository -- :class:`Repository`, :class:`Snapshot`;
+* the repository -- :class:`Repository`, :class:`Snapshot`, :func:`check_repository`,
+  :func:`prune_repository`; for commands a hook adds -- :func:`add_repo_options`,
+  :func:`open_repository`;
 * errors -- :class:`PannierError` and its subclasses, one hierarchy.
 
 Conformance suites for plugin authors are in ``pannier.testing``.
@@ -71,6 +73,14 @@ _EXPORTS: dict[str, str] = {
     "reset_plugin_manager": "pannier.registry",
     "hookimpl": "pannier.hooks",
     "lazy_import": "pannier.lazy_import",
+    "CheckResult": "pannier.repo.check",
+    "check_repository": "pannier.repo.check",
+    "PruneResult": "pannier.repo.prune",
+    "prune_repository": "pannier.repo.prune",
+    "StreamHeader": "pannier.meta_stream",
+    "copy_stream": "pannier.meta_stream",
+    "add_repo_options": "pannier.cli.repo_options",
+    "open_repository": "pannier.cli.repo_options",
     "get_hook_manager": "pannier.hooks",
     "call_hook": "pannier.hooks",
     "MetaPlugin": "pannier.meta",
@@ -118,6 +128,7 @@ __all__ = [
     "BackendError",
     "BackendURL",
     "BackendWrapper",
+    "CheckResult",
     "ConfigError",
     "CorruptObjectError",
     "FSAbilities",
@@ -147,6 +158,7 @@ __all__ = [
     "PluginNotFoundError",
     "PluginOrigin",
     "PluginRecord",
+    "PruneResult",
     "RateLimitedError",
     "Repository",
     "RepositoryError",
@@ -156,13 +168,17 @@ __all__ = [
     "Source",
     "SourceEntry",
     "SourceError",
+    "StreamHeader",
     "TransientBackendError",
     "UnsafePathError",
     "WrongPasswordError",
     "__version__",
+    "add_repo_options",
     "available_schemes",
     "call_hook",
     "check_name",
+    "check_repository",
+    "copy_stream",
     "get_backend",
     "get_backend_object",
     "get_hook_manager",
@@ -175,10 +191,12 @@ __all__ = [
     "index_to_path",
     "lazy_import",
     "open_noatime",
+    "open_repository",
     "parse_bool",
     "parse_size",
     "parse_url",
     "path_to_index",
+    "prune_repository",
     "redact",
     "register_backend",
     "register_backend_prefix",
@@ -198,6 +216,10 @@ if TYPE_CHECKING:
         get_backend_object as get_backend_object,
         register_backend as register_backend,
         register_backend_prefix as register_backend_prefix,
+    )
+    from .cli.repo_options import (
+        add_repo_options as add_repo_options,
+        open_repository as open_repository,
     )
     from .errors import (
         BackendError as BackendError,
@@ -249,6 +271,8 @@ if TYPE_CHECKING:
     from .meta_stream import (
         MetaStreamReader as MetaStreamReader,
         MetaStreamWriter as MetaStreamWriter,
+        StreamHeader as StreamHeader,
+        copy_stream as copy_stream,
     )
     from .plugin import (
         PLUGIN_API_VERSION as PLUGIN_API_VERSION,
@@ -266,6 +290,8 @@ if TYPE_CHECKING:
         Repository as Repository,
         Snapshot as Snapshot,
     )
+    from .repo.check import CheckResult as CheckResult, check_repository as check_repository
+    from .repo.prune import PruneResult as PruneResult, prune_repository as prune_repository
     from .source import (
         Source as Source,
         SourceEntry as SourceEntry,
