@@ -420,8 +420,9 @@ def server_restart(t: Trial, work: Path, data_mib: int, sshd: PrivateSshd) -> No
     data = make_dataset(work / "data", seed=t.seed, total_bytes=data_mib * MiB)
     url = sshd.url(f"repo-{t.seed}")
     ok_pannier("init", "-r", url)
-    # A small per-call delay keeps the backup running long enough to be cut mid-way.
-    slow = f"faulty+{url}&delay=0.02&retry-delay=0.5&retry-max-delay=2"
+    # An upload limit (16 MiB at 4 MiB/s: about 4 s) and a small per-call delay keep the
+    # backup running long enough to be cut mid-way, however fast the machine is.
+    slow = f"faulty+{url}&delay=0.02&bwlimit-up=4M&retry-delay=0.5&retry-max-delay=2"
     t.detail = f"kill sshd after {0.5 + 0.25 * (t.seed % 5):.2f}s, restart after 2s"
     proc = start_pannier("backup", str(data), "-r", slow, "--json")
     time.sleep(0.5 + 0.25 * (t.seed % 5))
