@@ -66,7 +66,11 @@ TEMP_PREFIX = ".pannier-tmp-"
 #: Bytes per read of a download or of an upload's source.
 CHUNK_SIZE = 1 << 20
 #: Reads of a listing whose answer is broken off by the server before giving up.
-LIST_ATTEMPTS = 3
+LIST_ATTEMPTS = 8
+#: Pause before the second read of a broken listing, doubled before each further one
+#: (0.05 s, 0.1 s, ... 3.2 s: about 6 s in all), so that the uploads and deletions that
+#: broke it have time to finish.
+LIST_RETRY_PAUSE = 0.05
 #: When more names than this are queried at once, one listing beats a HEAD per name.
 QUERY_BY_LISTING = 16
 
@@ -169,8 +173,11 @@ class WebDAVBackend(Backend):
         A listing is delivered only once the whole answer parsed. When an object vanishes
         while the server walks the collection, some servers end the document early and
         append an error (rclone's), others answer 500 (WsgiDAV's): such a listing is read
-        again at once, up to ``LIST_ATTEMPTS`` times, then raises TransientBackendError."""
+        again after a pause that doubles each time, up to ``LIST_ATTEMPTS`` times, then
+        raises TransientBackendError."""
         for attempt in range(1, LIST_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(LIST_RETRY_PAUSE * 2 ** (attempt - 2))
             try:
                 return iter(self._propfind_listing())
             except _BrokenListing as e:

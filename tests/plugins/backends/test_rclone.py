@@ -266,7 +266,7 @@ def test_source_of_wrong_size_or_broken_leaves_nothing(tmp_path, rclone_config) 
 
 
 def test_hung_process_is_replaced_by_the_retry_wrapper(tmp_path, rclone_config) -> None:
-    url = fresh(local_url(tmp_path, rclone_config, "timeout=2&retries=3&retry-delay=0.01"))
+    url = fresh(local_url(tmp_path, rclone_config, "timeout=4&retries=5&retry-delay=0.01"))
     backend = get_backend(url)
     try:
         backend.put_bytes("a", b"still here")
