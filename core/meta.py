@@ -166,6 +166,15 @@ class MetaPlugin:
     #: Fields :meth:`apply` cannot restore (an inode number, a ctime); the conformance
     #: suite ignores them when it compares a restored file's record with the original.
     unrestorable_fields: ClassVar[frozenset[str]] = frozenset()
+    #: The name of a content hash this plugin records (``"blake3"``), or None. When a
+    #: plugin names one, the engine computes that digest over a regular file's bytes
+    #: while it reads them anyway (a backup storing the file, a restore writing it) and
+    #: passes it as the keyword ``digest=`` to :meth:`from_path` and :meth:`apply`, so
+    #: the plugin need not read the file again. ``digest`` is None when the engine did
+    #: not read the content (or does not know the hash): the plugin then reads the file
+    #: itself. The only name the engine computes today is ``"blake3"`` (the 32-byte
+    #: BLAKE3 digest); with any other name the plugin always gets None.
+    content_digest: ClassVar[str | None] = None
 
     # --- description -------------------------------------------------------------------
 
@@ -256,7 +265,10 @@ class MetaPlugin:
         """Read the record of the file at ``index`` below ``root``, or None if it has none.
 
         ``st`` is the file's ``os.lstat`` result, taken once by the caller. Raises
-        OSError when the file cannot be read.
+        OSError when the file cannot be read. A plugin that declares
+        :attr:`content_digest` accepts a keyword ``digest: bytes | None = None``: the
+        digest of the file's content the engine computed while reading it, or None
+        (then the plugin reads the file itself); the record must be the same either way.
         """
         raise NotImplementedError(f"{cls.__qualname__} must define from_path()")
 

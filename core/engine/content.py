@@ -15,10 +15,12 @@ from __future__ import annotations
 import threading
 from typing import IO, Any
 
+import blake3
+
 from ..source import Index, SourceEntry
 from .meta import MetaRecorder
 
-__all__ = ["SMALL_FILE", "Stored", "store_content", "store_file"]
+__all__ = ["SMALL_FILE", "Stored", "content_hasher", "store_content", "store_file"]
 
 #: Files up to this size are read in one call and stored as one blob when the chunker
 #: would make a single chunk of them anyway.
@@ -28,7 +30,7 @@ SMALL_FILE = 256 * 1024
 class Stored:
     """Result of storing one file's content (and, read then, its metadata records)."""
 
-    __slots__ = ("chunks", "error", "fresh", "nread", "records")
+    __slots__ = ("chunks", "digest", "error", "fresh", "nread", "records")
 
     def __init__(
         self, chunks: list[bytes] | None, nread: int, error: str | None, *, fresh: bool = True
@@ -38,76 +40,100 @@ class Stored:
         self.error = error
         self.fresh = fresh  # read now (False: chunk ids reused from the parent)
         self.records: list[Any] | None = None
+        self.digest: bytes | None = None  # the content hash asked for, computed while read
 
 
 def store_file(repo: Any, entry: SourceEntry, index: Index, meta: MetaRecorder) -> Stored:
     """Store a file's content, then read its metadata records while it is hot in the
     page cache (a worker thread runs this)."""
-    stored = store_content(repo, entry)
+    stored = store_content(repo, entry, digest=meta.content_digest)
     if stored.error is None:
-        stored.records = meta.compute(entry, index)
+        stored.records = meta.compute(entry, index, digest=stored.digest)
     return stored
 
 
 _LARGE_FILE = threading.Lock()
 
 
-def store_content(repo: Any, entry: SourceEntry) -> Stored:
-    """Read one file and store its chunks; never raises for an unreadable file."""
+def content_hasher(name: str | None) -> Any:
+    """A new hasher of the content digest ``name`` (see ``MetaPlugin.content_digest``),
+    or None for None or a name the engine does not compute."""
+    if name == "blake3":
+        return blake3.blake3()
+    return None
+
+
+def store_content(repo: Any, entry: SourceEntry, *, digest: str | None = None) -> Stored:
+    """Read one file and store its chunks; never raises for an unreadable file.
+
+    With ``digest`` (a hash name, see :func:`content_hasher`) the result's ``digest`` is
+    that hash of the bytes read, computed on the way.
+    """
+    hasher = content_hasher(digest)
     try:
         with entry.open() as f:
             if entry.stat.st_size <= SMALL_FILE and not entry.sparse:
                 data = f.read(SMALL_FILE + 1)
                 if len(data) <= SMALL_FILE:
-                    if not data:
-                        return Stored([], 0, None)
-                    blob_id, _ = repo.add_blob(data)
-                    return Stored([blob_id], len(data), None)
-                counted: _Counted = _Prefixed(data, f)
+                    stored = Stored([repo.add_blob(data)[0]] if data else [], len(data), None)
+                    if hasher is not None:
+                        hasher.update(data)
+                        stored.digest = hasher.digest()
+                    return stored
+                counted: _Counted = _Prefixed(data, f, hasher)
             else:
-                counted = _Counted(f)
+                counted = _Counted(f, hasher)
             # one large file at a time: the repository already chunks, hashes, compresses
             # and encrypts it in parallel, and several at once would multiply its buffers
             with _LARGE_FILE:
                 chunks = list(repo.store_stream(counted))
-            return Stored(chunks, counted.nread, None)
+            stored = Stored(chunks, counted.nread, None)
+            if hasher is not None:
+                stored.digest = hasher.digest()
+            return stored
     except OSError as e:
         return Stored(None, 0, e.strerror or str(e))
 
 
 class _Counted:
-    """A read-only file wrapper counting the bytes read."""
+    """A read-only file wrapper counting the bytes read (and hashing them, given a
+    ``hasher``)."""
 
-    def __init__(self, f: IO[bytes]) -> None:
+    def __init__(self, f: IO[bytes], hasher: Any = None) -> None:
         self._f = f
+        self._hasher = hasher
         self.nread = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
         self.nread += len(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
         return data
 
     def readinto(self, buf: Any) -> int:
-        n = self._f.readinto(buf)  # type: ignore[attr-defined]
-        self.nread += n or 0
-        return int(n or 0)
+        n = int(self._f.readinto(buf) or 0)  # type: ignore[attr-defined]
+        self.nread += n
+        if self._hasher is not None and n:
+            self._hasher.update(memoryview(buf).cast("B")[:n])
+        return n
 
 
 class _Prefixed(_Counted):
     """``data`` already read, followed by the rest of ``f``."""
 
-    def __init__(self, data: bytes, f: IO[bytes]) -> None:
-        super().__init__(f)
+    def __init__(self, data: bytes, f: IO[bytes], hasher: Any = None) -> None:
+        super().__init__(f, hasher)
         self._head = data
         self.nread = len(data)
+        if hasher is not None:
+            hasher.update(data)
 
     def read(self, n: int = -1) -> bytes:
         if self._head:
             if n is None or n < 0:
                 head, self._head = self._head, b""
-                rest = self._f.read()
-                self.nread += len(rest)
-                return head + rest
+                return head + super().read()
             data, self._head = self._head[:n], self._head[n:]
             return data
         return super().read(n)

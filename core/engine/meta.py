@@ -62,6 +62,9 @@ class StreamReader(io.RawIOBase):
         return n
 
 
+#: The content hash the engine computes for plugins that declare it (``content_digest``).
+_DIGEST = "blake3"
+
 #: In a list of parent records: this plugin has no stream in the parent snapshot.
 ABSENT: Any = object()
 
@@ -94,6 +97,10 @@ class MetaRecorder:
         self._writers: list[tuple[Any, IO[bytes]]] = []
         self._getters: list[Callable[[Any], tuple[Any, ...]]] = []
         self._cursors: list[_Cursor | None] = []
+        self._wants_digest: list[bool] = []
+        #: The content hash the engine computes while reading a file (``"blake3"`` when
+        #: an active plugin declares it in ``content_digest``), else None.
+        self.content_digest: str | None = None
         self.started = False
 
     def start(self, root: bytes) -> None:
@@ -120,6 +127,10 @@ class MetaRecorder:
             f = spooled_file()
             header = cls.stream_header()
             self.plugins.append(cls)
+            wants = getattr(cls, "content_digest", None) == _DIGEST
+            self._wants_digest.append(wants)
+            if wants:
+                self.content_digest = _DIGEST
             self._getters.append(operator.attrgetter(*record_fields(cls.record_class)))
             self._writers.append((MetaStreamWriter(f, header, name=STREAM_PREFIX + prefix), f))
             cursor = None
@@ -150,11 +161,18 @@ class MetaRecorder:
         return [c.get(index) if c is not None else ABSENT for c in self._cursors]
 
     def compute(
-        self, entry: SourceEntry, index: Index, known: list[Any] | None = None
+        self,
+        entry: SourceEntry,
+        index: Index,
+        known: list[Any] | None = None,
+        *,
+        digest: bytes | None = None,
     ) -> list[Any]:
         """The records of ``entry`` (stored under ``index``) per plugin: taken from
         ``known`` where it has one, else read with ``from_path``. An entry without a
-        real path has no records."""
+        real path has no records. ``digest`` is the file's :attr:`content_digest`,
+        computed while its content was read (None: not read); it is passed as
+        ``from_path(..., digest=)`` to the plugins that declare that hash."""
         root = entry.root
         out: list[Any] = []
         for i, cls in enumerate(self.plugins):
@@ -165,7 +183,12 @@ class MetaRecorder:
                 out.append(None)
                 continue
             try:
-                rec = cls.from_path(root, entry.index, entry.stat)
+                if self._wants_digest[i]:
+                    rec = cls.from_path(  # type: ignore[call-arg]
+                        root, entry.index, entry.stat, digest=digest
+                    )
+                else:
+                    rec = cls.from_path(root, entry.index, entry.stat)
             except Exception as e:  # a plugin's failure costs one record, not the backup
                 if self._warn is not None:
                     reason = e.strerror if isinstance(e, OSError) else None

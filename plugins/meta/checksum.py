@@ -57,6 +57,8 @@ class ChecksumPlugin(MetaPlugin):
 
     plugin_api_version = 1
     record_class = ChecksumRecord
+    #: The engine hashes a file's content while it reads it and passes ``digest=``.
+    content_digest = ALGORITHM
 
     @classmethod
     def get_prefix(cls) -> str:
@@ -74,11 +76,19 @@ class ChecksumPlugin(MetaPlugin):
         return True
 
     @classmethod
-    def from_path(cls, root: bytes, index: Index, st: os.stat_result) -> ChecksumRecord | None:
-        """Hash a regular file; other file types have no record."""
+    def from_path(
+        cls, root: bytes, index: Index, st: os.stat_result, *, digest: bytes | None = None
+    ) -> ChecksumRecord | None:
+        """Hash a regular file; other file types have no record.
+
+        ``digest``, when given, is the BLAKE3 digest of the content the engine just read
+        and stored: it is recorded as is and the file is not read again.
+        """
         if not stat.S_ISREG(st.st_mode):
             return None
-        return ChecksumRecord(index, ALGORITHM, file_digest(index_path(root, index)))
+        if digest is None:
+            digest = file_digest(index_path(root, index))
+        return ChecksumRecord(index, ALGORITHM, digest)
 
     @classmethod
     def apply(
