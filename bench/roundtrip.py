@@ -26,13 +26,14 @@ is not running).
 The repositories and restored trees (a few GB) are deleted at the end, whatever happened,
 unless ``--keep`` is given. Server facts come from ``.servers/NAME.env``, written by
 ``bash scripts/servers/all.sh start sshd swift`` (``PANNIER_SERVERS_DIR`` moves it). The log of
-every command goes to ``WORKDIR/roundtrip.log``; the result as JSON to
-``bench/results/roundtrip-latest.json``.
+every command goes to ``WORKDIR/roundtrip.log``; the result as JSON to ``--results``
+(``bench/results/roundtrip-latest.json``).
 
 Usage::
 
     python bench/roundtrip.py [--targets file,sftp,s3,swift] [URL ...]
                               [--dataset DIR] [--workdir DIR] [--keep] [--pannier EXE]
+                              [--results FILE]
 """
 
 from __future__ import annotations
@@ -366,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="for restores, logs")
     ap.add_argument("--pannier", default=None, help="the pannier command to run")
     ap.add_argument("--keep", action="store_true", help="keep repositories and restored trees")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_DIR / "roundtrip-latest.json",
+        help="where to write the result as JSON",
+    )
     args = ap.parse_args(argv)
 
     dataset = args.dataset.absolute()
@@ -425,15 +432,16 @@ def main(argv: list[str] | None = None) -> int:
         f"({before.files} files, {before.bytes / 1e9:.2f} GB, "
         f"fingerprint {before.fingerprint[:16]}); {time.time() - started:.0f} s in all"
     )
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     result = {
+        "run": run,
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
         "dataset": {"files": before.files, "bytes": before.bytes, "fp": before.fingerprint},
         "dataset_changed": changed,
         "rows": [asdict(r) for r in rows],
         "ok": ok,
     }
-    (RESULTS_DIR / "roundtrip-latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if ok else 1
 
 
