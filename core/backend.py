@@ -265,6 +265,15 @@ class Backend:
     def _close(self) -> None:
         """Release connections and processes."""
 
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        """Remove the backend's own temporaries that an interrupted put left behind (they
+        are never listed, so nothing else would) and that nobody has written to for more
+        than ``older_than`` seconds; return the names removed. A temporary written to more
+        recently is kept, whatever its name. The default removes nothing: a backend whose
+        interrupted puts leave nothing behind (an object store's upload that never
+        completed) need not override it."""
+        return []
+
     # --- public API (called by pannier; do not override) --------------------------------
 
     def put(self, source_path: str, remote_filename: str) -> None:
@@ -349,6 +358,15 @@ class Backend:
     def close(self) -> None:
         """Release the backend's resources; the instance is unusable afterwards."""
         self._close()
+
+    def clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        """Remove the temporaries of interrupted puts left unchanged for more than
+        ``older_than`` seconds (at least 0) and return their names. Only safe when no
+        other writer can be putting to the location (pannier calls it from ``prune``,
+        under the exclusive lock)."""
+        if older_than < 0:
+            raise ValueError(f"older_than must be at least 0, not {older_than}")
+        return builtins.list(self._clean_temporaries(older_than))
 
     def __enter__(self) -> Backend:
         return self

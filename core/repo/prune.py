@@ -11,9 +11,20 @@ The caller holds the exclusive lock. The steps, in a crash-safe order:
 3. Upload the new packs, then write one index naming every kept and new pack, which
    *supersedes* every old index.
 4. Delete the old index objects, then the packs no longer needed.
+5. Remove the temporaries of interrupted uploads (``Backend.clean_temporaries``) that have
+   not been written to for ``temporaries_older_than`` seconds (default: the lock's stale
+   age, :data:`~pannier.repo.locks.STALE_AFTER`, 30 minutes).
 
 A crash after step 3 leaves both the new index and old ones, readers ignore the old ones;
 a crash during step 4 leaves packs no index names, which the next prune deletes.
+
+Why step 5 never removes the temporary of a live upload: prune holds the exclusive lock,
+so no other pannier process holds a live lock on the repository; a writer whose lock went
+unrefreshed for the stale age stops its work (``RepositoryLock.check``) before others may
+take its lock as stale. A temporary is aged by its last write, and an upload in progress
+writes to it continually, so one untouched for the stale age belongs to a writer that is
+dead, or that lost its lock and must not finish anyway. Even then removing it loses
+nothing: a temporary is never an object until its put renames it.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from ..backend import Backend
 from ..errors import CorruptObjectError, PannierError, RepositoryError
 from . import format as fmt
 from .index import BlobSet, decode_records, encode_records
+from .locks import STALE_AFTER
 from .pack import PackEntry, PackWriter, pack_name
 from .repository import Repository
 
@@ -48,6 +60,7 @@ class PruneResult:
     bytes_before: int = 0
     bytes_freed: int = 0
     indexes_replaced: int = 0
+    temporaries_removed: int = 0
     dry_run: bool = False
 
     def to_json(self) -> dict[str, object]:
@@ -82,8 +95,12 @@ def prune_repository(
     max_unused: float = 0.05,
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
+    temporaries_older_than: float = STALE_AFTER,
 ) -> PruneResult:
-    """Prune ``repo`` (the caller holds the exclusive lock); see the module docstring."""
+    """Prune ``repo`` (the caller holds the exclusive lock); see the module docstring.
+
+    ``temporaries_older_than`` is the age in seconds, since their last write, above which
+    the temporaries of interrupted uploads are removed (step 5); a dry run removes none."""
     say = progress or (lambda _msg: None)
     result = PruneResult(dry_run=dry_run)
     repo.flush()
@@ -152,6 +169,7 @@ def prune_repository(
     if dry_run:
         return result
     if not gone and len(index_names) <= 1 and not repo.recovered_packs:
+        _clean_temporaries(repo, result, temporaries_older_than, say)
         return result
 
     say(f"repacking {len(repack)} pack(s)")
@@ -165,7 +183,17 @@ def prune_repository(
     repo.call_backend(lambda b: b.delete_list([pack_name(p) for p in sorted(gone)]))
     result.indexes_replaced = len(index_names)
     repo.reset_index()
+    _clean_temporaries(repo, result, temporaries_older_than, say)
     return result
+
+
+def _clean_temporaries(
+    repo: Repository, result: PruneResult, older_than: float, say: Callable[[str], None]
+) -> None:
+    """Step 5: remove the temporaries of interrupted uploads older than ``older_than``."""
+    say("removing the temporaries of interrupted uploads")
+    removed = repo.call_backend(lambda b: b.clean_temporaries(older_than))
+    result.temporaries_removed = len(removed)
 
 
 def _repack(

@@ -119,6 +119,9 @@ class BackendWrapper(Backend):
     def _close(self) -> None:
         self.inner._close()
 
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        return self.inner._clean_temporaries(older_than)
+
 
 def wrap_backend(backend: Backend, url: BackendURL | None = None) -> Backend:
     """``backend`` inside the whole stack, configured from ``url``'s options (query, then

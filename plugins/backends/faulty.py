@@ -270,6 +270,10 @@ class FaultyBackend(Backend):
     def _close(self) -> None:
         self.inner._close()
 
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        removed: builtins.list[str] = self.inner._clean_temporaries(older_than)
+        return removed
+
 
 def get_plugin_class() -> type[FaultyBackend]:
     """The backend class of this plugin module."""

@@ -25,8 +25,10 @@ command line, environment):
 Guarantees: a put writes a temporary file ``.pannier-tmp-*`` in the same directory and
 renames it over the name, so a failed or interrupted put leaves no visible object and an
 existing object stays whole until replaced. Temporary files and sub-directories are not
-listed. A missing directory raises FolderMissingError; ``create_folder`` makes it (and its
-parents) with mode 0700.
+listed. A put killed midway (``kill -9``, a power cut) leaves its temporary file behind;
+``clean_temporaries(older_than)`` removes those not written to for ``older_than`` seconds
+(``pannier prune`` calls it). A missing directory raises FolderMissingError;
+``create_folder`` makes it (and its parents) with mode 0700.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import IO
 from urllib.parse import unquote
@@ -209,6 +212,34 @@ class FileBackend(Backend):
             raise self._error("create folder", None, e) from e
 
     # --- errors and clean-up ------------------------------------------------------------
+
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        """Remove the ``.pannier-tmp-*`` files whose last write is more than ``older_than``
+        seconds ago; return their names. A missing directory has none."""
+        limit = time.time() - older_than
+        removed: builtins.list[str] = []
+        try:
+            with os.scandir(self.directory) as entries:
+                stale = [
+                    e.name
+                    for e in entries
+                    if e.name.startswith(_TMP_PREFIX)
+                    and e.is_file(follow_symlinks=False)
+                    and e.stat(follow_symlinks=False).st_mtime < limit
+                ]
+        except FileNotFoundError:
+            return removed
+        except OSError as e:
+            raise self._error("clean temporaries", None, e) from e
+        for name in stale:
+            try:
+                os.unlink(self._path(name))
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+            except OSError as e:
+                raise self._error("clean temporaries", name, e) from e
+            removed.append(name)
+        return removed
 
     def _write_atomically(self, remote_filename: str, write: Callable[[IO[bytes]], object]) -> None:
         """Let ``write`` fill a new temporary file (mode 0600) in the directory, then

@@ -194,6 +194,12 @@ class MultiBackend(Backend):
         for member in getattr(self, "members", []):
             member._close()
 
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        removed: builtins.list[str] = []
+        for member in self.members:
+            removed += member._clean_temporaries(older_than)
+        return removed
+
 
 def get_plugin_class() -> type[MultiBackend]:
     """The backend class of this plugin module."""

@@ -23,7 +23,10 @@ Options (URL query, explicit options, then the environment variable in brackets)
 With neither a key file nor a password, the SSH agent and the default keys in ``~/.ssh``
 are tried. A put writes a temporary name in the same folder and renames it over the final
 name with the ``posix-rename@openssh.com`` extension, so a failed put never leaves a
-visible partial object (servers without that extension get a remove-then-rename).
+visible partial object (servers without that extension get a remove-then-rename). A put
+killed midway leaves its temporary name behind; ``clean_temporaries(older_than)`` removes
+those the server last wrote more than ``older_than`` seconds ago, by the server's clock
+(``pannier prune`` calls it).
 """
 
 from __future__ import annotations
@@ -385,6 +388,37 @@ class SFTPBackend(Backend):
     def _close(self) -> None:
         """Close the SFTP session and the SSH connection."""
         self._disconnect()
+
+    def _clean_temporaries(self, older_than: float) -> list[str]:
+        """Remove the temporary names of interrupted puts whose last write is more than
+        ``older_than`` seconds old, measured by the server's clock (the modification time
+        of a probe file made for the purpose), so a skewed local clock cannot make a
+        fresh temporary look old; return the names removed. A missing folder has none."""
+        with self._errors("clean temporaries", None):
+            sftp = self._connection()
+            try:
+                temporaries = [
+                    (a.filename, int(a.st_mtime or 0))
+                    for a in sftp.listdir_iter(self.root)
+                    if a.filename.startswith(TEMP_PREFIX) and stat.S_ISREG(a.st_mode or 0)
+                ]
+            except FileNotFoundError:
+                return []
+            if not temporaries:
+                return []
+            probe = self._path(TEMP_PREFIX + "clock-" + secrets.token_hex(8))
+            try:
+                sftp.open(probe, "wb").close()
+                now = int(sftp.stat(probe).st_mtime or 0)
+            finally:
+                self._remove_quietly(probe)
+            removed = []
+            for name, mtime in temporaries:
+                if now - mtime > older_than:
+                    with suppress(FileNotFoundError):  # finished or removed meanwhile
+                        sftp.remove(self._path(name))
+                        removed.append(name)
+            return removed
 
     # --- helpers ------------------------------------------------------------------------
 

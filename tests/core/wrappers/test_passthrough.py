@@ -25,7 +25,7 @@ def test_the_contract_is_what_the_docs_list() -> None:
     documented = {
         "_put", "_get", "_list", "_delete", "_put_stream", "_get_stream", "_get_range",
         "_query", "_query_list", "_delete_list", "_move", "_rename", "_validate", "_test",
-        "_create_folder", "_retry_cleanup", "_error_code", "_close",
+        "_create_folder", "_retry_cleanup", "_error_code", "_close", "_clean_temporaries",
     }  # fmt: skip
     assert set(CONTRACT) == documented
 

@@ -204,3 +204,30 @@ def test_a_directory_is_not_an_object(tmp_path: Path) -> None:
     assert backend.query("sub") == -1
     assert not backend.exists("sub")
     assert backend.list() == []
+
+
+def test_clean_temporaries_removes_only_old_temporaries(tmp_path: Path) -> None:
+    """Temporaries untouched for longer than the age go; a fresh one, objects, other hidden
+    files and directories stay."""
+    backend = get_backend(tmp_path.as_uri())
+    backend.put_bytes("obj", b"data")
+    old, fresh = tmp_path / ".pannier-tmp-old", tmp_path / ".pannier-tmp-fresh"
+    for path in (old, fresh, tmp_path / ".other"):
+        path.write_bytes(b"half")
+    (tmp_path / ".pannier-tmp-dir").mkdir()
+    hour_ago = os.stat(old).st_mtime - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    os.utime(tmp_path / "obj", (hour_ago, hour_ago))
+    assert backend.clean_temporaries(1800) == [".pannier-tmp-old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other", ".pannier-tmp-dir", ".pannier-tmp-fresh", "obj"
+    ]  # fmt: skip
+    assert backend.clean_temporaries(1800) == []
+    assert backend.clean_temporaries(0) == [".pannier-tmp-fresh"]
+
+
+def test_clean_temporaries_of_a_missing_directory_removes_nothing(tmp_path: Path) -> None:
+    backend = get_backend((tmp_path / "absent").as_uri())
+    assert backend.clean_temporaries(0) == []
+    with pytest.raises(ValueError, match="at least 0"):
+        backend.clean_temporaries(-1)

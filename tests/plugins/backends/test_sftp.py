@@ -223,6 +223,29 @@ def test_temp_names_of_unfinished_puts_are_not_listed(sshd: dict[str, str]) -> N
             backend.get_bytes("missing")
 
 
+def test_clean_temporaries_removes_old_ones_by_the_servers_clock(sshd: dict[str, str]) -> None:
+    folder = f"tmp-{uuid.uuid4().hex[:8]}"
+    backend = get_backend(fresh_folder(key_url(sshd, folder)))
+    with backend:
+        path = os.path.join(sshd["PANNIER_TEST_SFTP_ROOT"], folder)
+        for name in (".pannier-tmp-old", ".pannier-tmp-fresh"):
+            with open(os.path.join(path, name), "wb") as f:
+                f.write(b"half")
+        os.mkdir(os.path.join(path, ".pannier-tmp-dir"))
+        backend.put_bytes("real", b"1")
+        hour_ago = os.stat(os.path.join(path, "real")).st_mtime - 3600
+        for name in (".pannier-tmp-old", "real"):
+            os.utime(os.path.join(path, name), (hour_ago, hour_ago))
+        assert backend.clean_temporaries(1800) == [".pannier-tmp-old"]
+        # The clock probe is gone too.
+        assert sorted(os.listdir(path)) == [".pannier-tmp-dir", ".pannier-tmp-fresh", "real"]
+        assert backend.clean_temporaries(1800) == []
+        assert [(e.name, e.size) for e in backend.list()] == [("real", 1)]
+    missing = get_backend(key_url(sshd, f"absent-{uuid.uuid4().hex[:8]}"))
+    with missing:
+        assert missing.clean_temporaries(0) == []
+
+
 def test_unwritable_local_target_is_a_permanent_error(sshd: dict[str, str], tmp_path) -> None:
     backend = get_backend_object(fresh_folder(key_url(sshd, f"local-{uuid.uuid4().hex[:8]}")))
     with backend:
