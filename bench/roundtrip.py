@@ -23,10 +23,13 @@ nothing. The exit status is 0 when every round trip is identical, 1 otherwise (a
 command, a difference, a changed dataset), 2 on bad usage (an unknown target, a server that
 is not running).
 
-The repositories and restored trees (a few GB) are deleted at the end, whatever happened,
-unless ``--keep`` is given. Server facts come from ``.servers/NAME.env``, written by
-``bash scripts/servers/all.sh start sshd swift`` (``PANNIER_SERVERS_DIR`` moves it). The log of
-every command goes to ``WORKDIR/roundtrip.log``; the result as JSON to ``--results``
+Each repository is deleted after its round trip, and the restored trees (1 GB each) all at
+the end, whatever happened, unless ``--keep`` is given: writing a large tree right after
+deleting one is several times slower on ext4 (see "Noise" in docs/performance.md), which would
+charge one target's restore for the previous one's cleanup. Server facts come from
+``.servers/NAME.env``, written by ``bash scripts/servers/all.sh start sshd swift``
+(``PANNIER_SERVERS_DIR`` moves it). The log of every command goes to
+``WORKDIR/roundtrip.log``; the result as JSON to ``--results``
 (``bench/results/roundtrip-latest.json``).
 
 Usage::
@@ -262,7 +265,6 @@ class Runner:
         row.restore_s, row.restore_cpu_s = m.wall, m.cpu
         say(f"  {row.target}: compare")
         self.compare(row, restored)
-        shutil.rmtree(restored)
         if target.local_dir is not None:
             rows.append(self.standalone(target, row))
         return rows
@@ -279,7 +281,6 @@ class Runner:
             row.restore_s, row.restore_cpu_s = m.wall, m.cpu
             say(f"  {row.target}: compare")
             self.compare(row, restored)
-        shutil.rmtree(restored, ignore_errors=True)
         return row
 
 
