@@ -6,7 +6,8 @@ A repository is either encrypted (``repokey``) or not (``none``).
   32-byte BLAKE3 key for blob ids, and a chunker seed. The master key is stored in *key
   objects*, one per password, each sealed with a key derived from its password by the
   memory-hard Argon2id (:class:`KdfParams`). Several passwords are several key objects of
-  the same master key.
+  the same master key. Every field of a key object is authenticated: the master key by
+  AES-GCM, the others by a MAC keyed from the master key.
 * Every object (config settings, index, snapshot, lock, each blob in a pack, each pack
   header) is sealed as ``nonce (12 bytes) || AES-256-GCM ciphertext || tag (16 bytes)``
   with a random nonce and associated data naming what the object is (a blob is bound to
@@ -21,6 +22,7 @@ nothing and ids are plain BLAKE3.
 from __future__ import annotations
 
 import getpass
+import hmac
 import os
 import socket
 import threading
@@ -47,12 +49,23 @@ __all__ = [
     "MasterKey",
     "decode_payload",
     "encode_payload",
+    "key_object_mac",
     "make_key_object",
     "open_key_object",
+    "read_key_info",
+    "verify_key_object",
 ]
 
-#: The version of a key object this pannier writes and reads.
-KEY_OBJECT_VERSION = 1
+#: The version of a key object this pannier writes; it reads every version up to it.
+#: Version 2 authenticates every field; version 1 authenticated only the master key.
+KEY_OBJECT_VERSION = 2
+
+#: The entry of the sealed map of a key object that repeats its version (from 2 on), so
+#: a version-2 object cannot pass for a version-1 one without failing authentication.
+_SEALED_VERSION = "key_object_version"
+
+#: The label HMAC-ed with the encryption key to key a key object's ``mac``.
+_MAC_LABEL = b"pannier:key-object"
 
 
 @attrs.frozen
@@ -174,19 +187,23 @@ def make_key_object(
     hostname: str | None = None,
     username: str | None = None,
 ) -> bytes:
-    """The bytes of a key object holding ``master`` sealed under ``password``.
+    """The bytes of a version-2 key object holding ``master`` sealed under ``password``.
 
-    The keyword arguments other than ``kdf`` exist for golden-bytes tests; by default the
-    salt and nonce are random and the host, user and time are the current ones.
+    Every field is authenticated: the master key by AES-GCM under the password-derived
+    key, every other field (the information shown by ``pannier key list`` included) by
+    the object's ``mac`` (see :func:`key_object_mac`). The keyword arguments other than
+    ``kdf`` exist for golden-bytes tests; by default the salt and nonce are random and
+    the host, user and time are the current ones.
     """
     kdf = kdf or KdfParams()
     salt = salt if salt is not None else os.urandom(16)
     nonce = nonce if nonce is not None else os.urandom(fmt.NONCE_SIZE)
     wrapping = kdf.derive(password.encode("utf-8"), salt)
+    sealed_map = master.to_dict() | {_SEALED_VERSION: KEY_OBJECT_VERSION}
     sealed = AESGCM(wrapping).encrypt(
-        nonce, msgpack.packb(master.to_dict(), use_bin_type=True), fmt.AAD_KEY
+        nonce, msgpack.packb(sealed_map, use_bin_type=True), fmt.AAD_KEY
     )
-    body = {
+    body: dict[str, Any] = {
         "version": KEY_OBJECT_VERSION,
         "kdf": kdf.algorithm,
         "memory_cost": kdf.memory_cost,
@@ -199,6 +216,7 @@ def make_key_object(
         "hostname": hostname if hostname is not None else socket.gethostname(),
         "username": username if username is not None else _username(),
     }
+    body["mac"] = key_object_mac(master, body)
     return bytes(msgpack.packb(body, use_bin_type=True))
 
 
@@ -209,9 +227,25 @@ def _username() -> str:
         return str(os.getuid())
 
 
+def key_object_mac(master: MasterKey, body: dict[str, Any]) -> bytes:
+    """The 32-byte ``mac`` of a version-2 key object whose fields are ``body``.
+
+    It is HMAC-SHA256, keyed with ``HMAC-SHA256(encryption_key, "pannier:key-object")``,
+    of the msgpack array of ``[name, value]`` pairs of every field but ``mac``, sorted by
+    name. Field values are re-encoded as msgpack encodes them, so any changed, added or
+    removed field changes it. A field name that is not a string raises TypeError.
+    """
+    if not all(isinstance(k, str) for k in body):
+        raise TypeError("key object field names must be strings")
+    fields = [[k, body[k]] for k in sorted(body) if k != "mac"]
+    mac_key = hmac.digest(master.encryption_key, _MAC_LABEL, "sha256")
+    return hmac.digest(mac_key, msgpack.packb(fields, use_bin_type=True), "sha256")
+
+
 def read_key_info(data: bytes, name: str) -> dict[str, Any]:
-    """The public fields of a key object (without its sealed data); CorruptObjectError
-    or RepositoryFormatError when it cannot be parsed."""
+    """The fields of a key object as stored, not yet authenticated (that needs the
+    password: :func:`open_key_object`, or the master key: :func:`verify_key_object`);
+    CorruptObjectError or RepositoryFormatError when it cannot be parsed."""
     try:
         body = msgpack.unpackb(data, raw=False)
     except Exception:
@@ -223,13 +257,38 @@ def read_key_info(data: bytes, name: str) -> dict[str, Any]:
             f"key object {name} has format version {body['version']}; this pannier reads "
             f"up to {KEY_OBJECT_VERSION}: upgrade pannier"
         )
+    if body["version"] < 1:
+        raise CorruptObjectError(f"key object {name} is corrupt", object_name=name)
     return body
+
+
+def verify_key_object(body: dict[str, Any], master: MasterKey, name: str) -> None:
+    """Check the ``mac`` of the key object ``body`` (from :func:`read_key_info`) with the
+    repository's master key. A version-2 object with a missing or wrong ``mac`` raises
+    CorruptObjectError ("fails authentication"); a version-1 object has none and passes.
+    """
+    if body.get("version") == 1:
+        return
+    given = body.get("mac")
+    try:
+        ok = isinstance(given, bytes) and hmac.compare_digest(given, key_object_mac(master, body))
+    except (TypeError, ValueError, OverflowError):
+        ok = False  # a field msgpack cannot encode again: not a field pannier wrote
+    if not ok:
+        raise CorruptObjectError(
+            f"key object {name} fails authentication (a field was altered)", object_name=name
+        )
 
 
 def open_key_object(data: bytes, password: str, name: str = "key") -> MasterKey | None:
     """The master key in a key object, or None when ``password`` does not open it.
 
-    A key object that cannot be parsed raises CorruptObjectError naming ``name``.
+    A key object that cannot be parsed raises CorruptObjectError naming ``name``; so does
+    one the password opens but whose other fields fail authentication (a version-2
+    object whose ``mac`` does not match, or whose sealed version is not its version:
+    a version-2 object relabelled as version 1 to skip the ``mac`` is refused). A
+    version-1 object (written before pannier authenticated every field) opens without
+    checking its information fields.
     """
     body = read_key_info(data, name)
     try:
@@ -249,7 +308,19 @@ def open_key_object(data: bytes, password: str, name: str = "key") -> MasterKey 
         return None
     except ValueError:
         raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
-    return MasterKey.from_dict(msgpack.unpackb(plain, raw=False))
+    try:
+        sealed_map = msgpack.unpackb(plain, raw=False)
+        sealed_version = sealed_map.get(_SEALED_VERSION, 1)
+    except Exception:
+        raise CorruptObjectError(f"key object {name} is corrupt", object_name=name) from None
+    master = MasterKey.from_dict(sealed_map)
+    if sealed_version != body["version"]:
+        raise CorruptObjectError(
+            f"key object {name} fails authentication (its version was altered)",
+            object_name=name,
+        )
+    verify_key_object(body, master, name)
+    return master
 
 
 _local = threading.local()

@@ -1,7 +1,9 @@
 """Key objects of a repository: list, add, remove (one per password).
 
 The key objects' format and the key derivation are in :mod:`pannier.repo.crypto`; this
-module manages the objects on the backend.
+module manages the objects on the backend. Key objects are never rewritten: a key object
+of an older format version keeps working, and ``key add`` then ``key remove`` of the old
+id replaces it with one of the current version.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import attrs
 from ..backend import Backend
 from ..errors import ConfigError, CorruptObjectError, RepositoryFormatError
 from .backend_pool import BackendPool
-from .crypto import KdfParams, MasterKey, make_key_object, read_key_info
+from .crypto import KdfParams, MasterKey, make_key_object, read_key_info, verify_key_object
 
 __all__ = ["KeyInfo", "add_key", "list_keys", "remove_key"]
 
@@ -22,7 +24,10 @@ __all__ = ["KeyInfo", "add_key", "list_keys", "remove_key"]
 @attrs.frozen
 class KeyInfo:
     """A key object as ``pannier key list`` shows it; ``current`` marks the one that
-    opened the repository."""
+    opened the repository. ``kdf`` starts with ``unusable:`` and the reason when the
+    object cannot be read or fails authentication; ``version`` is its format version
+    (0 when it cannot be read; 1 is an older object whose information fields are not
+    authenticated)."""
 
     id: str
     created: str
@@ -30,6 +35,7 @@ class KeyInfo:
     username: str
     kdf: str
     current: bool = False
+    version: int = 0
 
 
 def _get_bytes(backend: Backend, name: str) -> bytes:
@@ -40,12 +46,17 @@ def _key_names(pool: BackendPool) -> list[str]:
     return sorted(pool.call(lambda b: [e.name for e in b.iter_list() if e.name.startswith("key-")]))
 
 
-def list_keys(pool: BackendPool, current: str | None) -> list[KeyInfo]:
-    """The key objects of the repository."""
+def list_keys(
+    pool: BackendPool, current: str | None, master: MasterKey | None = None
+) -> list[KeyInfo]:
+    """The key objects of the repository. With the repository's ``master`` key each
+    one's fields are authenticated, and an altered one is listed as unusable."""
     out = []
     for name in _key_names(pool):
         try:
             body = read_key_info(pool.call(partial(_get_bytes, name=name)), name)
+            if master is not None:
+                verify_key_object(body, master, name)
         except (CorruptObjectError, RepositoryFormatError) as e:
             body = {"kdf": f"unusable: {e}"}
         out.append(
@@ -56,6 +67,7 @@ def list_keys(pool: BackendPool, current: str | None) -> list[KeyInfo]:
                 str(body.get("username", "")),
                 str(body.get("kdf", "")),
                 name == current,
+                body["version"] if isinstance(body.get("version"), int) else 0,
             )
         )
     return out

@@ -673,7 +673,7 @@ class Repository:
 
     def list_keys(self) -> list[KeyInfo]:
         """The key objects (one per password)."""
-        return list_keys(self._pool, self.key_name)
+        return list_keys(self._pool, self.key_name, self.cipher.master)
 
     def add_key(self, password: str, *, kdf: KdfParams | None = None) -> str:
         """Add a key object for another password; return its id."""

@@ -91,10 +91,10 @@ def test_key_object_bytes() -> None:
         hostname="host",
         username="user",
     )
-    assert len(data) == 293
+    assert len(data) == 351
     assert (
         blake3.blake3(data).hexdigest()
-        == "578565ced1f56d76a16d195fd292b4c2f391135ad0588e8652fd7c7baecfa6de"
+        == "c9d7e76b137cdf1fe16a20e0feecdac1428e53cdbddbaf26fb7cb8799d4e8a3e"
     )
     opened = open_key_object(data, "pw")
     assert opened is not None and opened.to_dict() == MASTER.to_dict()
