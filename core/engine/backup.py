@@ -38,7 +38,7 @@ import attrs
 from ..errors import SourceError
 from ..meta import MetaPlugin
 from ..source import Index, Source, SourceEntry, index_to_path
-from .content import Stored, store_file
+from .content import SMALL_FILE, Stored, store_file, store_files
 from .entries import link_target, merged_entries, synthetic_top, tree_entry
 from .meta import MetaRecorder
 from .progress import Progress, call_hook
@@ -192,6 +192,7 @@ class _BackupRun:
         self.tree_file = spooled_file()
         self.tree = TreeWriter(self.tree_file)
         self.failed: set[Index] = set()  # files not stored: their later links are skipped
+        self._batch: _Batch | None = None  # small files waiting to be handed to a worker
 
     def run(self) -> dict[str, list[bytes]] | None:
         """Walk, store and record everything; return the streams (None for a dry run)."""
@@ -222,7 +223,10 @@ class _BackupRun:
                         meta.start(entry.root)
                     pending.append(self.plan(pool, index, entry, old))
                     while pending and (len(pending) > opts.max_pending or pending[0].ready()):
+                        if pending[0].batch is self._batch:
+                            self._batch_submit(pool)  # the next entry waits for it
                         self.emit(pending.popleft())
+                self._batch_submit(pool)
                 while pending:
                     self.emit(pending.popleft())
             for s in self.sources:
@@ -276,7 +280,10 @@ class _BackupRun:
                     summary.files_new += 1
                 if opts.dry_run:  # count what would be read
                     item.work = Stored([], st.st_size, None, fresh=False)
+                elif st.st_size <= SMALL_FILE and not entry.sparse:
+                    self._batch_add(pool, item)
                 else:
+                    self._batch_submit(pool)  # keep the batch order of the walk
                     item.work = pool.submit(store_file, self.repo, entry, index, meta)
         elif entry.is_dir:
             summary.dirs += 1
@@ -284,10 +291,29 @@ class _BackupRun:
             summary.others += 1
         if opts.dry_run:
             item.records = []
-        elif not isinstance(item.work, Future) and not item.reread:
+        elif item.batch is None and not isinstance(item.work, Future) and not item.reread:
             known = meta.lookup_parent(index) if _same_inode(old, entry) else None
             item.records = meta.compute(entry, index, known)
         return item
+
+    def _batch_add(self, pool: ThreadPoolExecutor, item: _Pending) -> None:
+        """Queue a small file into the open batch; submit the batch once it is full."""
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+        item.batch = batch
+        batch.items.append(item)
+        batch.nbytes += item.entry.stat.st_size
+        if len(batch.items) >= BATCH_FILES or batch.nbytes >= BATCH_BYTES:
+            self._batch_submit(pool)
+
+    def _batch_submit(self, pool: ThreadPoolExecutor) -> None:
+        """Hand the open batch of small files to a worker (one task for many files:
+        a task's overhead is paid once per batch, not per file)."""
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            work = [(i.entry, i.index) for i in batch.items]
+            batch.future = pool.submit(store_files, self.repo, work, self.meta)
 
     def emit(self, item: _Pending) -> None:
         """Record one entry (its content stored or reused) in the tree and metadata
@@ -295,7 +321,9 @@ class _BackupRun:
         summary = self.summary
         chunks: list[bytes] | None = None
         work = item.work
-        if isinstance(work, Future):
+        if item.batch is not None:
+            work = item.batch.result(item)
+        elif isinstance(work, Future):
             work = work.result()
         entry = item.entry
         if entry.hardlink_to is not None and link_target(entry, item.index) in self.failed:
@@ -359,21 +387,48 @@ def _shown(item: _Pending) -> str:
 
 
 class _Pending:
-    """An entry waiting to be recorded, with the work storing its content."""
+    """An entry waiting to be recorded, with the work storing its content (its own
+    future, or its place in a batch of small files)."""
 
-    __slots__ = ("entry", "index", "old", "records", "reread", "work")
+    __slots__ = ("batch", "entry", "index", "old", "records", "reread", "work")
 
     def __init__(self, index: Index, entry: SourceEntry) -> None:
         self.index = index
         self.entry = entry
         self.records: list[Any] | None = None
         self.work: Future[Stored] | Stored | None = None
+        self.batch: _Batch | None = None
         self.reread = False
         self.old: TreeEntry | None = None
 
     def ready(self) -> bool:
         """True when recording it now would not wait."""
+        if self.batch is not None:
+            future = self.batch.future
+            return future is not None and future.done()
         return not isinstance(self.work, Future) or self.work.done()
+
+
+#: A batch of small files handed to one worker holds at most this many files...
+BATCH_FILES = 32
+#: ... or about this many bytes.
+BATCH_BYTES = 1 << 20
+
+
+class _Batch:
+    """Small files stored by one worker task, in walk order."""
+
+    __slots__ = ("future", "items", "nbytes")
+
+    def __init__(self) -> None:
+        self.items: list[_Pending] = []
+        self.nbytes = 0
+        self.future: Future[list[Stored]] | None = None
+
+    def result(self, item: _Pending) -> Stored:
+        """The stored content of ``item`` (waits for the batch)."""
+        assert self.future is not None
+        return self.future.result()[self.items.index(item)]
 
 
 def _start_counting(sources: Sequence[Source], prog: Progress, parent: Any) -> None:

@@ -20,7 +20,14 @@ import blake3
 from ..source import Index, SourceEntry
 from .meta import MetaRecorder
 
-__all__ = ["SMALL_FILE", "Stored", "content_hasher", "store_content", "store_file"]
+__all__ = [
+    "SMALL_FILE",
+    "Stored",
+    "content_hasher",
+    "store_content",
+    "store_file",
+    "store_files",
+]
 
 #: Files up to this size are read in one call and stored as one blob when the chunker
 #: would make a single chunk of them anyway.
@@ -50,6 +57,14 @@ def store_file(repo: Any, entry: SourceEntry, index: Index, meta: MetaRecorder) 
     if stored.error is None:
         stored.records = meta.compute(entry, index, digest=stored.digest)
     return stored
+
+
+def store_files(
+    repo: Any, work: list[tuple[SourceEntry, Index]], meta: MetaRecorder
+) -> list[Stored]:
+    """:func:`store_file` for each ``(entry, index)`` in turn (a batch of small files
+    given to one worker thread)."""
+    return [store_file(repo, entry, index, meta) for entry, index in work]
 
 
 _LARGE_FILE = threading.Lock()
