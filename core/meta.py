@@ -90,8 +90,14 @@ def record_fields(record_class: type[MetaRecord]) -> tuple[str, ...]:
 
 
 def index_path(root: bytes, index: Index) -> bytes:
-    """The filesystem path of ``index`` below ``root`` (``root`` itself for ``()``)."""
-    return os.path.join(root, *index) if index else root
+    """The filesystem path of ``index`` below ``root`` (``root`` itself for ``()``):
+    ``os.path.join(root, *index)``."""
+    if not index:
+        return root
+    tail = b"/".join(index)
+    if tail[:1] == b"/" or b"//" in tail or root[-1:] == b"/" or not root:
+        return os.path.join(root, *index)  # the rare shapes: exactly os.path.join's result
+    return root + b"/" + tail
 
 
 @attrs.frozen
