@@ -27,11 +27,18 @@ visible partial object (servers without that extension get a remove-then-rename)
 killed midway leaves its temporary name behind; ``clean_temporaries(older_than)`` removes
 those the server last wrote more than ``older_than`` seconds ago, by the server's clock
 (``pannier prune`` calls it).
+
+Speed: the client offers AES-GCM first (``aes128-gcm@openssh.com``, then
+``aes256-gcm@openssh.com``), then paramiko's default order (AES-CTR with HMAC-SHA2); the
+server's policy still decides, since only algorithms both sides allow can be chosen, and
+nothing paramiko disables is enabled. Downloads read ahead over a 16 MiB channel window
+whose receive buffer drops consumed bytes in constant time.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import posixpath
@@ -80,6 +87,9 @@ TEMP_PREFIX = ".pannier-tmp-"
 CHUNK_SIZE = 1 << 20
 #: SSH channel window: large enough to keep pipelined SFTP requests flowing.
 WINDOW_SIZE = 16 << 20
+#: Ciphers offered before paramiko's default order: AES-GCM needs no separate MAC and
+#: costs about a third less CPU per byte than AES-CTR with HMAC-SHA2 on both sides.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: Bytes read per call from a prefetching download: paramiko's request size, which
 #: measured about twice as fast as larger reads out of its prefetch buffers.
 READ_SIZE = 32768
@@ -449,16 +459,12 @@ class SFTPBackend(Backend):
                 channel_timeout=self.timeout,
                 allow_agent=use_defaults,
                 look_for_keys=use_defaults,
+                transport_factory=_transport,
             )
             transport = client.get_transport()
             assert transport is not None
             transport.set_keepalive(30)
-            sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW_SIZE)
-            if sftp is None:  # pragma: no cover - paramiko returns None only on failure
-                raise TransientBackendError("could not open an SFTP session", backend=None)
-            channel = sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(self.timeout)
+            sftp = _open_sftp(transport, self.timeout)
         except BaseException:
             client.close()
             raise
@@ -565,6 +571,68 @@ class SFTPBackend(Backend):
 
 #: paramiko's words for a server that accepted the connection but never spoke SSH.
 _HANDSHAKE_FAILURES = re.compile(r"no existing session|protocol banner|negotiation failed", re.I)
+
+
+def _transport(sock: Any, /, **arguments: Any) -> paramiko.Transport:
+    """A paramiko Transport offering :data:`PREFERRED_CIPHERS` first (those it enables),
+    then the rest of its own order; nothing else changes (``SSHClient``'s factory, given
+    the same arguments as paramiko's own)."""
+    transport = paramiko.Transport(sock, **arguments)
+    options = transport.get_security_options()
+    offered = tuple(options.ciphers)
+    first = tuple(c for c in PREFERRED_CIPHERS if c in offered)
+    options.ciphers = first + tuple(c for c in offered if c not in first)
+    return transport
+
+
+def _open_sftp(transport: paramiko.Transport, timeout: float) -> paramiko.SFTPClient:
+    """An SFTP session on a new channel with a :data:`WINDOW_SIZE` window, whose receive
+    buffer is a ``_ReceiveBuffer`` (what ``SFTPClient.from_transport`` does, plus the
+    buffer, set before any data can arrive)."""
+    channel = transport.open_session(window_size=WINDOW_SIZE)
+    try:
+        receive_buffer = _receive_buffer_class()
+        if receive_buffer is not None:
+            channel.in_buffer = receive_buffer()
+        channel.invoke_subsystem("sftp")
+        channel.settimeout(timeout)
+        return paramiko.SFTPClient(channel)
+    except BaseException:
+        channel.close()
+        raise
+
+
+@functools.cache
+def _receive_buffer_class() -> type[Any] | None:
+    """:class:`_ReceiveBuffer` (made on first use: it subclasses a paramiko class, and the
+    plugin must not import paramiko when it is only listed), or None when the installed
+    paramiko's pipe lacks the two hooks it replaces (then paramiko's own buffer is kept:
+    slower, never wrong)."""
+    base = paramiko.buffered_pipe.BufferedPipe
+    if not all(hasattr(base, hook) for hook in ("_buffer_frombytes", "_buffer_tobytes")):
+        return None
+
+    class _ReceiveBuffer(base):  # type: ignore[valid-type,misc]
+        """paramiko's channel receive buffer over a ``bytearray`` instead of an ``array``.
+
+        The SFTP client reads each reply in small pieces (its length, then its body) from
+        the front of this buffer, which holds up to a channel window of data ahead.
+        Deleting from the front of an ``array`` moves every byte behind, so a download
+        spent most of its time moving memory, more the larger the window; a ``bytearray``
+        drops its front in constant time. Only the two storage hooks change."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._buffer = bytearray()
+
+        def _buffer_frombytes(self, data: bytes) -> None:
+            self._buffer += data
+
+        def _buffer_tobytes(self, limit: int | None = None) -> bytes:
+            with memoryview(self._buffer) as view:
+                return bytes(view[:limit])
+
+    return _ReceiveBuffer
 
 
 def _no_valid_connections() -> type[Exception]:
