@@ -343,3 +343,51 @@ def test_folder_path_with_spaces_and_non_ascii(sshd: dict[str, str]) -> None:
         backend.put_bytes("inside", b"ok")
         assert [(e.name, e.size) for e in backend.list()] == [("inside", 2)]
     assert os.path.isfile(os.path.join(sshd["PANNIER_TEST_SFTP_ROOT"], unquote(folder), "inside"))
+
+
+def test_gcm_is_offered_first_and_nothing_disabled_is_enabled() -> None:
+    import paramiko
+    from pannier.plugins.backends import sftp
+
+    a, b = socket.socketpair()
+    with a, b:
+        default = paramiko.Transport(a).get_security_options().ciphers
+        offered = sftp._transport(a).get_security_options().ciphers
+        assert offered[:2] == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+        assert sorted(offered) == sorted(default)
+        no_gcm = {"ciphers": ["aes128-gcm@openssh.com"]}
+        # What the transport really offers in its KEXINIT: paramiko's filter still applies.
+        offered = sftp._transport(a, disabled_algorithms=no_gcm).preferred_ciphers
+        assert offered[0] == "aes256-gcm@openssh.com"
+        assert "aes128-gcm@openssh.com" not in offered
+
+
+def test_a_session_negotiates_gcm_and_reads_through_the_fast_buffer(sshd: dict[str, str]) -> None:
+    backend = get_backend_object(fresh_folder(key_url(sshd, f"gcm-{uuid.uuid4().hex[:8]}")))
+    with backend:
+        data = os.urandom(5 << 20)
+        backend.put_bytes("big", data)
+        assert backend.get_bytes("big") == data
+        client = backend._client  # type: ignore[attr-defined]
+        assert client.get_transport().remote_cipher == "aes128-gcm@openssh.com"
+        channel = backend._sftp.get_channel()  # type: ignore[attr-defined]
+        assert isinstance(channel.in_buffer._buffer, bytearray)
+
+
+def test_the_receive_buffer_returns_what_it_was_fed_in_any_pieces() -> None:
+    from pannier.plugins.backends import sftp
+
+    pipe_class = sftp._receive_buffer_class()
+    assert pipe_class is not None
+    pipe = pipe_class()
+    data = os.urandom(200_000)
+    for start in range(0, len(data), 32_781):
+        pipe.feed(data[start : start + 32_781])
+    out = b""
+    for size in (4, 1, 65_536, 3, 100_000, 1 << 20):
+        out += pipe.read(size, timeout=0.1)
+    assert out == data and len(pipe) == 0
+    pipe.feed(b"tail")
+    assert pipe.empty() == b"tail"
+    pipe.close()
+    assert pipe.read(10) == b""
