@@ -241,38 +241,47 @@ class Runner:
 
     def round_trip(self, target: Target) -> list[Row]:
         """init, backup, check --read-data, restore, compare; the stand-alone restore too for
-        a file:// repository. Returns one row, or two for file://."""
-        row = Row(target.label, target.display)
-        rows = [row]
+        a file:// repository. Returns one row, or two for file://; an exception of the script
+        itself (a backend that fails to load, a listing that fails) is the error of the row
+        it happened in, and the run goes on with the next target."""
+        rows = [Row(target.label, target.display)]
+        try:
+            self._round_trip(target, rows)
+        except Exception as e:
+            rows[-1].error = one_line(f"{type(e).__name__}: {e}")
+            rows[-1].identical = False
+        return rows
+
+    def _round_trip(self, target: Target, rows: list[Row]) -> None:
+        row = rows[0]
         url = target.url
         exe = self.pannier
         if self.step(row, "init", [exe, "init", "--encryption", "repokey"], url) is None:
-            return rows
+            return
         m = self.step(row, "backup", [exe, "backup", str(self.dataset)], url)
         if m is None:
-            return rows
+            return
         row.backup_s, row.backup_cpu_s = m.wall, m.cpu
         row.repo_bytes = repository_bytes(url)
         m = self.step(row, "check --read-data", [exe, "check", "--read-data"], url)
         if m is None:
-            return rows
+            return
         row.check_s = m.wall
         restored = self.fresh_dir(f"restore-{target.label}")
         argv = [exe, "restore", "latest", "--target", str(restored)]
         m = self.step(row, "restore", argv, url)
         if m is None:
-            return rows
+            return
         row.restore_s, row.restore_cpu_s = m.wall, m.cpu
         say(f"  {row.target}: compare")
         self.compare(row, restored)
         if target.local_dir is not None:
-            rows.append(self.standalone(target, row))
-        return rows
+            rows.append(Row(f"{target.label} (stand-alone)", target.display))
+            self.standalone(target, rows[-1], row)
 
-    def standalone(self, target: Target, pannier_row: Row) -> Row:
+    def standalone(self, target: Target, row: Row, pannier_row: Row) -> None:
         """scripts/standalone_restore.py from the file:// repository, compared the same way."""
         assert target.local_dir is not None
-        row = Row(f"{target.label} (stand-alone)", target.display)
         row.repo_bytes = pannier_row.repo_bytes
         restored = self.fresh_dir(f"standalone-{target.label}")
         argv = [sys.executable, str(STANDALONE), str(target.local_dir), "latest", str(restored)]
@@ -281,7 +290,6 @@ class Runner:
             row.restore_s, row.restore_cpu_s = m.wall, m.cpu
             say(f"  {row.target}: compare")
             self.compare(row, restored)
-        return row
 
 
 def repository_bytes(url: str) -> int:
@@ -295,15 +303,16 @@ def repository_bytes(url: str) -> int:
 
 def delete_repository(target: Target) -> None:
     """Delete every object of the repository, then its directory when it is a local one."""
-    backend = get_backend_object(target.url)
     try:
-        names = [e.name for e in backend.list()]
-        if names:
-            backend.delete_list(names)
-    except Exception as e:  # a repository never created: nothing to delete
-        say(f"  {target.label}: cleanup: {e}")
-    finally:
-        backend.close()
+        backend = get_backend_object(target.url)
+        try:
+            names = [e.name for e in backend.list()]
+            if names:
+                backend.delete_list(names)
+        finally:
+            backend.close()
+    except Exception as e:  # never created, or the backend fails: say so, go on
+        say(f"  {target.label}: cleanup failed: {one_line(str(e))}")
     if target.local_dir is not None:
         shutil.rmtree(target.local_dir, ignore_errors=True)
     parsed = parse_url(target.url)
@@ -315,6 +324,11 @@ def delete_repository(target: Target) -> None:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (an error message for the table)."""
+    return " ".join(text.split())
 
 
 def _fmt(value: float | None) -> str:
