@@ -58,7 +58,10 @@ from pannier import (
     ListEntry,
     PermanentBackendError,
     TransientBackendError,
+    UploadBody,
     lazy_import,
+    network_detail,
+    receive_body,
 )
 
 if TYPE_CHECKING:
@@ -163,11 +166,7 @@ class RcloneBackend(Backend):
 
     def _get(self, remote_filename: str, local_path: str) -> None:
         """Download to a local file; FileMissingError (and no local file) when missing."""
-        with (
-            self._fetch(remote_filename, "get") as resp,
-            self._open_local(local_path, remote_filename) as out,
-        ):
-            self._copy_body(resp, out, remote_filename)
+        self._download(remote_filename, local_path)
 
     def _list(self) -> Iterator[ListEntry]:
         """Every object in the folder with its size (``operations/list``, files only);
@@ -200,7 +199,10 @@ class RcloneBackend(Backend):
         body, to a temporary name, then ``operations/movefile`` it over the final name."""
         self._check_folder()
         temp = TEMP_PREFIX + secrets.token_hex(8)
-        body = _Multipart(fileobj, temp, size)
+        source = UploadBody(
+            fileobj, size, label=f"put {remote_filename}", backend=self.display_name
+        )
+        body = _Multipart(source, temp)
         try:
             self._call(
                 "operations/uploadfile",
@@ -229,8 +231,7 @@ class RcloneBackend(Backend):
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         """GET the object through ``--rc-serve`` into ``fileobj``."""
-        with self._fetch(remote_filename, "get") as resp:
-            self._copy_body(resp, fileobj, remote_filename)
+        self._download(remote_filename, fileobj)
 
     def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
         """GET with a Range header (served by rclone for every remote)."""
@@ -298,7 +299,7 @@ class RcloneBackend(Backend):
             return e
         if isinstance(e, requests.RequestException):
             return TransientBackendError(
-                f"{operation}: rclone did not answer: {_network_detail(e)}",
+                f"{operation}: rclone did not answer: {network_detail(e)}",
                 backend=self.display_name,
             )
         return None
@@ -321,14 +322,12 @@ class RcloneBackend(Backend):
         if daemon is not None:
             daemon.stop()
 
-    def _open_local(self, local_path: str, name: str) -> IO[bytes]:
-        try:
-            return open(local_path, "wb")
-        except OSError as e:
-            raise PermanentBackendError(
-                f"get {name}: cannot write {local_path}: {e.strerror or e}",
-                backend=self.display_name,
-            ) from None
+    def _download(self, name: str, out: IO[bytes] | str) -> None:
+        """GET ``name`` into a file object or a local file (made once rclone answered)."""
+        with self._fetch(name, "get") as resp:
+            receive_body(
+                resp.iter_content(CHUNK_SIZE), out, label=f"get {name}", backend=self.display_name
+            )
 
     def _file(self, name: str) -> dict[str, Any]:
         return {"fs": self.remote, "remote": name}
@@ -375,9 +374,6 @@ class RcloneBackend(Backend):
             answer = resp.json() if resp.content else {}
         except requests.RequestException as e:
             raise self._rclone_failed(label, daemon, e) from e
-        except _SourceFailed as e:
-            error = PermanentBackendError if e.permanent else TransientBackendError
-            raise error(f"{label}: {e}", backend=self.display_name) from e
         except ValueError:
             raise TransientBackendError(
                 f"{label}: rclone answered {resp.status_code} with a body that is not JSON",
@@ -403,16 +399,6 @@ class RcloneBackend(Backend):
         if resp.status_code == 404 and self._query(name)["size"] < 0:
             raise self._missing(name)
         raise self._answer_error(f"{operation} {name}", name, resp.status_code, body)
-
-    def _copy_body(self, resp: requests.Response, out: IO[bytes], name: str) -> None:
-        try:
-            for chunk in resp.iter_content(CHUNK_SIZE):
-                out.write(chunk)
-        except requests.RequestException as e:
-            raise TransientBackendError(
-                f"get {name}: the download broke off: {_network_detail(e)}",
-                backend=self.display_name,
-            ) from e
 
     def _answer_error(self, label: str, name: str | None, status: int, error: str) -> BackendError:
         text = _one_line(error) or f"status {status}"
@@ -443,7 +429,7 @@ class RcloneBackend(Backend):
                 backend=self.display_name,
             )
         return TransientBackendError(
-            f"{label}: rclone did not answer: {_network_detail(e)}", backend=self.display_name
+            f"{label}: rclone did not answer: {network_detail(e)}", backend=self.display_name
         )
 
     def _missing(self, name: str) -> FileMissingError:
@@ -574,20 +560,12 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-class _SourceFailed(Exception):
-    """The stream an upload reads from failed, or did not give the size announced.
-    Deliberately not an OSError, so the HTTP stack passes it through unwrapped."""
-
-    def __init__(self, message: str, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
 class _Multipart:
-    """A streaming ``multipart/form-data`` body with one file part, read once. With a
-    known size it has a length (sent with Content-Length), else it is sent chunked."""
+    """A streaming ``multipart/form-data`` body whose one file part is ``source``, read
+    once. With a known size it has a length (sent with Content-Length), else it is sent
+    chunked."""
 
-    def __init__(self, fileobj: IO[bytes], filename: str, size: int | None) -> None:
+    def __init__(self, source: UploadBody, filename: str) -> None:
         boundary = "pannier-" + secrets.token_hex(16)
         self.content_type = f"multipart/form-data; boundary={boundary}"
         self._head = (
@@ -596,40 +574,17 @@ class _Multipart:
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode("ascii")
         self._tail = f"\r\n--{boundary}--\r\n".encode("ascii")
-        self._fileobj = fileobj
-        self._size = size
-        self._read = 0
+        self._source = source
         self._pieces: Iterator[bytes] | None = None
         self._piece = b""
         self._pos = 0
-        if size is not None:
-            self.len = len(self._head) + size + len(self._tail)
+        if source.size is not None:
+            self.len = len(self._head) + source.size + len(self._tail)
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._head
-        while True:
-            chunk = self._source(CHUNK_SIZE)
-            if not chunk:
-                break
-            yield chunk
+        yield from self._source
         yield self._tail
-
-    def _source(self, n: int) -> bytes:
-        """Read the file part, checking it gives exactly the size announced."""
-        try:
-            data = self._fileobj.read(n)
-        except OSError as e:
-            raise _SourceFailed(f"reading the source failed: {_one_line(e)}", False) from e
-        self._read += len(data)
-        size = self._size
-        if size is not None and (self._read > size or (not data and self._read < size)):
-            raise _SourceFailed(
-                f"the source gave more than the {size} bytes announced"
-                if self._read > size
-                else f"the source gave {self._read} bytes, not the {size} announced",
-                True,
-            )
-        return data
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of head, file and tail in turn (how http.client sends)."""
@@ -659,22 +614,6 @@ def _remote_spec(url: BackendURL) -> str:
             "or rclone://:local:/srv/backups"
         )
     return spec
-
-
-def _network_detail(e: BaseException) -> str:
-    """The useful part of a requests/urllib3 error: ``Connection refused``,
-    ``certificate verify failed: ...``, ``Read timed out``; never an object address."""
-    text = " ".join(str(e).split())
-    for pattern in (
-        r"(certificate verify failed: [^'\"()]+)",
-        r"\[Errno -?\d+\] ([^'\"()]+)",
-        r"(Read timed out)",
-        r"(Connection aborted)",
-    ):
-        m = re.search(pattern, text)
-        if m:
-            return m.group(1).strip(" .")
-    return re.sub(r"^\w+ConnectionPool\([^)]*\): ", "", text) or type(e).__name__
 
 
 def _one_line(text: object) -> str:

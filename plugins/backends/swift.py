@@ -43,7 +43,6 @@ token.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import tempfile
 import time
@@ -63,8 +62,11 @@ from pannier import (
     FolderMissingError,
     ListEntry,
     PermanentBackendError,
-    RateLimitedError,
     TransientBackendError,
+    UploadBody,
+    http_network_error,
+    http_status_error,
+    receive_body,
 )
 
 _T = TypeVar("_T")
@@ -74,6 +76,9 @@ BULK_DELETE_MIN = 20
 #: Names per bulk-delete request (Swift's default limit is 10,000).
 BULK_DELETE_BATCH = 1000
 _BUFFER = 1 << 20
+#: Swift's 4xx answers that a later attempt may not get (a conflict of timestamps, a body
+#: that arrived damaged, a client the proxy saw leave), beside the generic ones.
+SWIFT_TRANSIENT_4XX = (409, 422, 499)
 #: Auth versions accepted by ``auth-version`` (swiftclient's spellings).
 AUTH_VERSIONS = ("1", "1.0", "2", "2.0", "3")
 #: Environment variables that fill the v2/v3 ``os_options`` of swiftclient.
@@ -175,16 +180,18 @@ class SwiftBackend(Backend):
     # --- required primitives ------------------------------------------------------------
 
     def _put(self, source_path: str, remote_filename: str) -> None:
+        """Upload a local file: one PUT, or segments and a manifest above the threshold."""
         with open(source_path, "rb") as source:
             size = source.seek(0, 2)
             source.seek(0)
             self._put_stream(source, remote_filename, size)
 
     def _get(self, remote_filename: str, local_path: str) -> None:
-        with open(local_path, "wb") as out:
-            self._get_stream(remote_filename, out)
+        """Download to a local file, made only once the server has the object."""
+        self._download(remote_filename, local_path)
 
     def _list(self) -> Iterator[ListEntry]:
+        """Every object under the prefix with its size, across every listing page."""
         for item in self._raw_listing():
             yield ListEntry(item["name"], int(item["bytes"]))
 
@@ -212,25 +219,8 @@ class SwiftBackend(Backend):
             self._put_sized(fileobj, remote_filename, size)
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
-        key = self._key(remote_filename)
-        headers, body = self._call(
-            "get",
-            remote_filename,
-            lambda c: c.get_object(self.container, key, resp_chunk_size=_BUFFER),
-        )
-        md5 = hashlib.md5()
-        try:
-            for chunk in body:
-                md5.update(chunk)
-                fileobj.write(chunk)
-        except Exception as e:
-            raise self._error("get", remote_filename, e) from e
-        etag = headers.get("etag", "").strip('"')
-        if etag and not _is_slo(headers) and etag != md5.hexdigest():
-            raise TransientBackendError(
-                f"get {remote_filename}: the data received does not match the object's ETag",
-                backend=self.display_name,
-            )
+        """GET the object into ``fileobj``, checked against its ETag."""
+        self._download(remote_filename, fileobj)
 
     def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
         if length <= 0:
@@ -387,21 +377,49 @@ class SwiftBackend(Backend):
             return
         self._put_object(self.container, self._key(remote_filename), fileobj, size, remote_filename)
 
+    def _download(self, name: str, out: IO[bytes] | str) -> None:
+        """GET ``name`` into a file object or a local file; a whole object's body is
+        checked against its MD5 ETag (a segmented object's ETag is not its content's)."""
+        key = self._key(name)
+        headers, body = self._call(
+            "get", name, lambda c: c.get_object(self.container, key, resp_chunk_size=_BUFFER)
+        )
+        receive_body(
+            body,
+            out,
+            label=f"get {name}",
+            backend=self.display_name,
+            expected_md5=None if _is_slo(headers) else headers.get("etag"),
+        )
+
     def _put_object(
-        self, container: str, key: str, fileobj: IO[bytes], size: int, name: str
+        self, container: str, key: str, fileobj: IO[bytes], size: int, name: str, offset: int = 0
     ) -> str:
-        """PUT exactly ``size`` bytes of ``fileobj``; check and return the MD5. When the
-        token had expired (swiftclient then authenticates again but cannot resend a
-        stream), a seekable source is rewound and sent once more."""
+        """PUT the next ``size`` bytes of ``fileobj`` (which starts ``offset`` bytes into
+        the object's data); check and return their MD5. When the token had expired
+        (swiftclient then authenticates again but cannot resend a stream), a seekable
+        source is rewound and sent once more."""
         start = _position(fileobj)
-        reader = _HashingReader(fileobj, size)
+
+        def body() -> UploadBody:
+            return UploadBody(
+                fileobj,
+                size,
+                label=f"put {name}",
+                backend=self.display_name,
+                md5=True,
+                exact=False,
+                offset=offset,
+            )
+
+        reader = body()
 
         def rewind() -> bool:
             nonlocal reader
             if start is None:
                 return False
             fileobj.seek(start)
-            reader = _HashingReader(fileobj, size)
+            reader = body()
             return True
 
         etag = self._call_renewing(
@@ -410,7 +428,7 @@ class SwiftBackend(Backend):
             lambda c: c.put_object(container, key, contents=reader, content_length=size),
             rewind,
         )
-        digest = reader.md5.hexdigest()
+        digest = reader.hexdigest()
         if (etag or "").strip('"') != digest:
             raise TransientBackendError(
                 f"put {name}: the server's ETag does not match the data sent",
@@ -455,7 +473,7 @@ class SwiftBackend(Backend):
                 length = min(self.segment_size, size - offset)
                 seg_key = f"{base}{len(manifest):08d}"
                 digest = self._put_object(
-                    self.segment_container, seg_key, fileobj, length, remote_filename
+                    self.segment_container, seg_key, fileobj, length, remote_filename, offset
                 )
                 done.append(seg_key)
                 manifest.append(
@@ -572,8 +590,6 @@ class SwiftBackend(Backend):
         if isinstance(e, BackendError):
             return e
         what = f"{operation} {name}" if name else operation
-        if isinstance(e, _ShortStreamError):
-            return PermanentBackendError(f"{what}: {e}", backend=self.display_name)
         error = self._error_code(operation, e)
         if error is not None:
             return error
@@ -602,25 +618,24 @@ class SwiftBackend(Backend):
             else:
                 hint = "access refused: check the user's rights on the container"
             return PermanentBackendError(f"{detail} ({hint})", backend=self.display_name)
-        if status in (429, 498):
-            headers = getattr(e, "http_response_headers", None) or {}
-            retry_after = None
-            with contextlib.suppress(TypeError, ValueError):
-                retry_after = float(str(headers.get("Retry-After") or headers.get("retry-after")))
-            return RateLimitedError(detail, backend=self.display_name, retry_after=retry_after)
-        if status >= 500 or status in (408, 409, 422, 499):
-            return TransientBackendError(detail, backend=self.display_name)
-        return PermanentBackendError(detail, backend=self.display_name)
+        headers = getattr(e, "http_response_headers", None) or {}
+        return http_status_error(
+            what,
+            status,
+            reason,
+            backend=self.display_name,
+            retry_after=headers.get("Retry-After") or headers.get("retry-after"),
+            transient=SWIFT_TRANSIENT_4XX,
+        )
 
     def _error_code(self, operation: str, e: Exception) -> BackendError | None:
+        """Classify a requests exception (TLS failures are permanent, the others
+        transient); None for anything else."""
         import requests
 
-        if isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        if isinstance(e, requests.RequestException):
             where = self.preauth_url or self.auth_url or "the Swift endpoint"
-            return TransientBackendError(
-                f"{operation}: cannot reach {where}: {type(e).__name__}",
-                backend=self.display_name,
-            )
+            return http_network_error(operation, e, backend=self.display_name, server=where)
         return None
 
     def _retry_cleanup(self) -> None:
@@ -634,37 +649,6 @@ class SwiftBackend(Backend):
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
-
-
-class _ShortStreamError(Exception):
-    """The stream to upload ended before the size announced."""
-
-
-class _HashingReader:
-    """Read exactly ``size`` bytes of a stream, hashing them with MD5 (swiftclient reads
-    it once; it cannot be rewound)."""
-
-    def __init__(self, fileobj: IO[bytes], size: int) -> None:
-        self.fileobj = fileobj
-        self.remaining = size
-        self.size = size
-        self.md5 = hashlib.md5()
-
-    def read(self, n: int = -1) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        want = self.remaining if n is None or n < 0 else min(n, self.remaining)
-        data = self.fileobj.read(want)
-        if not data:
-            raise _ShortStreamError(
-                f"the data to upload ended after {self.size - self.remaining} of {self.size} bytes"
-            )
-        self.remaining -= len(data)
-        self.md5.update(data)
-        return data
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def _position(fileobj: IO[bytes]) -> int | None:

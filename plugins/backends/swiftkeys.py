@@ -32,8 +32,7 @@ exist, which the middleware does not tell apart) is a PermanentBackendError.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import tempfile
+import os
 from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote
@@ -50,16 +49,24 @@ from pannier import (
     FolderMissingError,
     ListEntry,
     PermanentBackendError,
-    RateLimitedError,
     TransientBackendError,
+    UploadBody,
+    http_network_error,
+    http_status_error,
+    receive_body,
 )
 
 #: Request headers carrying the keys (as the container-keys middleware expects them).
 FULL_KEY_HEADER = "X-Container-Meta-Full-Key"
 READ_KEY_HEADER = "X-Container-Meta-Read-Key"
-#: Swift's default largest object; a larger put is refused before sending anything.
+#: Swift's default largest object; a larger put of known size is refused before sending
+#: anything.
 MAX_OBJECT_SIZE = 5 * (1 << 30) + 2
+#: Bytes per read of a download.
 _BUFFER = 1 << 20
+#: Swift's 4xx answers that a later attempt may not get (a conflict of timestamps, a body
+#: that arrived damaged, a client the proxy saw leave), beside the generic ones.
+SWIFT_TRANSIENT_4XX = (409, 422, 499)
 
 
 class SwiftKeysBackend(Backend):
@@ -126,14 +133,13 @@ class SwiftKeysBackend(Backend):
     # --- required primitives ------------------------------------------------------------
 
     def _put(self, source_path: str, remote_filename: str) -> None:
+        """One PUT of a local file, with its size as Content-Length."""
         with open(source_path, "rb") as source:
-            size = source.seek(0, 2)
-            source.seek(0)
-            self._put_stream(source, remote_filename, size)
+            self._put_stream(source, remote_filename, os.fstat(source.fileno()).st_size)
 
     def _get(self, remote_filename: str, local_path: str) -> None:
-        with open(local_path, "wb") as out:
-            self._get_stream(remote_filename, out)
+        """Download to a local file, made only once the server has the object."""
+        self._download(remote_filename, local_path)
 
     def _list(self) -> Iterator[ListEntry]:
         marker = ""
@@ -163,61 +169,30 @@ class SwiftKeysBackend(Backend):
     # --- optional primitives ------------------------------------------------------------
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
-        if size is None:  # spool once, to send a Content-Length and never rewind fileobj
-            with tempfile.SpooledTemporaryFile(max_size=8 << 20, prefix="pannier-swk-") as spool:
-                while chunk := fileobj.read(_BUFFER):
-                    spool.write(chunk)
-                size = spool.tell()
-                spool.seek(0)
-                self._put_sized(spool, remote_filename, size)
-        else:
-            self._put_sized(fileobj, remote_filename, size)
-
-    def _put_sized(self, fileobj: IO[bytes], remote_filename: str, size: int) -> None:
-        if size > MAX_OBJECT_SIZE:
+        """One PUT of what ``fileobj`` yields (chunked when ``size`` is unknown), checked
+        against the MD5 ETag the server answers; the key header authorizes it."""
+        if size is not None and size > MAX_OBJECT_SIZE:
             raise PermanentBackendError(
                 f"put {remote_filename}: {size} bytes is above Swift's object size limit "
                 "(swiftkeys does not segment objects)",
                 backend=self.display_name,
             )
-        reader = _HashingReader(fileobj, size)
-        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
-        try:
-            response = self._request(
-                "PUT", self._url(remote_filename), "put", remote_filename, data=reader,
-                headers=headers,
-            )  # fmt: skip
-        except _ShortStreamError as e:
-            raise PermanentBackendError(
-                f"put {remote_filename}: {e}", backend=self.display_name
-            ) from e
-        etag = response.headers.get("Etag", "").strip('"')
-        if etag != reader.md5.hexdigest():
+        body = UploadBody(
+            fileobj, size, label=f"put {remote_filename}", backend=self.display_name, md5=True
+        )
+        headers = {"Content-Type": "application/octet-stream"}
+        response = self._request(
+            "PUT", self._url(remote_filename), "put", remote_filename, data=body, headers=headers
+        )
+        if response.headers.get("Etag", "").strip('"') != body.hexdigest():
             raise TransientBackendError(
                 f"put {remote_filename}: the server's ETag does not match the data sent",
                 backend=self.display_name,
             )
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
-        response = self._request("GET", self._url(remote_filename), "get", remote_filename)
-        md5 = hashlib.md5()
-        try:
-            for chunk in response.iter_content(_BUFFER):
-                md5.update(chunk)
-                fileobj.write(chunk)
-        except Exception as e:
-            raise self._error("get", remote_filename, e) from e
-        finally:
-            response.close()
-        etag = response.headers.get("Etag", "").strip('"')
-        large = response.headers.get("X-Static-Large-Object") or response.headers.get(
-            "X-Object-Manifest"
-        )
-        if etag and not large and etag != md5.hexdigest():
-            raise TransientBackendError(
-                f"get {remote_filename}: the data received does not match the object's ETag",
-                backend=self.display_name,
-            )
+        """GET the object into ``fileobj``, checked against its ETag."""
+        self._download(remote_filename, fileobj)
 
     def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
         if length <= 0:
@@ -284,6 +259,21 @@ class SwiftKeysBackend(Backend):
     def _url(self, name: str) -> str:
         return f"{self.container_url}/{quote(self._key(name), safe='')}"
 
+    def _download(self, name: str, out: IO[bytes] | str) -> None:
+        """GET ``name`` into a file object or a local file; a whole object's body is
+        checked against its MD5 ETag (a large object's ETag is not its content's MD5)."""
+        with self._request("GET", self._url(name), "get", name) as response:
+            large = response.headers.get("X-Static-Large-Object") or response.headers.get(
+                "X-Object-Manifest"
+            )
+            receive_body(
+                response.iter_content(_BUFFER),
+                out,
+                label=f"get {name}",
+                backend=self.display_name,
+                expected_md5=None if large else response.headers.get("Etag"),
+            )
+
     def _key(self, name: str) -> str:
         return self.prefix + name
 
@@ -312,9 +302,6 @@ class SwiftKeysBackend(Backend):
                 allow_redirects=False,
                 **kwargs,
             )
-        except _ShortStreamError:
-            self._retry_cleanup()
-            raise
         except Exception as e:
             self._retry_cleanup()
             raise self._error(operation, name, e) from e
@@ -343,14 +330,14 @@ class SwiftKeysBackend(Backend):
         if status == 403:
             hint = "a read key cannot write" if self.read_only else "the key does not allow it"
             return PermanentBackendError(f"{detail} ({hint})", backend=self.display_name)
-        if status in (429, 498):
-            retry_after = None
-            with contextlib.suppress(ValueError):
-                retry_after = float(response.headers.get("Retry-After", ""))
-            return RateLimitedError(detail, backend=self.display_name, retry_after=retry_after)
-        if status >= 500 or status in (408, 409, 422, 499):
-            return TransientBackendError(detail, backend=self.display_name)
-        return PermanentBackendError(detail, backend=self.display_name)
+        return http_status_error(
+            what,
+            status,
+            response.reason,
+            backend=self.display_name,
+            retry_after=response.headers.get("Retry-After"),
+            transient=SWIFT_TRANSIENT_4XX,
+        )
 
     def _error(self, operation: str, name: str | None, e: Exception) -> BackendError:
         """Classify an exception raised while talking to the server."""
@@ -363,12 +350,13 @@ class SwiftKeysBackend(Backend):
         return TransientBackendError(f"{what}: {type(e).__name__}", backend=self.display_name)
 
     def _error_code(self, operation: str, e: Exception) -> BackendError | None:
+        """Classify a requests exception (TLS failures are permanent, the others
+        transient); None for anything else."""
         import requests
 
-        if isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-            return TransientBackendError(
-                f"{operation}: cannot reach {self.storage_url}: {type(e).__name__}",
-                backend=self.display_name,
+        if isinstance(e, requests.RequestException):
+            return http_network_error(
+                operation, e, backend=self.display_name, server=self.storage_url
             )
         return None
 
@@ -382,37 +370,6 @@ class SwiftKeysBackend(Backend):
 
     def _close(self) -> None:
         self._retry_cleanup()
-
-
-class _ShortStreamError(Exception):
-    """The stream to upload ended before the size announced."""
-
-
-class _HashingReader:
-    """Read exactly ``size`` bytes of a stream once, hashing them with MD5; requests sends
-    it as the body with the Content-Length given by ``len``."""
-
-    def __init__(self, fileobj: IO[bytes], size: int) -> None:
-        self.fileobj = fileobj
-        self.size = size
-        self.remaining = size
-        self.md5 = hashlib.md5()
-
-    def read(self, n: int = -1) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        want = self.remaining if n is None or n < 0 else min(n, self.remaining)
-        data = self.fileobj.read(want)
-        if not data:
-            raise _ShortStreamError(
-                f"the data to upload ended after {self.size - self.remaining} of {self.size} bytes"
-            )
-        self.remaining -= len(data)
-        self.md5.update(data)
-        return data
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def _no_auth(request: Any) -> Any:

@@ -33,7 +33,6 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -48,9 +47,12 @@ from pannier import (
     FolderMissingError,
     ListEntry,
     PermanentBackendError,
-    RateLimitedError,
     TransientBackendError,
+    UploadBody,
+    http_network_error,
+    http_status_error,
     lazy_import,
+    receive_body,
 )
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ else:
 #: Prefix of the temporary names an atomic put writes before its MOVE; never a valid
 #: remote name, so listings skip them.
 TEMP_PREFIX = ".pannier-tmp-"
-#: Bytes per read of a download or of an upload's source.
+#: Bytes per read of a download.
 CHUNK_SIZE = 1 << 20
 #: Reads of a listing whose answer is broken off by the server before giving up.
 LIST_ATTEMPTS = 8
@@ -160,11 +162,7 @@ class WebDAVBackend(Backend):
 
     def _get(self, remote_filename: str, local_path: str) -> None:
         """Download to a local file; FileMissingError (and no local file) when missing."""
-        with (
-            self._request("GET", remote_filename, "get", stream=True) as resp,
-            self._open_local(local_path, remote_filename) as out,
-        ):
-            self._copy_body(resp, out, remote_filename)
+        self._download(remote_filename, local_path)
 
     def _list(self) -> Iterator[ListEntry]:
         """Every object in the collection with its size, from one PROPFIND of depth 1
@@ -235,14 +233,15 @@ class WebDAVBackend(Backend):
                     backend=self.display_name,
                 )
             used = True
-            return _Stream(fileobj, size)
+            return UploadBody(
+                fileobj, size, label=f"put {remote_filename}", backend=self.display_name
+            )
 
         self._upload(body, remote_filename)
 
     def _get_stream(self, remote_filename: str, fileobj: IO[bytes]) -> None:
         """GET an object into ``fileobj``; FileMissingError when missing."""
-        with self._request("GET", remote_filename, "get", stream=True) as resp:
-            self._copy_body(resp, fileobj, remote_filename)
+        self._download(remote_filename, fileobj)
 
     def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
         """GET with a Range header; a server that ignores it is handled by slicing."""
@@ -332,14 +331,12 @@ class WebDAVBackend(Backend):
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _open_local(self, local_path: str, name: str) -> IO[bytes]:
-        try:
-            return open(local_path, "wb")
-        except OSError as e:
-            raise PermanentBackendError(
-                f"get {name}: cannot write {local_path}: {e.strerror or e}",
-                backend=self.display_name,
-            ) from None
+    def _download(self, name: str, out: IO[bytes] | str) -> None:
+        """GET ``name`` into a file object or a local file (made once the server answered)."""
+        with self._request("GET", name, "get", stream=True) as resp:
+            receive_body(
+                resp.iter_content(CHUNK_SIZE), out, label=f"get {name}", backend=self.display_name
+            )
 
     def _url(self, name: str | None) -> str:
         return self.base_url if name is None else self.base_url + quote(name)
@@ -384,9 +381,6 @@ class WebDAVBackend(Backend):
                 )
             except requests.RequestException as e:
                 raise self._network_error(label, e) from e
-            except _SourceFailed as e:
-                error = PermanentBackendError if e.permanent else TransientBackendError
-                raise error(f"{label}: {e}", backend=self.display_name) from e
             finally:
                 if body is not None and not isinstance(body, bytes):
                     body.close()
@@ -531,13 +525,6 @@ class WebDAVBackend(Backend):
                 size = int(length)
         return ListEntry(name, size)
 
-    def _copy_body(self, resp: requests.Response, out: IO[bytes], name: str) -> None:
-        try:
-            for chunk in resp.iter_content(CHUNK_SIZE):
-                out.write(chunk)
-        except requests.RequestException as e:
-            raise self._network_error(f"get {name}", e) from e
-
     def _status_error(self, label: str, name: str | None, resp: requests.Response) -> BackendError:
         status = f"{resp.status_code} {resp.reason or ''}".strip()
         where = self.display_name
@@ -567,29 +554,18 @@ class WebDAVBackend(Backend):
             if name is None:
                 return self._folder_missing()
             return self._missing(name)
-        if code in (429, 503) and resp.headers.get("Retry-After"):
-            return RateLimitedError(
-                f"{label}: the server asks to slow down ({status})",
-                backend=where,
-                retry_after=_retry_after(resp.headers["Retry-After"]),
-            )
-        if code == 429:
-            return RateLimitedError(f"{label}: too many requests ({status})", backend=where)
-        if code >= 500 and code != 507:
-            return TransientBackendError(f"{label}: the server answered {status}", backend=where)
-        return PermanentBackendError(f"{label}: the server answered {status}", backend=where)
+        # 507 Insufficient Storage: a quota, which waiting does not lift.
+        return http_status_error(
+            label,
+            code,
+            resp.reason,
+            backend=where,
+            retry_after=resp.headers.get("Retry-After"),
+            permanent=(507,),
+        )
 
     def _network_error(self, label: str, e: requests.RequestException) -> BackendError:
-        detail, where = _network_detail(e), self.display_name
-        if isinstance(e, requests.exceptions.SSLError):
-            return PermanentBackendError(f"{label}: TLS failure: {detail}", backend=where)
-        if isinstance(e, requests.exceptions.InvalidURL):
-            return PermanentBackendError(f"{label}: invalid URL: {detail}", backend=where)
-        if isinstance(e, requests.Timeout):
-            return TransientBackendError(f"{label}: timed out: {detail}", backend=where)
-        return TransientBackendError(
-            f"{label}: cannot reach {self.server}: {detail}", backend=where
-        )
+        return http_network_error(label, e, backend=self.display_name, server=self.server)
 
     def _missing(self, name: str) -> FileMissingError:
         return FileMissingError(f"{name} does not exist", backend=self.display_name)
@@ -604,54 +580,6 @@ class WebDAVBackend(Backend):
 
 class _BrokenListing(Exception):
     """A PROPFIND answer that is not one well-formed XML document."""
-
-
-class _SourceFailed(Exception):
-    """The stream an upload reads from failed, or did not give the size announced.
-    Deliberately not an OSError, so the HTTP stack passes it through unwrapped."""
-
-    def __init__(self, message: str, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class _Stream:
-    """A file object for requests: reads ``fileobj`` once, with a length when known (so
-    the upload carries Content-Length instead of chunked encoding), and checks that the
-    stream gives exactly that length."""
-
-    def __init__(self, fileobj: IO[bytes], size: int | None) -> None:
-        self._fileobj = fileobj
-        self._size = size
-        self._read = 0
-        if size is not None:
-            self.len = size
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._fileobj.read(CHUNK_SIZE if n is None or n < 0 else n)
-        except OSError as e:
-            raise _SourceFailed(f"reading the source failed: {_one_line(e)}", False) from e
-        self._read += len(data)
-        size = self._size
-        if size is not None and (self._read > size or (not data and self._read < size)):
-            raise _SourceFailed(
-                f"the source gave more than the {size} bytes announced"
-                if self._read > size
-                else f"the source gave {self._read} bytes, not the {size} announced",
-                True,
-            )
-        return data
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            chunk = self.read(CHUNK_SIZE)
-            if not chunk:
-                return
-            yield chunk
-
-    def close(self) -> None:
-        """The caller owns ``fileobj``; nothing to close here."""
 
 
 class _Auth:
@@ -740,37 +668,6 @@ class _Auth:
         return "Digest " + ", ".join(
             f"{k}={v}" if k in unquoted else f'{k}="{v}"' for k, v in fields.items()
         )
-
-
-def _retry_after(value: str) -> float | None:
-    """Seconds from a Retry-After header (a number or an HTTP date), or None."""
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _network_detail(e: BaseException) -> str:
-    """The useful part of a requests/urllib3 error: ``Connection refused``,
-    ``certificate verify failed: ...``, ``Read timed out``; never an object address."""
-    text = " ".join(str(e).split())
-    for pattern in (
-        r"(certificate verify failed: [^'\"()]+)",
-        r"\[Errno -?\d+\] ([^'\"()]+)",
-        r"(Read timed out)",
-        r"(Connection aborted)",
-    ):
-        m = re.search(pattern, text)
-        if m:
-            return m.group(1).strip(" .")
-    return re.sub(r"^\w+ConnectionPool\([^)]*\): ", "", text) or type(e).__name__
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join((str(e) or type(e).__name__).split())
 
 
 def get_plugin_class() -> type[WebDAVBackend]:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -360,12 +361,12 @@ def test_server_that_never_answers_times_out() -> None:
 
 
 class _Failing(http.server.BaseHTTPRequestHandler):
-    """A server whose listings always fail with 500; counts the PROPFINDs it got."""
+    """A server whose listings always fail with 500; notes when each PROPFIND came."""
 
-    propfinds = 0
+    propfinds: list[float] = []
 
     def do_PROPFIND(self) -> None:
-        type(self).propfinds += 1
+        type(self).propfinds.append(time.monotonic())
         self.send_response(500)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -374,14 +375,25 @@ class _Failing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_listing_that_keeps_failing_is_read_three_times_then_transient() -> None:
+def test_listing_that_keeps_failing_is_read_again_after_doubling_pauses_then_transient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    _Failing.propfinds = []
     try:
         backend = get_backend_object(f"webdav://127.0.0.1:{httpd.server_address[1]}/x/")
-        with pytest.raises(TransientBackendError, match="complete listing 3 times"):
+        module = sys.modules[type(backend).__module__]
+        pause = 0.02
+        monkeypatch.setattr(module, "LIST_RETRY_PAUSE", pause)
+        attempts = module.LIST_ATTEMPTS
+        with pytest.raises(TransientBackendError, match=f"complete listing {attempts} times"):
             backend.list()
-        assert _Failing.propfinds == 3
+        assert len(_Failing.propfinds) == attempts
+        times = _Failing.propfinds
+        gaps = [times[i + 1] - times[i] for i in range(len(times) - 1)]
+        for k, gap in enumerate(gaps):
+            assert gap >= pause * 2**k, f"pause {k + 1} was {gap:.3f} s"
     finally:
         httpd.shutdown()
         httpd.server_close()
