@@ -12,12 +12,14 @@ chunking pipeline one at a time, which bounds memory.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import IO, Any
 
 import blake3
 
-from ..source import Index, SourceEntry
+from ..meta import index_path
+from ..source import Index, SourceEntry, open_noatime
 from .meta import MetaRecorder
 
 __all__ = [
@@ -85,7 +87,16 @@ def store_content(repo: Any, entry: SourceEntry, *, digest: str | None = None) -
     that hash of the bytes read, computed on the way.
     """
     hasher = content_hasher(digest)
+    size = entry.stat.st_size
     try:
+        if size <= SMALL_FILE and entry.opener is None and entry.root is not None:
+            data = _read_small(index_path(entry.root, entry.index), size)
+            if data is not None:
+                stored = Stored([repo.add_blob(data)[0]] if data else [], len(data), None)
+                if hasher is not None:
+                    hasher.update(data)
+                    stored.digest = hasher.digest()
+                return stored
         with entry.open() as f:
             if entry.stat.st_size <= SMALL_FILE and not entry.sparse:
                 data = f.read(SMALL_FILE + 1)
@@ -108,6 +119,18 @@ def store_content(repo: Any, entry: SourceEntry, *, digest: str | None = None) -
             return stored
     except OSError as e:
         return Stored(None, 0, e.strerror or str(e))
+
+
+def _read_small(path: bytes, size: int) -> bytes | None:
+    """The content of the small file at ``path`` (``size`` bytes when it was listed),
+    read with one system call into a buffer of its size; None when the file has grown
+    (the caller reads it as a large file)."""
+    fd = open_noatime(path)
+    try:
+        data = os.read(fd, size + 1)  # one byte more: a file that grew is seen
+    finally:
+        os.close(fd)
+    return data if len(data) <= size else None
 
 
 class _Counted:
