@@ -88,7 +88,7 @@ CHUNK_SIZE = 1 << 20
 #: SSH channel window: large enough to keep pipelined SFTP requests flowing.
 WINDOW_SIZE = 16 << 20
 #: Ciphers offered before paramiko's default order: AES-GCM needs no separate MAC and
-#: costs about a third less CPU per byte than AES-CTR with HMAC-SHA2 on both sides.
+#: measured 20 to 30 % less client CPU per byte than AES-CTR with HMAC-SHA2.
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: Bytes read per call from a prefetching download: paramiko's request size, which
 #: measured about twice as fast as larger reads out of its prefetch buffers.
