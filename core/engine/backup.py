@@ -193,6 +193,7 @@ class _BackupRun:
         self.tree = TreeWriter(self.tree_file)
         self.failed: set[Index] = set()  # files not stored: their later links are skipped
         self._batch: _Batch | None = None  # small files waiting to be handed to a worker
+        self._done_files = self._done_bytes = 0  # recorded, not yet told to the progress
 
     def run(self) -> dict[str, list[bytes]] | None:
         """Walk, store and record everything; return the streams (None for a dry run)."""
@@ -229,6 +230,7 @@ class _BackupRun:
                 self._batch_submit(pool)
                 while pending:
                     self.emit(pending.popleft())
+                self._report_done()
             for s in self.sources:
                 s.finish()
             if opts.dry_run:
@@ -292,7 +294,10 @@ class _BackupRun:
         if opts.dry_run:
             item.records = []
         elif item.batch is None and not isinstance(item.work, Future) and not item.reread:
-            known = meta.lookup_parent(index) if _same_inode(old, entry) else None
+            known = None
+            if _same_inode(old, entry):
+                known = meta.lookup_parent(index)
+                item.same = old  # nothing changed: the parent's tree entry is this one's
             item.records = meta.compute(entry, index, known)
         return item
 
@@ -343,11 +348,14 @@ class _BackupRun:
                     summary.files_changed += 1
                 else:
                     summary.files_unchanged += 1
-        try:
-            te = tree_entry(entry, item.index, chunks)
-        except SourceError as e:  # a file type the tree cannot hold (a socket): skipped
-            self.warn(_shown(item), str(e))
-            return
+        if item.same is not None:
+            te = item.same
+        else:
+            try:
+                te = tree_entry(entry, item.index, chunks)
+            except SourceError as e:  # a file type the tree cannot hold (a socket): skipped
+                self.warn(_shown(item), str(e))
+                return
         if work is not None and work.fresh and te.kind == "f" and te.size != work.nread:
             # the file changed size while it was read: record what was stored
             te = te._replace(size=work.nread)
@@ -360,7 +368,16 @@ class _BackupRun:
             records = self.meta.compute(entry, item.index)
         self.meta.write(records)
         if te.kind == "f":
-            self.prog.add(files=1, nbytes=te.size)
+            self._done_files += 1
+            self._done_bytes += te.size
+            if self._done_files >= 64 or self._done_bytes >= 1 << 24:
+                self._report_done()
+
+    def _report_done(self) -> None:
+        """Pass the files recorded since the last call on to the progress."""
+        if self._done_files:
+            self.prog.add(files=self._done_files, nbytes=self._done_bytes)
+            self._done_files = self._done_bytes = 0
 
 
 def _same_inode(old: TreeEntry | None, entry: SourceEntry) -> bool:
@@ -390,7 +407,7 @@ class _Pending:
     """An entry waiting to be recorded, with the work storing its content (its own
     future, or its place in a batch of small files)."""
 
-    __slots__ = ("batch", "entry", "index", "old", "records", "reread", "work")
+    __slots__ = ("batch", "entry", "index", "old", "records", "reread", "same", "work")
 
     def __init__(self, index: Index, entry: SourceEntry) -> None:
         self.index = index
@@ -398,6 +415,7 @@ class _Pending:
         self.records: list[Any] | None = None
         self.work: Future[Stored] | Stored | None = None
         self.batch: _Batch | None = None
+        self.same: TreeEntry | None = None  # the parent's entry, when nothing changed
         self.reread = False
         self.old: TreeEntry | None = None
 

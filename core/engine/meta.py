@@ -234,20 +234,38 @@ class MetaRecorder:
 class _Cursor:
     """Walks one parent stream forward by index: raw rows (index first) or records."""
 
+    __slots__ = ("_close", "_it", "_key", "_next", "_next_index")
+
     def __init__(self, items: Iterator[Any], close: Callable[[], None], *, raw_rows: bool) -> None:
         self._it = items
         self._close = close
         self._key: Callable[[Any], Index] = (
             operator.itemgetter(0) if raw_rows else operator.attrgetter("index")
         )
-        self._next: Any = next(self._it, None)
+        self._next: Any = None
+        self._next_index: Index | None = None
+        self._advance()
+
+    def _advance(self) -> None:
+        nxt = self._next = next(self._it, None)
+        self._next_index = None if nxt is None else self._key(nxt)
 
     def get(self, index: Index) -> Any:
-        key = self._key
-        while self._next is not None and key(self._next) < index:
-            self._next = next(self._it, None)
-        if self._next is not None and key(self._next) == index:
-            return self._next
+        """The item of ``index``, or None; call with increasing indexes."""
+        at = self._next_index
+        if at is None or index < at:  # the common cases: nothing here, or further on
+            return None
+        if at == index:
+            found = self._next
+            self._advance()
+            return found
+        while at is not None and at < index:
+            self._advance()
+            at = self._next_index
+        if at is not None and at == index:
+            found = self._next
+            self._advance()
+            return found
         return None
 
     def close(self) -> None:
@@ -278,6 +296,8 @@ class MetaApplier:
         self.orphans = 0
         self.stream_errors: list[str] = []
         self._readers: list[tuple[type[MetaPlugin], Any]] = []
+        self._order_key: tuple[type[MetaPlugin], ...] | None = None
+        self._order_cache: list[tuple[type[MetaPlugin], str, bool]] = []
         names = [n for n in streams if n.startswith(STREAM_PREFIX)]
         # the main plugin first, then by prefix
         ordered = sorted(
@@ -336,9 +356,15 @@ class MetaApplier:
     def _orphan(self, record: Any) -> None:
         self.orphans += 1
 
-    def apply(self, records: dict[str, Any], root: bytes, index: Index) -> bool:
+    def apply(
+        self, records: dict[str, Any], root: bytes, index: Index, *, digest: bytes | None = None
+    ) -> bool:
         """Apply every plugin's record of ``index`` to the file below ``root``; return
         True when anything was written.
+
+        ``digest`` is the BLAKE3 digest of the content the engine has just written to
+        the file (None when it wrote none): a plugin whose ``content_digest`` is
+        ``"blake3"`` gets it as ``digest=`` instead of reading the file again.
 
         Every plugin is tried even when one fails; then the first failure is raised: an
         OSError as it is, anything else (a plugin's own error) as a
@@ -346,14 +372,16 @@ class MetaApplier:
         """
         changed = False
         failure: BaseException | None = None
-        # the main plugin (owner, mode, times) last: other plugins' writes change ctime
-        # and an ACL's mask changes the mode's group bits
-        for cls in (*self.plugins[1:], *self.plugins[:1]):
-            rec = records.get(cls.get_prefix())
+        for cls, prefix, takes_digest in self._order:
+            rec = records.get(prefix)
             if rec is None:
                 continue
             try:
-                if cls.apply(rec, root, index):
+                if takes_digest and digest is not None:
+                    done = cls.apply(rec, root, index, digest=digest)  # type: ignore[call-arg]
+                else:
+                    done = cls.apply(rec, root, index)
+                if done:
                     changed = True
             except (OSError, PannierError) as e:
                 failure = failure or e
@@ -364,6 +392,24 @@ class MetaApplier:
         if failure is not None:
             raise failure
         return changed
+
+    @property
+    def _order(self) -> list[tuple[type[MetaPlugin], str, bool]]:
+        """(class, prefix, takes a blake3 digest) of each plugin, in the order applied:
+        the main plugin (owner, mode, times) last, since other plugins' writes change
+        ctime and an ACL's mask changes the mode's group bits."""
+        key = tuple(self.plugins)
+        if self._order_key != key:
+            self._order_key = key
+            self._order_cache = [
+                (c, c.get_prefix(), getattr(c, "content_digest", None) == "blake3")
+                for c in (*self.plugins[1:], *self.plugins[:1])
+            ]
+        return self._order_cache
+
+    def wants_digest(self) -> bool:
+        """True when a plugin applied takes the blake3 digest of a restored file."""
+        return any(takes for _, _, takes in self._order)
 
     def has(self, prefix: str) -> bool:
         """True when the stream of plugin ``prefix`` is read."""
