@@ -28,7 +28,6 @@ snapshot lists its blob ids in order. Reading and writing use constant memory.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
@@ -36,6 +35,7 @@ import msgpack
 
 from ..errors import CorruptObjectError, RepositoryFormatError
 from ..source import Index, index_to_path
+from .spool import spooled_file as spooled_file  # the spool of tree and meta streams
 
 __all__ = [
     "FLAG_SPARSE",
@@ -108,11 +108,6 @@ class TreeWriter:
     def close(self) -> None:
         """Write the trailer."""
         self._f.write(self._packer.pack({"end": self.count}))
-
-
-def spooled_file() -> IO[bytes]:
-    """A temporary binary file kept in memory up to 1 MiB, then on disk."""
-    return tempfile.SpooledTemporaryFile(max_size=1 << 20)
 
 
 def iter_tree(chunks: Iterable[bytes], name: str = "tree stream") -> Iterator[TreeEntry]:

@@ -303,6 +303,7 @@ class TempWatcher:
         self.tmpdir = tmpdir
         self.named_leaks: set[str] = set()  # plaintext in a file with a name: never allowed
         self.unlinked: dict[str, int] = {}  # unlinked file with plaintext -> its mode
+        self.spools: dict[str, int] = {}  # any unlinked file held open there -> its mode
         self.pid = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -335,6 +336,8 @@ class TempWatcher:
                         continue
                     if link.startswith(str(self.tmpdir)):
                         held, mode = self._holds_marker(f"/proc/{pid}/fd/{fd}")
+                        if link.endswith(" (deleted)"):
+                            self.spools[link] = mode
                         if held and link.endswith(" (deleted)"):
                             self.unlinked[link] = mode
                         elif held:
@@ -352,9 +355,9 @@ class TempWatcher:
 
 def test_no_temporary_plaintext(tmp_path: Path) -> None:
     """Backup and restore with a private ``TMPDIR`` (watched while they run, open unlinked
-    files included) and a private cache: no named file there ever holds plaintext of the
-    backed-up data, the only plaintext is the documented unlinked 0600 spool of a large
-    tree stream, and nothing is left afterwards. Restore writes its temporary files only
+    files included) and a private cache: no file there, named or not, ever holds plaintext
+    of the backed-up data (the spool of a large tree stream is unnamed, 0600 and
+    encrypted), and nothing is left afterwards. Restore writes its temporary files only
     in the target (``.pannier-tmp-*``, documented)."""
     data = tmp_path / "data"
     make_dataset(data, files=16, total_bytes=4 << 20)
@@ -387,15 +390,17 @@ def test_no_temporary_plaintext(tmp_path: Path) -> None:
             _out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()
         assert not w.named_leaks, f"{args[0]}: plaintext in {sorted(w.named_leaks)[:5]}"
-        # the one documented exception: a backup's tree and metadata streams beyond 1 MiB
-        # are spooled to an unlinked (nameless) file of mode 0600 until they are stored
-        assert all(mode == 0o600 for mode in w.unlinked.values()), w.unlinked
+        # a backup's tree and metadata streams beyond 1 MiB are spooled to an unlinked
+        # (nameless) file of mode 0600, encrypted: it never holds the marker
+        assert not w.unlinked, f"{args[0]}: plaintext in the spool {w.unlinked}"
+        assert all(mode == 0o600 for mode in w.spools.values()), w.spools
         if args[0] == "backup":
-            spooled_seen.update(w.unlinked)
+            spooled_seen.update(w.spools)
         else:
-            assert not w.unlinked, w.unlinked
+            assert not w.spools, w.spools
         assert not any(tmpdir.iterdir()), sorted(tmpdir.iterdir())
     cached: list[Any] = [p for p in cache.rglob("*") if p.is_file()]
     for p in cached:
         assert MARKER not in p.read_bytes(), p
     assert (tmp_path / "restored" / "marked.txt").read_bytes() == MARKER * 50_000
+    assert spooled_seen, "the tree stream was never spooled: the test proves nothing"
