@@ -7,6 +7,8 @@ import json
 import sys
 from typing import IO, Any
 
+from ..terminal import escape_text
+
 __all__ = ["CLIContext"]
 
 
@@ -47,8 +49,9 @@ class CLIContext:
         )
 
     def out(self, text: str = "") -> None:
-        """Write a result line to stdout."""
-        print(text, file=self.stdout)
+        """Write a result line to stdout (characters that are not printable escaped:
+        :mod:`pannier.terminal`)."""
+        print(escape_text(text, keep_newlines=True), file=self.stdout)
 
     def out_json(self, obj: Any) -> None:
         """Write one JSON document (one line) to stdout."""
@@ -57,15 +60,15 @@ class CLIContext:
     def info(self, text: str) -> None:
         """Write a note to stderr unless ``--quiet``."""
         if not self.quiet:
-            print(text, file=self.stderr)
+            print(escape_text(text, keep_newlines=True), file=self.stderr)
 
     def warn(self, text: str) -> None:
         """Write a warning line to stderr."""
-        print(f"pannier: warning: {text}", file=self.stderr)
+        print(f"pannier: warning: {escape_text(text)}", file=self.stderr)
 
     def error(self, text: str) -> None:
         """Write an error line to stderr."""
-        print(f"pannier: error: {text}", file=self.stderr)
+        print(f"pannier: error: {escape_text(text)}", file=self.stderr)
 
     def on_close(self, closer: Any) -> None:
         """Call ``closer()`` when the command ends."""

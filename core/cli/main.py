@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import EXIT_FAILURE, EXIT_USAGE, PannierError
+from ..terminal import escape_text
 from .context import CLIContext
 
 __all__ = ["build_parser", "main"]
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(args_list)
         args = parser.parse_args(args_list)
     except PannierError as e:
-        print(f"pannier: error: {e}", file=sys.stderr)
+        print(f"pannier: error: {escape_text(str(e))}", file=sys.stderr)
         return e.exit_code
     except SystemExit as e:  # argparse: --help, --version, usage errors
         return int(e.code or 0) if isinstance(e.code, int) else EXIT_USAGE

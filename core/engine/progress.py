@@ -20,6 +20,8 @@ import threading
 import time
 from typing import IO, Any
 
+from ..terminal import escape_text
+
 __all__ = ["Progress", "call_hook", "format_bytes", "format_duration"]
 
 
@@ -159,7 +161,7 @@ class Progress:
         call_hook("pannier_file_error", path=path, error=error)
         with self._out_lock:
             self.clear()
-            print(f"pannier: warning: {path}: {error}", file=self.stream)
+            print(f"pannier: warning: {escape_text(f'{path}: {error}')}", file=self.stream)
             if self.json_stream is not None:
                 line = json.dumps({"message_type": "error", "path": path, "error": error})
                 print(line, file=self.json_stream, flush=True)

@@ -129,7 +129,7 @@ def test_restore_include_and_json(world: dict[str, Any], tmp_path: Path) -> None
 def test_ls(world: dict[str, Any]) -> None:
     plain = ok("ls", "latest", "-r", world["url"]).stdout.splitlines()
     assert plain[0] == "/" and "/dir/deeper/leaf" in plain and "/new.txt" in plain
-    assert "/caf\udce9-\udcff.bin" in plain  # the original bytes, not UTF-8
+    assert "/caf\\xe9-\\xff.bin" in plain  # bytes that are not UTF-8, escaped
     sub = ok("ls", "latest", "/dir", "-r", world["url"]).stdout.splitlines()
     assert sub == ["/dir", "/dir/deeper", "/dir/deeper/leaf", "/dir/hardlink", "/dir/link"]
     long = ok("ls", "latest", "/dir/link", "-l", "-r", world["url"]).stdout
@@ -427,7 +427,7 @@ def test_check_names_the_files_of_a_damaged_pack(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "victim").exists()
 
 
-def test_names_not_utf8_are_printed_as_their_bytes(tmp_path: Path) -> None:
+def test_names_not_utf8_are_printed_escaped(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "plain").write_text("x")
@@ -445,12 +445,12 @@ def test_names_not_utf8_are_printed_as_their_bytes(tmp_path: Path) -> None:
         return subprocess.run(cmd, env=env, capture_output=True, timeout=120)
 
     listed = raw("ls", "latest")
-    assert listed.returncode == 0 and b"/\xff\xfename\n" in listed.stdout
+    assert listed.returncode == 0 and b"/\\xff\\xfename\n" in listed.stdout
     diffed = raw("diff", first["snapshot_id"], "latest")
-    assert diffed.returncode == 0 and b"+    /\xff\xfename\n" in diffed.stdout
+    assert diffed.returncode == 0 and b"+    /\\xff\\xfename\n" in diffed.stdout
     verified = raw("verify", first["snapshot_id"], str(src))
     assert (
-        verified.returncode == 1 and b"+    /\xff\xfename: not in the snapshot" in verified.stdout
+        verified.returncode == 1 and b"+    /\\xff\\xfename: not in the snapshot" in verified.stdout
     )
 
 

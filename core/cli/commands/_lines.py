@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from ...terminal import escape_text
 from ..context import CLIContext
 
 __all__ = ["LineWriter"]
@@ -29,7 +30,9 @@ class LineWriter:
         return self
 
     def line(self, text: str) -> None:
-        """Write ``text`` and a newline."""
+        """Write ``text`` and a newline, with characters that are not printable escaped
+        (:func:`pannier.terminal.escape_text`)."""
+        text = escape_text(text)
         if self._buffer is None:
             raw = text.encode("utf-8", "surrogateescape")
             self._ctx.out(raw.decode("utf-8", "backslashreplace"))

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ...errors import EXIT_OK
+from ...terminal import escape_name
 from ..context import CLIContext
 from ..repo_options import add_repo_options, open_repository
 from ._lines import LineWriter
@@ -19,7 +20,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="show what changed between two snapshots",
         description="List entries added (+), removed (-), changed in content (M), in type "
         "(T) or only in metadata (U: mode, owner, mtime, xattrs, ACLs) from SNAP1 to SNAP2, "
-        "then a count of each.",
+        "then a count of each. Names are shown escaped like in 'pannier ls'.",
     )
     add_repo_options(p)
     p.add_argument("first", metavar="SNAP1", help="snapshot id, prefix, or 'latest'")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
                     {"message_type": "change", "modifier": change.kind, "path": change.path}
                 )
             else:
-                out.line(f"{change.kind}    {change.path}")
+                out.line(f"{change.kind}    {escape_name(change.path)}")
     summary = {
         "added": counts["+"],
         "removed": counts["-"],

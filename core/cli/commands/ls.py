@@ -9,6 +9,7 @@ import stat
 from typing import Any
 
 from ...errors import EXIT_OK, ConfigError
+from ...terminal import escape_name
 from ..context import CLIContext
 from ..repo_options import add_repo_options, open_repository
 from ._lines import LineWriter
@@ -33,7 +34,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="list the files of a snapshot",
         description="List every entry of SNAPSHOT below PATH (default: everything), one "
         "path per line; -l adds mode, owner, size and time; --json prints one JSON object "
-        "per entry.",
+        "per entry. Characters that are not printable are shown escaped (\\xHH for a "
+        "control character or a byte that is not UTF-8, \\uHHHH for others) and a "
+        "backslash is doubled.",
     )
     add_repo_options(p)
     p.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot id, prefix, or 'latest'")
@@ -93,12 +96,13 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
                 when = datetime.datetime.fromtimestamp(entry.mtime_ns / 1e9).strftime(
                     "%Y-%m-%d %H:%M:%S"
                 )
-                line = f"{mode} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} {when} {entry.path}"
+                path = escape_name(entry.path)
+                line = f"{mode} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} {when} {path}"
                 if entry.kind == "l":
-                    line += f" -> {os.fsdecode(bytes(entry.data or b''))}"
+                    line += f" -> {escape_name(os.fsdecode(bytes(entry.data or b'')))}"
                 out.line(line)
             else:
-                out.line(entry.path)
+                out.line(escape_name(entry.path))
     if not found:
         raise ConfigError(f"no {args.path!r} in snapshot {snap.short_id}")
     return EXIT_OK
