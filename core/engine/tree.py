@@ -175,7 +175,7 @@ def _decode(obj: Any, name: str, number: int) -> TreeEntry:
     index = obj[0]
     if not isinstance(index, tuple) or not all(isinstance(p, bytes) for p in index):
         raise CorruptObjectError(f"{name}: record {number} has a bad index")
-    entry = TreeEntry(index, *obj[1:11])
+    entry = _make_entry(obj if len(obj) == 11 else obj[:11])
     problem = _field_problem(entry)
     if problem:
         raise CorruptObjectError(f"{name}: record {number} ({entry.path}) {problem}")
@@ -193,9 +193,44 @@ def _int_in(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
 
 
+_make_entry = TreeEntry._make
+
+
 def _field_problem(e: TreeEntry) -> str | None:
     """What is wrong with the types or ranges of an entry's fields (a hostile or damaged
     stream), or None: restore and ls may then use them without further checks."""
+    _, kind, mode, uid, gid, size, mtime, ctime, ino, data, flags = e
+    if (  # the fast path of every sound entry (a backup reads its parent's whole tree)
+        type(kind) is str
+        and type(mode) is int
+        and type(uid) is int
+        and type(gid) is int
+        and type(size) is int
+        and type(mtime) is int
+        and type(ctime) is int
+        and type(ino) is int
+        and type(flags) is int
+        and 0 <= mode < _U32
+        and 0 <= uid < _U32
+        and 0 <= gid < _U32
+        and 0 <= size < _U64
+        and -_I64 <= mtime < _I64
+        and -_I64 <= ctime < _I64
+        and 0 <= ino < _U64
+        and 0 <= flags < _U64
+    ):
+        if kind == "f":
+            if data is None or (
+                type(data) is tuple and all(type(c) is bytes and len(c) == 32 for c in data)
+            ):
+                return None
+        elif kind == "d" or kind == "p":
+            return None
+    return _field_problem_slow(e)
+
+
+def _field_problem_slow(e: TreeEntry) -> str | None:
+    """:func:`_field_problem` for every kind of entry, naming the first bad field."""
     if not isinstance(e.kind, str) or e.kind not in _KINDS:
         return f"has an unknown kind {e.kind!r}"
     ranges = (
