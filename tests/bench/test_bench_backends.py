@@ -24,12 +24,19 @@ def test_file_targets_produce_rows_with_ratios(tmp_path: Path) -> None:
     rows = json.loads(out.read_text())
     kinds = sorted((r["target"], r["kind"], r.get("size", 0)) for r in rows)
     assert kinds == [
-        ("file", "listing", 0), ("file", "transfer", 1 << 20), ("file", "transfer", 16 << 20),
-        ("file-rclone", "listing", 0), ("file-rclone", "transfer", 1 << 20),
-        ("file-rclone", "transfer", 16 << 20),
+        ("file", "listing", 0), ("file", "listing", 0), ("file", "transfer", 1 << 20),
+        ("file", "transfer", 16 << 20), ("file-rclone", "listing", 0),
+        ("file-rclone", "transfer", 1 << 20), ("file-rclone", "transfer", 16 << 20),
     ]  # fmt: skip
-    assert all(r["baseline"] in ("cp", "rclone copy") for r in rows)
+    assert all(r["baseline"] in ("cp", "rclone copy", "rclone lsl", "find -printf") for r in rows)
     assert all(r.get("put_ratio", 1) > 0 and r.get("ratio", 1) > 0 for r in rows)
+    # file://'s listing is compared with its peer (rclone lsl); find is a reference only,
+    # outside the worst ratio.
+    listings = {r["baseline"]: r for r in rows if (r["target"], r["kind"]) == ("file", "listing")}
+    assert listings["rclone lsl"]["ratio"] > 0 and "reference_ratio" not in listings["rclone lsl"]
+    find = listings["find -printf"]
+    assert find["reference_ratio"] > 0 and "ratio" not in find
+    assert "reference, not the peer" in result.stdout
     assert "worst ratio" in result.stdout
 
 
