@@ -278,7 +278,7 @@ def _key_field_changed(res: CaseResult, url: str, victim: str) -> str:
     except Exception as e:
         return f"the damaged key does not decode ({e})"
     changed = sorted(str(k) for k in set(before) | set(after) if before.get(k) != after.get(k))
-    return f"the flip changed the key's field(s) {changed}, which no authentication covers"
+    return f"the flip changed the key's field(s) {changed} and the key still opened"
 
 
 def _one_line_errors(res: CaseResult, what: str, done: subprocess.CompletedProcess[str]) -> None:

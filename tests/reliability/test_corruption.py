@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 import blake3
+import msgpack
 import pytest
 
 from tests.reliability.conftest import ok_pannier, run_pannier
@@ -161,3 +162,25 @@ def test_restore_latest_says_when_a_damaged_newer_snapshot_was_skipped(tmp_path:
     assert (target / "f.txt").read_text() == "old\n"  # never the damaged snapshot's data
     short = newest.name.removeprefix("snapshot-")[:8]
     assert f"pannier: warning: snapshot {short} skipped" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("field", [b"hostname", b"username", b"created"])
+def test_a_flipped_byte_in_a_key_objects_information_is_caught(
+    tmp_path: Path, field: bytes
+) -> None:
+    """Every field of a key object is authenticated: a flipped byte in the value of its
+    host, user or date fails authentication, and check names the key object (the miss of
+    the corruption run before key objects version 2)."""
+    repo = tmp_path / "repo"
+    ok_pannier("init", "-r", repo.as_uri())
+    (key,) = repo.glob("key-*")
+    raw = bytearray(key.read_bytes())
+    value = str(msgpack.unpackb(bytes(raw))[field.decode()]).encode()
+    at = raw.find(value, raw.find(field) + len(field))
+    assert value and at > 0
+    raw[at] ^= 0x01  # the first character of the field's value
+    key.write_bytes(bytes(raw))
+    done = run_pannier("check", "-r", repo.as_uri())
+    assert done.returncode != 0
+    assert f"key object {key.name} fails authentication" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
