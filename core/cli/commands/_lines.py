@@ -1,8 +1,9 @@
 """Printing lines that hold file names, which need not be valid UTF-8.
 
-Snapshot paths are decoded with ``surrogateescape``; printing them through a strict UTF-8
-text stream would fail. :class:`LineWriter` writes each line's original bytes to the
-binary buffer under stdout (or, without one, the text with undecodable bytes escaped).
+Snapshot paths are decoded with ``surrogateescape``; printed raw they could fail on a
+strict UTF-8 stream or drive the terminal. :class:`LineWriter` escapes what is not
+printable (:mod:`pannier.terminal`) and writes the lines, buffered, to the binary buffer
+under stdout (or to stdout itself when it has none).
 """
 
 from __future__ import annotations
