@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import operator
 import os
 import re
 import stat
@@ -110,6 +111,11 @@ class SparseReader(io.RawIOBase):
         if not self.closed:
             os.close(self._fd)
         super().close()
+
+
+_by_name = operator.attrgetter("name")
+_S_ISREG = stat.S_ISREG
+_S_ISDIR = stat.S_ISDIR
 
 
 class FilesystemSource(Source):
@@ -212,32 +218,37 @@ class FilesystemSource(Source):
     def _walk(self, path: bytes, index: Index, dev: int) -> Iterator[SourceEntry]:
         try:
             with os.scandir(path) as it:
-                children = sorted(it, key=lambda e: e.name)
+                children = sorted(it, key=_by_name)
         except OSError as e:
             self.warn(os.fsdecode(path), f"cannot list directory: {e.strerror or e}")
             return
+        excluding = bool(self._name_patterns or self._path_patterns)
+        root = self.root
         for child in children:
             name = child.name
-            child_path = child.path
-            if self._excluded(name, child_path):
+            if excluding and self._excluded(name, child.path):
                 continue
             try:
                 st = child.stat(follow_symlinks=False)
             except OSError as e:
-                self.warn(os.fsdecode(child_path), f"cannot stat: {e.strerror or e}")
+                self.warn(os.fsdecode(child.path), f"cannot stat: {e.strerror or e}")
                 continue
             child_index = (*index, name)
-            if stat.S_ISDIR(st.st_mode):
+            mode = st.st_mode
+            if _S_ISREG(mode) and st.st_nlink == 1 and st.st_blocks * 512 >= st.st_size:
+                yield SourceEntry(child_index, st, root)  # the common case: a plain file
+            elif _S_ISDIR(mode):
+                child_path = child.path
                 if self._if_present and self._has_marker(child_path):
                     continue
-                yield SourceEntry(child_index, st, self.root)
+                yield SourceEntry(child_index, st, root)
                 if self._one_fs and st.st_dev != dev:
                     continue
                 yield from self._walk(child_path, child_index, dev)
-                continue
-            entry = self._entry(child_index, st, child_path)
-            if entry is not None:
-                yield entry
+            else:
+                entry = self._entry(child_index, st, child.path)
+                if entry is not None:
+                    yield entry
 
     def _has_marker(self, path: bytes) -> bool:
         return any(os.path.lexists(os.path.join(path, n)) for n in self._if_present)
