@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -35,31 +34,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-TOP = HERE.parent
-MIB = 1 << 20
-
-
-def _harness() -> Any:
+if str(HERE) not in sys.path:  # imported from elsewhere: its neighbours must be importable
     sys.path.insert(0, str(HERE))
-    try:
-        import bench_backends
-    finally:
-        sys.path.pop(0)
-    return bench_backends
 
+import bench_backends as harness  # noqa: E402  (the folder is on sys.path now)
+from local_servers import ServerNotRunning, server_facts  # noqa: E402
 
-def server_facts() -> dict[str, str]:
-    """The KEY=VALUE facts of the running Swift test server; SystemExit when it is down."""
-    servers = Path(os.environ.get("PANNIER_SERVERS_DIR", TOP / ".servers"))
-    env_file = servers / "swift.env"
-    if not env_file.is_file():
-        sys.exit("the Swift test server is not running: scripts/servers/all.sh start swift")
-    facts = {}
-    for line in env_file.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            facts[key.strip()] = value.strip()
-    return facts
+MIB = 1 << 20
 
 
 def swift_token(facts: dict[str, str]) -> tuple[str, str]:
@@ -163,11 +144,11 @@ def drop_container(facts: dict[str, str], container: str) -> None:
     requests.delete(f"{storage_url}/{container}", headers=headers, timeout=60)
 
 
-def _known_names_rclone(h: Any, remote: str, env: dict[str, str], workdir: Path) -> Any:
+def _known_names_rclone(remote: str, env: dict[str, str], workdir: Path) -> Any:
     """An rclone baseline that never lists: it deletes the names it put, by name (a
     listing of the Swift test server by rclone 1.60 fails, see the module docstring)."""
 
-    class KnownNames(h.RcloneBaseline):  # type: ignore[misc]
+    class KnownNames(harness.RcloneBaseline):  # type: ignore[misc]
         last: list[str] = []
 
         def put(self, src_dir: Path, names: list[str]) -> None:
@@ -191,7 +172,7 @@ class SwiftListBaseline:
     def __init__(self, facts: dict[str, str], container: str) -> None:
         exe = shutil.which("swift", path=str(Path(sys.executable).parent)) or shutil.which("swift")
         if exe is None:
-            raise _harness().Unavailable("python-swiftclient's swift command is not installed")
+            raise harness.Unavailable("python-swiftclient's swift command is not installed")
         self.command = [
             exe, "-A", facts["PANNIER_TEST_SWIFT_AUTH_URL"], "-U",
             facts["PANNIER_TEST_SWIFT_USER"], "-K", facts["PANNIER_TEST_SWIFT_KEY"],
@@ -204,23 +185,24 @@ class SwiftListBaseline:
 
 
 def _bench(target: str, settings: Any, workdir: Path) -> list[dict[str, Any]]:
-    h = _harness()
     if shutil.which("rclone") is None:
-        raise h.Unavailable("rclone is not installed")
+        raise harness.Unavailable("rclone is not installed")
     try:
-        facts = server_facts()
-    except SystemExit as e:
-        raise h.Unavailable(str(e)) from None
+        facts = server_facts("swift")
+    except ServerNotRunning as e:
+        raise harness.Unavailable(str(e)) from None
     env = rclone_env(facts, workdir)
     container = f"bench-{target}-{uuid.uuid4().hex[:8]}"
     ours = urls(facts, container, "pannier")[target]
-    baseline = _known_names_rclone(h, f"b{target}:{container}/rclone", env, workdir)
+    baseline = _known_names_rclone(f"b{target}:{container}/rclone", env, workdir)
     rows = []
     try:
         for size, count in ((MIB, settings.small), (16 * MIB, settings.large)):
             if count:
                 rows.append(
-                    h.measure_transfers(target, ours, baseline, size, count, settings, workdir)
+                    harness.measure_transfers(
+                        target, ours, baseline, size, count, settings, workdir
+                    )
                 )
     finally:
         drop_container(facts, container)
@@ -228,12 +210,14 @@ def _bench(target: str, settings: Any, workdir: Path) -> list[dict[str, Any]]:
         listed = f"bench-list-{settings.names}"
         fill_container(facts, listed, settings.names)
         if target == "s3":
-            lister: Any = h.RcloneBaseline(f"bs3:{listed}", env, workdir)
+            lister: Any = harness.RcloneBaseline(f"bs3:{listed}", env, workdir)
             lister.name = "rclone lsf"
         else:
             lister = SwiftListBaseline(facts, listed)
         rows.append(
-            h.measure_listing(target, urls(facts, listed)[target], lister, settings.names, settings)
+            harness.measure_listing(
+                target, urls(facts, listed)[target], lister, settings.names, settings
+            )
         )
     return rows
 
@@ -252,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the s3 and swift targets alone and print their rows."""
     import tempfile
 
-    h = _harness()
     parser = argparse.ArgumentParser(description="s3:// and swift:// beside rclone")
     parser.add_argument("--targets", default="s3,swift")
     parser.add_argument("--small", type=int, default=32)
@@ -260,18 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--names", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    settings = h.Settings(args.small, args.large, args.names, max(1, args.repeat))
+    settings = harness.Settings(args.small, args.large, args.names, max(1, args.repeat))
     functions = {"s3": bench_s3, "swift": bench_swift}
     rows = []
     for target in args.targets.split(","):
         with tempfile.TemporaryDirectory(prefix=f"pannier-bench-{target}-") as tmp:
             try:
                 found = functions[target](settings, Path(tmp))
-            except h.Unavailable as e:
+            except harness.Unavailable as e:
                 print(f"{target} skipped: {e}")
                 continue
         for row in found:
-            print(h.format_row(row), flush=True)
+            print(harness.format_row(row), flush=True)
         rows += found
     ratios = [r[k] for r in rows for k in ("put_ratio", "get_ratio", "ratio") if k in r]
     if ratios:

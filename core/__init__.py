@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "pannier.hooks",
     "lazy_import": "pannier.lazy_import",
     "UploadBody": "pannier.http",
+    "bucket_and_prefix": "pannier.http",
     "http_network_error": "pannier.http",
     "http_status_error": "pannier.http",
     "network_detail": "pannier.http",
@@ -182,6 +183,7 @@ __all__ = [
     "__version__",
     "add_repo_options",
     "available_schemes",
+    "bucket_and_prefix",
     "call_hook",
     "check_name",
     "check_repository",
@@ -266,6 +268,7 @@ if TYPE_CHECKING:
     )
     from .http import (
         UploadBody as UploadBody,
+        bucket_and_prefix as bucket_and_prefix,
         http_network_error as http_network_error,
         http_status_error as http_status_error,
         network_detail as network_detail,

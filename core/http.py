@@ -11,7 +11,9 @@ swift, swiftkeys, rclone) and for third-party ones:
   checked against the server's MD5 ETag when there is one;
 * :func:`http_status_error` -- the BackendError an HTTP error status means;
 * :func:`http_network_error` and :func:`network_detail` -- the BackendError a failure to
-  reach the server means, with the useful part of the HTTP library's message.
+  reach the server means, with the useful part of the HTTP library's message;
+* :func:`bucket_and_prefix` -- the bucket (or container) and key prefix an object
+  store's URL names.
 
 A backend keeps what only it knows: which answer means a missing object or a missing
 folder, and what a refused login should tell the user. Everything else maps the same
@@ -31,11 +33,19 @@ from collections.abc import Collection, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import IO
 
-from .errors import BackendError, PermanentBackendError, RateLimitedError, TransientBackendError
+from .errors import (
+    BackendError,
+    ConfigError,
+    PermanentBackendError,
+    RateLimitedError,
+    TransientBackendError,
+)
+from .url import BackendURL
 
 __all__ = [
     "CHUNK_SIZE",
     "UploadBody",
+    "bucket_and_prefix",
     "http_network_error",
     "http_status_error",
     "network_detail",
@@ -72,7 +82,8 @@ class UploadBody:
       source gave N bytes, not the SIZE announced".
     * With ``exact`` (the default), a source that holds more than ``size`` bytes raises
       PermanentBackendError "LABEL: the source gave more than the SIZE bytes announced";
-      the extra byte is looked for by one more read once ``size`` bytes are sent. With
+      the extra byte is looked for by one more read of the source before the last bytes
+      of the body are handed over, so the server never receives a complete body. With
       ``exact=False`` the body is one part of a longer source (a segment of a large
       object), and the rest of the source is left unread.
     * A read of the source that fails (an OSError) raises TransientBackendError "LABEL:
@@ -128,6 +139,8 @@ class UploadBody:
                     f"not the {self._offset + self.size} announced",
                     backend=self._backend,
                 )
+            if len(data) == remaining:
+                self._check_end()  # before the last bytes go: the server never gets it whole
         self.read_count += len(data)
         if self._md5 is not None:
             self._md5.update(data)
@@ -306,6 +319,20 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def bucket_and_prefix(url: BackendURL, noun: str = "bucket") -> tuple[str, str]:
+    """The bucket (or container: ``noun``) and the key prefix an object store's URL
+    names: ``s3://BUCKET/a/b`` gives ``("BUCKET", "a/b/")`` and ``s3://BUCKET`` gives
+    ``("BUCKET", "")``, so that an object's key is the prefix followed by its name. A URL
+    that names no bucket raises ConfigError "URL: the URL names no NOUN
+    (SCHEME://NOUN/PREFIX)"."""
+    if not url.host:
+        raise ConfigError(
+            f"{url.redacted}: the URL names no {noun} ({url.scheme}://{noun.upper()}/PREFIX)"
+        )
+    prefix = url.path.strip("/")
+    return url.host, f"{prefix}/" if prefix else ""
 
 
 def _open_local(path: str, label: str, backend: str) -> IO[bytes]:

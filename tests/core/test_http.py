@@ -20,18 +20,21 @@ import pytest
 import requests
 from pannier.errors import (
     BackendError,
+    ConfigError,
     PermanentBackendError,
     RateLimitedError,
     TransientBackendError,
 )
 from pannier.http import (
     UploadBody,
+    bucket_and_prefix,
     http_network_error,
     http_status_error,
     network_detail,
     parse_retry_after,
     receive_body,
 )
+from pannier.url import parse_url
 
 WHERE = "test://somewhere"
 
@@ -351,6 +354,17 @@ def test_network_detail_is_one_line_without_addresses() -> None:
     assert network_detail(ConnectionError(text)) == "Connection refused"
     pool = "HTTPSConnectionPool(host='h', port=1): something else went wrong"
     assert network_detail(ConnectionError(pool)) == "something else went wrong"
+
+
+def test_an_object_store_url_names_a_bucket_and_a_prefix() -> None:
+    assert bucket_and_prefix(parse_url("s3://bk")) == ("bk", "")
+    assert bucket_and_prefix(parse_url("s3://bk/a/b/?region=x")) == ("bk", "a/b/")
+    assert bucket_and_prefix(parse_url("swift://c//deep//"), "container") == ("c", "deep/")
+    with pytest.raises(ConfigError) as info:
+        bucket_and_prefix(parse_url("swift://u:secret@/x"), "container")
+    assert str(info.value) == (
+        "swift://u:***@/x: the URL names no container (swift://CONTAINER/PREFIX)"
+    )
 
 
 def test_importing_the_module_does_not_import_requests() -> None:

@@ -3,16 +3,11 @@ admin token, raw S3 and Swift clients to inspect what a backend did, unique name
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import requests
 
-
-def unique(label: str) -> str:
-    """A container/bucket name no other test uses (S3 bucket rules: lower case, digits,
-    ``-``)."""
-    return f"{label}-{uuid.uuid4().hex[:12]}"
+from tests.plugins.backends.shared import unique as unique
 
 
 def admin_session(facts: dict[str, str], user: str = "", key: str = "") -> tuple[str, str]:
@@ -65,6 +60,12 @@ class SwiftAdmin:
     def close(self) -> None:
         """Release the HTTP session."""
         self.session.close()
+
+    def __enter__(self) -> SwiftAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def s3_client(facts: dict[str, str], secret: str | None = None) -> Any:

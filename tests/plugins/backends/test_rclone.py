@@ -4,7 +4,6 @@ project's sshd through rclone's own SFTP client (`:sftp,...`, scripts/servers/ss
 from __future__ import annotations
 
 import gc
-import io
 import os
 import shutil
 import signal
@@ -15,7 +14,6 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -24,6 +22,7 @@ from pannier.backend_registry import get_backend, get_backend_object
 from pannier.errors import TransientBackendError
 from pannier.testing.backend_suite import BackendConformance
 
+from tests.plugins.backends.shared import BackendTool, check_put_from_bad_sources, fresh
 from tests.servers import require_server, unavailable
 
 
@@ -49,15 +48,6 @@ def sftp_url(facts: dict[str, str], folder: str, config: str, port: str | None =
         f"known_hosts_file={facts['PANNIER_TEST_SFTP_KNOWN_HOSTS']}"
     )
     return f"rclone://{remote}:{facts['PANNIER_TEST_SFTP_ROOT']}/{folder}?config={config}"
-
-
-def fresh(url: str) -> str:
-    backend = get_backend_object(url)
-    try:
-        backend.create_folder()
-    finally:
-        backend.close()
-    return url
 
 
 def alive(pid: int) -> bool:
@@ -237,32 +227,9 @@ def test_get_to_unwritable_or_of_missing_object(tmp_path, rclone_config) -> None
         assert not (tmp_path / "b").exists()
 
 
-class _Broken(io.RawIOBase):
-    """A source stream that fails after its first block."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        self.calls += 1
-        if self.calls > 1:
-            raise OSError("disk read error (simulated)")
-        b[:4] = b"abcd"
-        return 4
-
-
 def test_source_of_wrong_size_or_broken_leaves_nothing(tmp_path, rclone_config) -> None:
-    backend = get_backend_object(fresh(local_url(tmp_path / "store", rclone_config)))
-    with backend:
-        backend.put_bytes("old", b"old content")
-        with pytest.raises(PermanentBackendError, match="gave 3 bytes, not the 10 announced"):
-            backend.put_stream(io.BytesIO(b"abc"), "old", 10)
-        with pytest.raises(TransientBackendError, match="reading the source failed"):
-            backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
-        assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
+    with get_backend_object(fresh(local_url(tmp_path / "store", rclone_config))) as backend:
+        check_put_from_bad_sources(backend, broken="reading the source failed")
 
 
 def test_hung_process_is_replaced_by_the_retry_wrapper(tmp_path, rclone_config) -> None:
@@ -306,16 +273,7 @@ def test_pannier_backend_test_passes(tmp_path, rclone_config) -> None:
     """The user-runnable kit, `pannier backend test URL`, in a real process; the rclone
     configuration comes from the environment."""
     url = fresh(local_url(tmp_path / "cli", rclone_config)).partition("?")[0]
-    env = dict(os.environ, PANNIER_RCLONE_CONFIG=rclone_config)
-    done = subprocess.run(
-        [sys.executable, "-m", "pannier", "backend", "test", url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "OK: 0 of" in done.stdout
+    BackendTool(PANNIER_RCLONE_CONFIG=rclone_config).kit_passes(url)
 
 
 def test_folder_path_with_spaces_and_non_ascii(tmp_path, rclone_config) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,30 +21,25 @@ from pannier.testing.backend_checks import NonSeekableReader
 from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
 
+from tests.plugins.backends.shared import BackendTool
 from tests.plugins.backends.swift_server import CannedServer, s3_client, unique
-from tests.servers import require_server
 
 MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def facts() -> dict[str, str]:
-    return require_server("swift")
-
-
-@pytest.fixture(scope="module")
-def raw(facts: dict[str, str]) -> Iterator[Any]:
-    client = s3_client(facts)
+def raw(swift_facts: dict[str, str]) -> Iterator[Any]:
+    client = s3_client(swift_facts)
     yield client
     client.close()
 
 
-def s3_url(facts: dict[str, str], bucket: str, path: str = "", **options: str) -> str:
+def s3_url(swift_facts: dict[str, str], bucket: str, path: str = "", **options: str) -> str:
     """An s3:// URL for ``bucket`` on the test server, credentials in the query."""
     query = {
-        "endpoint": facts["PANNIER_TEST_S3_ENDPOINT"],
-        "access-key": facts["PANNIER_TEST_S3_ACCESS_KEY"],
-        "secret-key": facts["PANNIER_TEST_S3_SECRET_KEY"],
+        "endpoint": swift_facts["PANNIER_TEST_S3_ENDPOINT"],
+        "access-key": swift_facts["PANNIER_TEST_S3_ACCESS_KEY"],
+        "secret-key": swift_facts["PANNIER_TEST_S3_SECRET_KEY"],
         **options,
     }
     return f"s3://{bucket}{path}?" + "&".join(f"{k}={v}" for k, v in query.items())
@@ -76,23 +72,25 @@ class TestS3Conformance(BackendConformance):
     listing crosses pages and the kit's large object goes up in parts."""
 
     @pytest.fixture
-    def make_backend(self, facts: dict[str, str], bucket: str) -> str:
-        page = facts["PANNIER_TEST_S3_LISTING_LIMIT"]
-        return s3_url(facts, bucket, "/kit", **{"page-size": page, "multipart-threshold": "6M"})
+    def make_backend(self, swift_facts: dict[str, str], bucket: str) -> str:
+        page = swift_facts["PANNIER_TEST_S3_LISTING_LIMIT"]
+        return s3_url(
+            swift_facts, bucket, "/kit", **{"page-size": page, "multipart-threshold": "6M"}
+        )
 
 
-def test_scheme_is_found_through_discovery(facts: dict[str, str], bucket: str) -> None:
-    backend = get_backend_object(s3_url(facts, bucket))
+def test_scheme_is_found_through_discovery(swift_facts: dict[str, str], bucket: str) -> None:
+    backend = get_backend_object(s3_url(swift_facts, bucket))
     assert type(backend).__name__ == "S3Backend"
     assert backend.get_capabilities().atomic_put
 
 
 def test_listing_follows_pages_beyond_the_server_limit(
-    facts: dict[str, str], bucket: str, raw: Any
+    swift_facts: dict[str, str], bucket: str, raw: Any
 ) -> None:
-    limit = int(facts["PANNIER_TEST_S3_LISTING_LIMIT"])
+    limit = int(swift_facts["PANNIER_TEST_S3_LISTING_LIMIT"])
     count = 2 * limit + 7
-    backend = get_backend_object(s3_url(facts, bucket))  # page-size 1000: the server caps it
+    backend = get_backend_object(s3_url(swift_facts, bucket))  # page-size 1000: the server caps it
     names = [f"obj-{i:04d}" for i in range(count)]
     for name in names:
         backend.put_bytes(name, name.encode())
@@ -103,9 +101,9 @@ def test_listing_follows_pages_beyond_the_server_limit(
     assert all(e.size == len(e.name) for e in listed)
 
 
-def test_prefixes_keep_objects_apart(facts: dict[str, str], bucket: str, raw: Any) -> None:
-    one = get_backend_object(s3_url(facts, bucket, "/one"))
-    two = get_backend_object(s3_url(facts, bucket, "/two/deeper"))
+def test_prefixes_keep_objects_apart(swift_facts: dict[str, str], bucket: str, raw: Any) -> None:
+    one = get_backend_object(s3_url(swift_facts, bucket, "/one"))
+    two = get_backend_object(s3_url(swift_facts, bucket, "/two/deeper"))
     one.put_bytes("a", b"1")
     two.put_bytes("b", b"22")
     raw.put_object(Bucket=bucket, Key="one/sub/c", Body=b"nested")
@@ -115,9 +113,11 @@ def test_prefixes_keep_objects_apart(facts: dict[str, str], bucket: str, raw: An
     assert keys == ["one/a", "one/sub/c", "two/deeper/b"]
 
 
-def test_multipart_upload_above_threshold(facts: dict[str, str], bucket: str, raw: Any) -> None:
+def test_multipart_upload_above_threshold(
+    swift_facts: dict[str, str], bucket: str, raw: Any
+) -> None:
     backend = get_backend_object(
-        s3_url(facts, bucket, **{"multipart-threshold": "5M", "part-size": "5M"})
+        s3_url(swift_facts, bucket, **{"multipart-threshold": "5M", "part-size": "5M"})
     )
     data = bytes(range(256)) * (12 * MIB // 256) + b"tail"
     backend.put_stream(NonSeekableReader(data), "big")  # type: ignore[arg-type]
@@ -130,10 +130,10 @@ def test_multipart_upload_above_threshold(facts: dict[str, str], bucket: str, ra
 
 
 def test_failed_multipart_upload_leaves_nothing(
-    facts: dict[str, str], bucket: str, raw: Any
+    swift_facts: dict[str, str], bucket: str, raw: Any
 ) -> None:
     backend = get_backend_object(
-        s3_url(facts, bucket, **{"multipart-threshold": "5M", "part-size": "5M"})
+        s3_url(swift_facts, bucket, **{"multipart-threshold": "5M", "part-size": "5M"})
     )
     broken = NonSeekableReader(b"y" * (12 * MIB), fail_after=11 * MIB)
     with pytest.raises(OSError, match="broke"):
@@ -147,17 +147,21 @@ def test_part_size_below_the_s3_minimum_is_refused() -> None:
         get_backend_object("s3://bucket?part-size=1M&access-key=a&secret-key=b")
 
 
-def test_storage_class_is_sent_and_checked(facts: dict[str, str], bucket: str, raw: Any) -> None:
-    backend = get_backend_object(s3_url(facts, bucket, **{"storage-class": "standard"}))
+def test_storage_class_is_sent_and_checked(
+    swift_facts: dict[str, str], bucket: str, raw: Any
+) -> None:
+    backend = get_backend_object(s3_url(swift_facts, bucket, **{"storage-class": "standard"}))
     assert backend.storage_class == "STANDARD"
     backend.put_bytes("obj", b"data")
     assert backend.get_bytes("obj") == b"data"
     with pytest.raises(ConfigError, match="STANDARD_IA"):
-        get_backend_object(s3_url(facts, bucket, **{"storage-class": "cheapest"}))
+        get_backend_object(s3_url(swift_facts, bucket, **{"storage-class": "cheapest"}))
 
 
-def test_wrong_secret_is_a_permanent_one_line_error(facts: dict[str, str], bucket: str) -> None:
-    url = s3_url(facts, bucket).replace("secret-key=testing", "secret-key=not-the-secret")
+def test_wrong_secret_is_a_permanent_one_line_error(
+    swift_facts: dict[str, str], bucket: str
+) -> None:
+    url = s3_url(swift_facts, bucket).replace("secret-key=testing", "secret-key=not-the-secret")
     backend = get_backend_object(url)
     with pytest.raises(PermanentBackendError) as info:
         backend.list()
@@ -166,8 +170,8 @@ def test_wrong_secret_is_a_permanent_one_line_error(facts: dict[str, str], bucke
     assert "not-the-secret" not in message and "secret-key=***" in message
 
 
-def test_wrong_access_key_is_a_permanent_error(facts: dict[str, str], bucket: str) -> None:
-    url = s3_url(facts, bucket).replace("access-key=test:tester", "access-key=nobody:none")
+def test_wrong_access_key_is_a_permanent_error(swift_facts: dict[str, str], bucket: str) -> None:
+    url = s3_url(swift_facts, bucket).replace("access-key=test:tester", "access-key=nobody:none")
     with pytest.raises(PermanentBackendError) as info:
         get_backend_object(url).put_bytes("x", b"1")
     # tempauth cannot tell an unknown user from a wrong secret: any refusal code will do.
@@ -175,9 +179,9 @@ def test_wrong_access_key_is_a_permanent_error(facts: dict[str, str], bucket: st
     assert any(code in str(info.value) for code in codes)
 
 
-def test_missing_bucket_is_created_only_when_asked(facts: dict[str, str], raw: Any) -> None:
+def test_missing_bucket_is_created_only_when_asked(swift_facts: dict[str, str], raw: Any) -> None:
     name = unique("pannier-s3-missing")
-    backend = get_backend_object(s3_url(facts, name))
+    backend = get_backend_object(s3_url(swift_facts, name))
     try:
         with pytest.raises(FolderMissingError, match=f"bucket {name} does not exist"):
             backend.test()
@@ -195,8 +199,8 @@ def test_missing_bucket_is_created_only_when_asked(facts: dict[str, str], raw: A
         drop_bucket(raw, name)
 
 
-def test_missing_object_and_delete_list(facts: dict[str, str], bucket: str) -> None:
-    backend = get_backend_object(s3_url(facts, bucket))
+def test_missing_object_and_delete_list(swift_facts: dict[str, str], bucket: str) -> None:
+    backend = get_backend_object(s3_url(swift_facts, bucket))
     with pytest.raises(FileMissingError, match="nothing does not exist"):
         backend.get_bytes("nothing")
     names = [f"d{i}" for i in range(5)]
@@ -208,19 +212,21 @@ def test_missing_object_and_delete_list(facts: dict[str, str], bucket: str) -> N
 
 
 def test_credentials_from_the_environment_and_the_url(
-    facts: dict[str, str], bucket: str, monkeypatch: pytest.MonkeyPatch
+    swift_facts: dict[str, str], bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    endpoint = facts["PANNIER_TEST_S3_ENDPOINT"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", facts["PANNIER_TEST_S3_ACCESS_KEY"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", facts["PANNIER_TEST_S3_SECRET_KEY"])
+    endpoint = swift_facts["PANNIER_TEST_S3_ENDPOINT"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", swift_facts["PANNIER_TEST_S3_ACCESS_KEY"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", swift_facts["PANNIER_TEST_S3_SECRET_KEY"])
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     get_backend_object(f"s3://{bucket}").put_bytes("env", b"1")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    key = facts["PANNIER_TEST_S3_ACCESS_KEY"].replace(":", "%3A")
-    from_url = get_backend_object(f"s3://{key}:{facts['PANNIER_TEST_S3_SECRET_KEY']}@{bucket}")
+    key = swift_facts["PANNIER_TEST_S3_ACCESS_KEY"].replace(":", "%3A")
+    from_url = get_backend_object(
+        f"s3://{key}:{swift_facts['PANNIER_TEST_S3_SECRET_KEY']}@{bucket}"
+    )
     assert sorted(e.name for e in from_url.list()) == ["env"]
-    assert facts["PANNIER_TEST_S3_SECRET_KEY"] not in from_url.display_name
+    assert swift_facts["PANNIER_TEST_S3_SECRET_KEY"] not in from_url.display_name
 
 
 def test_half_given_credentials_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,8 +244,8 @@ def test_unreachable_endpoint_is_transient() -> None:
         backend.list()
 
 
-def test_ranged_get_past_the_end_is_empty(facts: dict[str, str], bucket: str) -> None:
-    backend = get_backend_object(s3_url(facts, bucket))
+def test_ranged_get_past_the_end_is_empty(swift_facts: dict[str, str], bucket: str) -> None:
+    backend = get_backend_object(s3_url(swift_facts, bucket))
     backend.put_bytes("r", b"0123456789")
     assert backend.get_range("r", 8, 10) == b"89"
     assert backend.get_range("r", 10, 5) == b""
@@ -259,8 +265,8 @@ def test_url_forms_are_parsed() -> None:
     assert parse_url("s3://k:secret@bk").redacted == "s3://k:***@bk"
 
 
-def test_put_stream_of_unknown_size(facts: dict[str, str], bucket: str) -> None:
-    backend = get_backend_object(s3_url(facts, bucket))
+def test_put_stream_of_unknown_size(swift_facts: dict[str, str], bucket: str) -> None:
+    backend = get_backend_object(s3_url(swift_facts, bucket))
     backend.put_stream(io.BytesIO(b"abc" * 1000), "u")
     assert backend.query("u") == 3000
 
@@ -298,43 +304,22 @@ def test_server_answers_are_classified(
 
 
 def test_the_backend_tool_with_aws_variables(
-    facts: dict[str, str], raw: Any, tmp_path: Any
+    swift_facts: dict[str, str], raw: Any, tmp_path: Path
 ) -> None:
     """``pannier backend`` in a real process, credentials only in the environment."""
-    import os
-    import subprocess
-    import sys
-
     name = unique("pannier-cli")
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": facts["PANNIER_TEST_S3_ENDPOINT"],
-        "AWS_ACCESS_KEY_ID": facts["PANNIER_TEST_S3_ACCESS_KEY"],
-        "AWS_SECRET_ACCESS_KEY": facts["PANNIER_TEST_S3_SECRET_KEY"],
-    }
-    source = tmp_path / "source"
-    source.write_bytes(b"through the command line")
-
-    def pannier(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pannier", "backend", *args],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-
+    tool = BackendTool(
+        AWS_ENDPOINT_URL=swift_facts["PANNIER_TEST_S3_ENDPOINT"],
+        AWS_ACCESS_KEY_ID=swift_facts["PANNIER_TEST_S3_ACCESS_KEY"],
+        AWS_SECRET_ACCESS_KEY=swift_facts["PANNIER_TEST_S3_SECRET_KEY"],
+    )
     try:
-        missing = pannier("ls", f"s3://{name}")
-        assert missing.returncode != 0 and f"bucket {name} does not exist" in missing.stderr
-        assert len(missing.stderr.strip().splitlines()) == 1
-        assert pannier("mkdir", f"s3://{name}").returncode == 0
-        assert pannier("put", f"s3://{name}/pre", "obj", str(source)).returncode == 0
-        listed = pannier("ls", f"s3://{name}/pre")
-        assert listed.returncode == 0 and "obj" in listed.stdout
-        assert pannier("get", f"s3://{name}/pre", "obj", str(tmp_path / "back")).returncode == 0
-        assert (tmp_path / "back").read_bytes() == b"through the command line"
-        assert pannier("rm", f"s3://{name}/pre", "obj").returncode == 0
-        env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
-        refused = pannier("ls", f"s3://{name}")
-        assert refused.returncode != 0 and "SignatureDoesNotMatch" in refused.stderr
-        assert "wrong-secret" not in refused.stderr
+        tool.fails("ls", f"s3://{name}", saying=f"bucket {name} does not exist")
+        assert tool("mkdir", f"s3://{name}").returncode == 0
+        tool.round_trip(f"s3://{name}/pre", tmp_path)
+        assert tool("rm", f"s3://{name}/pre", "obj").returncode == 0
+        tool.env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
+        refused = tool.fails("ls", f"s3://{name}", saying="SignatureDoesNotMatch")
+        assert "wrong-secret" not in refused
     finally:
         drop_bucket(raw, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,8 @@ from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_checks import NonSeekableReader
 from pannier.testing.backend_suite import BackendConformance
 
+from tests.plugins.backends.shared import BackendTool
 from tests.plugins.backends.swift_server import CannedServer, SwiftAdmin, admin_session, unique
-from tests.servers import require_server
 
 MIB = 1 << 20
 _SWIFT_ENV = (
@@ -28,18 +29,6 @@ _SWIFT_ENV = (
     "SWIFT_AUTHVERSION", "SWIFT_TENANTNAME", "SWIFT_USER_DOMAIN_NAME", "SWIFT_PROJECT_NAME",
     "SWIFT_PROJECT_DOMAIN_NAME", "SWIFT_REGIONNAME", "SWIFT_PREAUTHURL", "SWIFT_PREAUTHTOKEN",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def facts() -> dict[str, str]:
-    return require_server("swift")
-
-
-@pytest.fixture(scope="module")
-def admin(facts: dict[str, str]) -> Iterator[SwiftAdmin]:
-    client = SwiftAdmin(facts)
-    yield client
-    client.close()
 
 
 @pytest.fixture(autouse=True)
@@ -50,21 +39,21 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def swift_env(facts: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """duplicity's variables for the test server's admin user."""
-    monkeypatch.setenv("SWIFT_AUTHURL", facts["PANNIER_TEST_SWIFT_AUTH_URL"])
-    monkeypatch.setenv("SWIFT_USERNAME", facts["PANNIER_TEST_SWIFT_USER"])
-    monkeypatch.setenv("SWIFT_PASSWORD", facts["PANNIER_TEST_SWIFT_KEY"])
+def swift_env(swift_facts: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """duplicity's variables for the test server's administrator."""
+    monkeypatch.setenv("SWIFT_AUTHURL", swift_facts["PANNIER_TEST_SWIFT_AUTH_URL"])
+    monkeypatch.setenv("SWIFT_USERNAME", swift_facts["PANNIER_TEST_SWIFT_USER"])
+    monkeypatch.setenv("SWIFT_PASSWORD", swift_facts["PANNIER_TEST_SWIFT_KEY"])
     monkeypatch.setenv("SWIFT_AUTHVERSION", "1")
 
 
 @pytest.fixture
-def container(admin: SwiftAdmin) -> Iterator[str]:
+def container(swift_admin: SwiftAdmin) -> Iterator[str]:
     name = unique("pannier-swift")
-    admin.create_container(name)
+    swift_admin.create_container(name)
     yield name
-    admin.delete_container(name)
-    admin.delete_container(f"{name}_segments")
+    swift_admin.delete_container(name)
+    swift_admin.delete_container(f"{name}_segments")
 
 
 class TestSwiftConformance(BackendConformance):
@@ -72,52 +61,52 @@ class TestSwiftConformance(BackendConformance):
     server's limit (so listing crosses pages) and a small segment threshold."""
 
     @pytest.fixture
-    def make_backend(self, facts: dict[str, str], container: str, swift_env: None) -> str:
-        page = facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"]
+    def make_backend(self, swift_facts: dict[str, str], container: str, swift_env: None) -> str:
+        page = swift_facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"]
         return f"swift://{container}/kit?page-size={page}&segment-threshold=2M&segment-size=1M"
 
 
 def test_listing_follows_pages_beyond_the_server_limit(
-    facts: dict[str, str], container: str, admin: SwiftAdmin, swift_env: None
+    swift_facts: dict[str, str], container: str, swift_admin: SwiftAdmin, swift_env: None
 ) -> None:
-    limit = int(facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"])
+    limit = int(swift_facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"])
     count = 2 * limit + 13
     backend = get_backend_object(f"swift://{container}")  # no page-size: the server's limit
     names = [f"obj-{i:04d}" for i in range(count)]
     for name in names:
         backend.put_bytes(name, name.encode())
-    assert len(admin.listing(container)) == limit  # the server does cut the listing
+    assert len(swift_admin.listing(container)) == limit  # the server does cut the listing
     listed = backend.list()
     assert [e.name for e in listed] == names
     assert all(e.size == len(e.name) for e in listed)
 
 
 def test_segmented_upload_and_its_segments(
-    container: str, admin: SwiftAdmin, swift_env: None
+    container: str, swift_admin: SwiftAdmin, swift_env: None
 ) -> None:
     backend = get_backend_object(f"swift://{container}/pre?segment-threshold=2M&segment-size=1M")
     data = bytes(range(256)) * (3 * MIB // 256) + b"end"
     backend.put_stream(NonSeekableReader(data), "big")  # type: ignore[arg-type]
-    head = admin.request("HEAD", f"{container}/pre/big")
+    head = swift_admin.request("HEAD", f"{container}/pre/big")
     assert head.headers.get("X-Static-Large-Object") == "True"
-    assert len(admin.listing(f"{container}_segments")) == 4  # 1M, 1M, 1M, 3 bytes
+    assert len(swift_admin.listing(f"{container}_segments")) == 4  # 1M, 1M, 1M, 3 bytes
     assert backend.get_bytes("big") == data
     assert backend.query("big") == len(data)
     assert [(e.name, e.size) for e in backend.list()] == [("big", len(data))]
     assert backend.get_range("big", MIB - 2, 4) == data[MIB - 2 : MIB + 2]
     # Replacing a segmented object removes its old segments; so does deleting it.
     backend.put_bytes("big", data[: 2 * MIB + 5])
-    assert len(admin.listing(f"{container}_segments")) == 3
+    assert len(swift_admin.listing(f"{container}_segments")) == 3
     assert backend.get_bytes("big") == data[: 2 * MIB + 5]
     backend.move("big", "moved")  # the manifest moves, the segments stay shared
     assert backend.get_bytes("moved") == data[: 2 * MIB + 5]
     backend.delete("moved")
-    assert admin.listing(f"{container}_segments") == []
+    assert swift_admin.listing(f"{container}_segments") == []
     assert backend.list() == []
 
 
 def test_failed_segmented_upload_leaves_nothing(
-    container: str, admin: SwiftAdmin, swift_env: None
+    container: str, swift_admin: SwiftAdmin, swift_env: None
 ) -> None:
     backend = get_backend_object(f"swift://{container}?segment-threshold=2M&segment-size=1M")
     broken = NonSeekableReader(b"s" * (4 * MIB), fail_after=3 * MIB)
@@ -127,13 +116,13 @@ def test_failed_segmented_upload_leaves_nothing(
     with pytest.raises(PermanentBackendError, match=f"gave {3 * MIB} bytes, not the {4 * MIB}"):
         backend.put_stream(short, "big", 4 * MIB)
     assert backend.query("big") == -1
-    assert admin.listing(f"{container}_segments") == []
+    assert swift_admin.listing(f"{container}_segments") == []
 
 
 def test_preauthenticated_url_and_token(
-    facts: dict[str, str], container: str, monkeypatch: pytest.MonkeyPatch
+    swift_facts: dict[str, str], container: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    storage_url, token = admin_session(facts)
+    storage_url, token = admin_session(swift_facts)
     monkeypatch.setenv("SWIFT_PREAUTHURL", storage_url)
     monkeypatch.setenv("SWIFT_PREAUTHTOKEN", token)
     backend = get_backend_object(f"swift://{container}")
@@ -147,7 +136,7 @@ def test_preauthenticated_url_and_token(
 
 
 def test_wrong_password_is_a_permanent_one_line_error(
-    facts: dict[str, str], container: str, monkeypatch: pytest.MonkeyPatch, swift_env: None
+    swift_facts: dict[str, str], container: str, monkeypatch: pytest.MonkeyPatch, swift_env: None
 ) -> None:
     monkeypatch.setenv("SWIFT_PASSWORD", "not-the-password")
     backend = get_backend_object(f"swift://{container}")
@@ -158,10 +147,10 @@ def test_wrong_password_is_a_permanent_one_line_error(
     assert "not-the-password" not in message
 
 
-def test_password_in_the_url_query_is_redacted(facts: dict[str, str], container: str) -> None:
+def test_password_in_the_url_query_is_redacted(swift_facts: dict[str, str], container: str) -> None:
     url = (
-        f"swift://{container}?auth-url={facts['PANNIER_TEST_SWIFT_AUTH_URL']}"
-        f"&user={facts['PANNIER_TEST_SWIFT_USER']}&password=wrong-one"
+        f"swift://{container}?auth-url={swift_facts['PANNIER_TEST_SWIFT_AUTH_URL']}"
+        f"&user={swift_facts['PANNIER_TEST_SWIFT_USER']}&password=wrong-one"
     )
     backend = get_backend_object(url)
     with pytest.raises(PermanentBackendError) as info:
@@ -170,18 +159,18 @@ def test_password_in_the_url_query_is_redacted(facts: dict[str, str], container:
 
 
 def test_password_from_a_file(
-    facts: dict[str, str], container: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    swift_facts: dict[str, str], container: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
     swift_env: None,
 ) -> None:  # fmt: skip
     secret = tmp_path / "swift-password"
-    secret.write_text(facts["PANNIER_TEST_SWIFT_KEY"] + "\n")
+    secret.write_text(swift_facts["PANNIER_TEST_SWIFT_KEY"] + "\n")
     monkeypatch.delenv("SWIFT_PASSWORD")
     monkeypatch.setenv("SWIFT_PASSWORD_FILE", str(secret))
     get_backend_object(f"swift://{container}").test()
 
 
 def test_missing_container_is_created_only_when_asked(
-    container: str, admin: SwiftAdmin, swift_env: None
+    container: str, swift_admin: SwiftAdmin, swift_env: None
 ) -> None:
     name = f"{container}-new"
     backend = get_backend_object(f"swift://{name}")
@@ -192,29 +181,32 @@ def test_missing_container_is_created_only_when_asked(
             backend.list()
         with pytest.raises(FolderMissingError):
             backend.put_bytes("x", b"1")
-        assert admin.request("HEAD", name).status_code == 404
+        assert swift_admin.request("HEAD", name).status_code == 404
         backend.create_folder()
         backend.test()
         backend.put_bytes("x", b"1")
         assert [e.name for e in backend.list()] == ["x"]
     finally:
-        admin.delete_container(name)
+        swift_admin.delete_container(name)
 
 
 def test_user_without_rights_gets_a_permanent_error(
-    facts: dict[str, str], container: str, admin: SwiftAdmin, monkeypatch: pytest.MonkeyPatch,
+    swift_facts: dict[str, str],
+    container: str,
+    swift_admin: SwiftAdmin,
+    monkeypatch: pytest.MonkeyPatch,
     swift_env: None,
-) -> None:  # fmt: skip
-    monkeypatch.setenv("SWIFT_USERNAME", facts["PANNIER_TEST_SWIFT_USER2"])
-    monkeypatch.setenv("SWIFT_PASSWORD", facts["PANNIER_TEST_SWIFT_KEY2"])
+) -> None:
+    monkeypatch.setenv("SWIFT_USERNAME", swift_facts["PANNIER_TEST_SWIFT_USER2"])
+    monkeypatch.setenv("SWIFT_PASSWORD", swift_facts["PANNIER_TEST_SWIFT_KEY2"])
     backend = get_backend_object(f"swift://{container}")
     with pytest.raises(PermanentBackendError, match="403"):
         backend.list()
     # A read ACL for that user: listing and reading work, writing is refused.
-    admin.request(
-        "POST", container, headers={"X-Container-Read": facts["PANNIER_TEST_SWIFT_USER2"]}
+    swift_admin.request(
+        "POST", container, headers={"X-Container-Read": swift_facts["PANNIER_TEST_SWIFT_USER2"]}
     ).raise_for_status()
-    admin.request("PUT", f"{container}/shared", data=b"readable").raise_for_status()
+    swift_admin.request("PUT", f"{container}/shared", data=b"readable").raise_for_status()
     assert [e.name for e in backend.list()] == ["shared"]
     assert backend.get_bytes("shared") == b"readable"
     with pytest.raises(PermanentBackendError, match="403"):
@@ -335,74 +327,52 @@ def test_keystone_without_its_client_library_is_a_config_error(
 
 
 def test_the_backend_tool_with_duplicity_variables(
-    facts: dict[str, str], admin: SwiftAdmin, tmp_path: Any
+    swift_facts: dict[str, str], swift_admin: SwiftAdmin, tmp_path: Path
 ) -> None:
     """``pannier backend`` in a real process, credentials only in the environment."""
-    import os
-    import subprocess
-    import sys
-
     name = unique("pannier-cli")
-    env = {
-        **os.environ,
-        "SWIFT_AUTHURL": facts["PANNIER_TEST_SWIFT_AUTH_URL"],
-        "SWIFT_USERNAME": facts["PANNIER_TEST_SWIFT_USER"],
-        "SWIFT_PASSWORD": facts["PANNIER_TEST_SWIFT_KEY"],
-    }
-    source = tmp_path / "source"
-    source.write_bytes(b"through the command line")
-
-    def pannier(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pannier", "backend", *args],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-
+    tool = BackendTool(
+        SWIFT_AUTHURL=swift_facts["PANNIER_TEST_SWIFT_AUTH_URL"],
+        SWIFT_USERNAME=swift_facts["PANNIER_TEST_SWIFT_USER"],
+        SWIFT_PASSWORD=swift_facts["PANNIER_TEST_SWIFT_KEY"],
+    )
     try:
-        missing = pannier("ls", f"swift://{name}")
-        assert missing.returncode != 0
-        assert f"container {name} does not exist" in missing.stderr
-        assert len(missing.stderr.strip().splitlines()) == 1
-        assert pannier("mkdir", f"swift://{name}").returncode == 0
-        assert pannier("put", f"swift://{name}", "obj", str(source)).returncode == 0
-        listed = pannier("ls", f"swift://{name}")
-        assert listed.returncode == 0 and "obj" in listed.stdout
-        assert pannier("get", f"swift://{name}", "obj", str(tmp_path / "back")).returncode == 0
-        assert (tmp_path / "back").read_bytes() == b"through the command line"
-        env["SWIFT_PASSWORD"] = "wrong-password"
-        refused = pannier("ls", f"swift://{name}")
-        assert refused.returncode != 0 and "authentication refused" in refused.stderr
-        assert "wrong-password" not in refused.stderr
+        tool.fails("ls", f"swift://{name}", saying=f"container {name} does not exist")
+        assert tool("mkdir", f"swift://{name}").returncode == 0
+        tool.round_trip(f"swift://{name}", tmp_path)
+        tool.env["SWIFT_PASSWORD"] = "wrong-password"
+        refused = tool.fails("ls", f"swift://{name}", saying="authentication refused")
+        assert "wrong-password" not in refused
     finally:
-        admin.delete_container(name)
+        swift_admin.delete_container(name)
 
 
 def test_delete_list_of_many_names_uses_bulk_deletes_and_keeps_segments_right(
-    container: str, admin: SwiftAdmin, swift_env: None, facts: dict[str, str]
+    container: str, swift_admin: SwiftAdmin, swift_env: None, swift_facts: dict[str, str]
 ) -> None:
     backend = get_backend_object(f"swift://{container}/p?segment-threshold=1M&segment-size=1M")
     names = [f"n{i:03d}" for i in range(45)]
     for name in names:
         backend.put_bytes(name, b"z")
     backend.put_bytes("large", b"L" * (2 * MIB + 1))  # segmented: 3 segments
-    admin.request("PUT", f"{container}/other", data=b"outside the prefix").raise_for_status()
-    assert len(admin.listing(f"{container}_segments")) == 3
+    swift_admin.request("PUT", f"{container}/other", data=b"outside the prefix").raise_for_status()
+    assert len(swift_admin.listing(f"{container}_segments")) == 3
     backend.delete_list([*names[:40], "large", "never-there"])
     assert sorted(e.name for e in backend.list()) == names[40:]
-    assert admin.listing(f"{container}_segments") == []  # the segments went too
-    assert [e["name"] for e in admin.listing(container, prefix="other")] == ["other"]
+    assert swift_admin.listing(f"{container}_segments") == []  # the segments went too
+    assert [e["name"] for e in swift_admin.listing(container, prefix="other")] == ["other"]
     # A user with only a write ACL on the container deletes many names too.
-    admin.request(
+    swift_admin.request(
         "POST",
         container,
         headers={
-            "X-Container-Read": facts["PANNIER_TEST_SWIFT_USER2"],
-            "X-Container-Write": facts["PANNIER_TEST_SWIFT_USER2"],
+            "X-Container-Read": swift_facts["PANNIER_TEST_SWIFT_USER2"],
+            "X-Container-Write": swift_facts["PANNIER_TEST_SWIFT_USER2"],
         },
     ).raise_for_status()
     user2 = get_backend_object(
-        f"swift://{container}/p?user={facts['PANNIER_TEST_SWIFT_USER2']}"
-        f"&password={facts['PANNIER_TEST_SWIFT_KEY2']}"
+        f"swift://{container}/p?user={swift_facts['PANNIER_TEST_SWIFT_USER2']}"
+        f"&password={swift_facts['PANNIER_TEST_SWIFT_KEY2']}"
     )
     user2.delete_list(names[40:] + [f"absent-{i}" for i in range(20)])
     assert user2.list() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pannier import (
@@ -18,8 +19,8 @@ from pannier import (
 from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_suite import BackendConformance
 
+from tests.plugins.backends.shared import BackendTool, check_put_from_bad_sources
 from tests.plugins.backends.swift_server import CannedServer, SwiftAdmin, unique
-from tests.servers import require_server
 
 FULL_KEY = "full-key-for-tests-0123456789"
 READ_KEY = "read-key-for-tests-9876543210"
@@ -29,18 +30,6 @@ _ENV = (
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def facts() -> dict[str, str]:
-    return require_server("swift")
-
-
-@pytest.fixture(scope="module")
-def admin(facts: dict[str, str]) -> Iterator[SwiftAdmin]:
-    client = SwiftAdmin(facts)
-    yield client
-    client.close()
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ENV:
@@ -48,20 +37,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def container(admin: SwiftAdmin) -> Iterator[str]:
+def container(swift_admin: SwiftAdmin) -> Iterator[str]:
     """A container whose owner set a full key and a read key."""
     name = unique("pannier-keys")
-    admin.create_container(
+    swift_admin.create_container(
         name, **{"X-Container-Meta-Full-Key": FULL_KEY, "X-Container-Meta-Read-Key": READ_KEY}
     )
     yield name
-    admin.delete_container(name)
+    swift_admin.delete_container(name)
 
 
 @pytest.fixture
-def keys_env(facts: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def keys_env(swift_facts: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The variables of duplicity-swiftkeys: the storage URL and the full key."""
-    monkeypatch.setenv("SWIFT_STORAGE_URL", facts["PANNIER_TEST_SWIFT_STORAGE_URL"])
+    monkeypatch.setenv("SWIFT_STORAGE_URL", swift_facts["PANNIER_TEST_SWIFT_STORAGE_URL"])
     monkeypatch.setenv("SWIFT_CONTAINER_FULL_TOKEN", FULL_KEY)
 
 
@@ -69,20 +58,20 @@ class TestSwiftKeysConformance(BackendConformance):
     """The kit with only a container key, listing in pages of the server's limit."""
 
     @pytest.fixture
-    def make_backend(self, facts: dict[str, str], container: str, keys_env: None) -> str:
-        return f"swiftkeys://{container}/kit?page-size={facts['PANNIER_TEST_SWIFT_LISTING_LIMIT']}"
+    def make_backend(self, swift_facts: dict[str, str], container: str, keys_env: None) -> str:
+        return f"swiftkeys://{container}/kit?page-size={swift_facts['PANNIER_TEST_SWIFT_LISTING_LIMIT']}"
 
 
 def test_listing_follows_pages_beyond_the_server_limit(
-    facts: dict[str, str], container: str, admin: SwiftAdmin, keys_env: None
+    swift_facts: dict[str, str], container: str, swift_admin: SwiftAdmin, keys_env: None
 ) -> None:
-    limit = int(facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"])
+    limit = int(swift_facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"])
     count = 2 * limit + 5
     backend = get_backend_object(f"swiftkeys://{container}")
     names = [f"obj-{i:04d}" for i in range(count)]
     for name in names:
         backend.put_bytes(name, b"k")
-    assert len(admin.listing(container)) == limit  # one server page is not everything
+    assert len(swift_admin.listing(container)) == limit  # one server page is not everything
     assert [e.name for e in backend.list()] == names  # duplicity-swiftkeys stopped here
 
 
@@ -99,15 +88,15 @@ def test_wrong_key_is_a_permanent_error_without_the_key(
 
 
 def test_key_of_another_container_is_refused(
-    container: str, admin: SwiftAdmin, keys_env: None
+    container: str, swift_admin: SwiftAdmin, keys_env: None
 ) -> None:
     other = unique("pannier-keys-other")
-    admin.create_container(other, **{"X-Container-Meta-Full-Key": "other-key"})
+    swift_admin.create_container(other, **{"X-Container-Meta-Full-Key": "other-key"})
     try:
         with pytest.raises(PermanentBackendError, match="401"):
             get_backend_object(f"swiftkeys://{other}").list()
     finally:
-        admin.delete_container(other)
+        swift_admin.delete_container(other)
 
 
 def test_missing_container_is_refused_like_a_wrong_key(keys_env: None) -> None:
@@ -119,10 +108,13 @@ def test_missing_container_is_refused_like_a_wrong_key(keys_env: None) -> None:
 
 
 def test_read_key_reads_but_cannot_write(
-    facts: dict[str, str], container: str, admin: SwiftAdmin, monkeypatch: pytest.MonkeyPatch
+    swift_facts: dict[str, str],
+    container: str,
+    swift_admin: SwiftAdmin,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    admin.request("PUT", f"{container}/existing", data=b"restore me").raise_for_status()
-    monkeypatch.setenv("SWIFT_STORAGE_URL", facts["PANNIER_TEST_SWIFT_STORAGE_URL"])
+    swift_admin.request("PUT", f"{container}/existing", data=b"restore me").raise_for_status()
+    monkeypatch.setenv("SWIFT_STORAGE_URL", swift_facts["PANNIER_TEST_SWIFT_STORAGE_URL"])
     monkeypatch.setenv("SWIFT_CONTAINER_READ_TOKEN", READ_KEY)
     backend = get_backend_object(f"swiftkeys://{container}")
     assert [e.name for e in backend.list()] == ["existing"]
@@ -131,17 +123,22 @@ def test_read_key_reads_but_cannot_write(
         backend.put_bytes("new", b"no")
     with pytest.raises(PermanentBackendError, match="403"):
         backend.delete("existing")
-    assert admin.request("HEAD", f"{container}/existing").status_code == 200
+    assert swift_admin.request("HEAD", f"{container}/existing").status_code == 200
+
+
+def test_source_of_wrong_size_or_broken_leaves_nothing(container: str, keys_env: None) -> None:
+    with get_backend_object(f"swiftkeys://{container}") as backend:
+        check_put_from_bad_sources(backend, broken="reading the source failed")
 
 
 def test_key_from_a_file(
-    facts: dict[str, str], container: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+    swift_facts: dict[str, str], container: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pathlib import Path
 
     key_file = Path(str(tmp_path)) / "key"
     key_file.write_text(FULL_KEY + "\n")
-    monkeypatch.setenv("SWIFT_STORAGE_URL", facts["PANNIER_TEST_SWIFT_STORAGE_URL"])
+    monkeypatch.setenv("SWIFT_STORAGE_URL", swift_facts["PANNIER_TEST_SWIFT_STORAGE_URL"])
     monkeypatch.setenv("SWIFT_CONTAINER_FULL_TOKEN_FILE", str(key_file))
     get_backend_object(f"swiftkeys://{container}").test()
 
@@ -241,38 +238,17 @@ def test_server_answers_are_classified(
 
 
 def test_the_backend_tool_with_a_key_in_a_file(
-    facts: dict[str, str], container: str, tmp_path: object
+    swift_facts: dict[str, str], container: str, tmp_path: Path
 ) -> None:
     """``pannier backend`` in a real process, the key read from a file."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    tmp = Path(str(tmp_path))
-    (tmp / "key").write_text(FULL_KEY + "\n")
-    (tmp / "source").write_bytes(b"through the command line")
-    env = {
-        **os.environ,
-        "SWIFT_STORAGE_URL": facts["PANNIER_TEST_SWIFT_STORAGE_URL"],
-        "SWIFT_CONTAINER_FULL_TOKEN_FILE": str(tmp / "key"),
-    }
-
-    def pannier(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pannier", "backend", *args],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-
+    (tmp_path / "key").write_text(FULL_KEY + "\n")
+    tool = BackendTool(
+        SWIFT_STORAGE_URL=swift_facts["PANNIER_TEST_SWIFT_STORAGE_URL"],
+        SWIFT_CONTAINER_FULL_TOKEN_FILE=str(tmp_path / "key"),
+    )
     url = f"swiftkeys://{container}"
-    assert pannier("put", url, "obj", str(tmp / "source")).returncode == 0
-    listed = pannier("ls", url)
-    assert listed.returncode == 0 and "obj" in listed.stdout
-    assert pannier("get", url, "obj", str(tmp / "back")).returncode == 0
-    assert (tmp / "back").read_bytes() == b"through the command line"
-    refused = pannier("mkdir", url)
-    assert refused.returncode != 0 and "cannot create container" in refused.stderr
-    (tmp / "key").write_text("not-the-key\n")
-    wrong = pannier("ls", url)
-    assert wrong.returncode != 0 and "container key was refused" in wrong.stderr
-    assert "not-the-key" not in wrong.stderr
+    tool.round_trip(url, tmp_path)
+    tool.fails("mkdir", url, saying="cannot create container")
+    (tmp_path / "key").write_text("not-the-key\n")
+    wrong = tool.fails("ls", url, saying="container key was refused")
+    assert "not-the-key" not in wrong

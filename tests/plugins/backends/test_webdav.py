@@ -5,16 +5,11 @@ differ, so code that leans on one of them fails on the other."""
 from __future__ import annotations
 
 import http.server
-import io
-import os
 import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -32,6 +27,7 @@ from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
+from tests.plugins.backends.shared import BackendTool, check_put_from_bad_sources, fresh, unique
 from tests.servers import require_server
 
 SERVERS = ("rclone", "wsgidav")
@@ -61,19 +57,6 @@ def dav_url(base: str, user: str | None, folder: str, query: str = "") -> str:
     dav = "webdavs" if scheme == "https" else "webdav"
     path = f"{rest}{folder}/" if folder else rest
     return f"{dav}://{userinfo}{path}" + (f"?{query}" if query else "")
-
-
-def fresh(url: str) -> str:
-    backend = get_backend_object(url)
-    try:
-        backend.create_folder()
-    finally:
-        backend.close()
-    return url
-
-
-def unique(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}"
 
 
 class TestWebDAVConformance(BackendConformance):
@@ -316,37 +299,12 @@ def test_listing_under_concurrent_deletes_is_complete_or_an_error(
     assert complete > 0, f"every listing failed ({failed})"
 
 
-class _Broken(io.RawIOBase):
-    """A source stream that fails after its first block."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        self.calls += 1
-        if self.calls > 1:
-            raise OSError("disk read error (simulated)")
-        b[:4] = b"abcd"
-        return 4
-
-
 def test_source_of_wrong_size_or_broken_leaves_nothing(
     server: str, webdav: dict[str, str], password_env: None
 ) -> None:
     url = dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("src"))
-    backend = get_backend_object(fresh(url))
-    with backend:
-        backend.put_bytes("old", b"old content")
-        with pytest.raises(PermanentBackendError, match="gave 3 bytes, not the 10 announced"):
-            backend.put_stream(io.BytesIO(b"abc"), "old", 10)
-        with pytest.raises(PermanentBackendError, match="more than the 10 bytes announced"):
-            backend.put_stream(io.BytesIO(b"x" * 20), "old", 10)
-        with pytest.raises(TransientBackendError, match="reading the source failed"):
-            backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
-        assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
+    with get_backend_object(fresh(url)) as backend:
+        check_put_from_bad_sources(backend, broken="reading the source failed")
 
 
 def test_server_that_never_answers_times_out() -> None:
@@ -405,20 +363,9 @@ def test_pannier_backend_test_passes(webdav: dict[str, str]) -> None:
     url = dav_url(
         webdav["PANNIER_TEST_WEBDAV_WSGIDAV_URL"], webdav["PANNIER_TEST_WEBDAV_USER"], unique("cli")
     )
-    env = dict(os.environ, PANNIER_WEBDAV_PASSWORD=webdav["PANNIER_TEST_WEBDAV_PASS"])
-    made = subprocess.run(
-        [sys.executable, "-m", "pannier", "backend", "mkdir", url], env=env, timeout=60
-    )
-    assert made.returncode == 0
-    done = subprocess.run(
-        [sys.executable, "-m", "pannier", "backend", "test", url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "OK: 0 of" in done.stdout
+    tool = BackendTool(PANNIER_WEBDAV_PASSWORD=webdav["PANNIER_TEST_WEBDAV_PASS"])
+    assert tool("mkdir", url).returncode == 0
+    tool.kit_passes(url)
 
 
 def test_collection_path_with_spaces_and_non_ascii(
