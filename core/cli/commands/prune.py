@@ -66,6 +66,11 @@ def run_prune(args: argparse.Namespace, ctx: CLIContext, repo: Any, *, dry_run: 
             f"{result.packs_kept}; space {done} freed: about {_size(result.bytes_freed)}".replace(
                 "  ", " "
             )
+            + (
+                f"; temporaries of interrupted uploads removed: {result.temporaries_removed}"
+                if result.temporaries_removed
+                else ""
+            )
         )
     return 0
 
