@@ -70,7 +70,7 @@ class BackupOptions:
     reread_probability: float = 0.001
     dry_run: bool = False
     workers: int = 4
-    max_pending: int = 64
+    max_pending: int = 512
     random_seed: int | None = None
 
 
