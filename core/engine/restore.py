@@ -63,6 +63,10 @@ __all__ = ["RestoreOptions", "RestoreSummary", "check_target", "run_restore"]
 #: Small files of one directory restored together: at most this many, or this many bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 8 << 20
+#: Threads writing large files from a local repository (small files: the walking thread).
+LOCAL_WORKERS = 2
+#: Threads writing files from a remote repository (their reads wait on the network).
+REMOTE_WORKERS = 4
 
 
 @attrs.define
@@ -74,13 +78,16 @@ class RestoreOptions:
         a pattern without ``/`` matches a name, one with ``/`` the whole snapshot path.
     :ivar overwrite: allow a non-empty target (existing files are compared and replaced
         only where they differ).
-    :ivar workers: threads writing files.
+    :ivar workers: threads writing files; 0 writes every file in the calling thread;
+        None (the default) chooses: from a local (``file://``) repository small files
+        are written by the calling thread and large ones by :data:`LOCAL_WORKERS`
+        threads, from any other by :data:`REMOTE_WORKERS` threads, whose reads overlap.
     """
 
     include: list[str] = attrs.field(factory=list)
     exclude: list[str] = attrs.field(factory=list)
     overwrite: bool = False
-    workers: int = 4
+    workers: int | None = None
 
 
 @attrs.define
@@ -158,6 +165,8 @@ class _Restorer:
         self.summary = RestoreSummary(target=target)
         self.lock = threading.Lock()
         self.use_attr = meta.has("attr")
+        self.want_digest = meta.wants_digest()
+        self.umask = _umask()
         self.excluded: set[Index] = set()  # entries left out by --exclude
 
     def error(self, index: Index, message: str) -> None:
@@ -166,12 +175,17 @@ class _Restorer:
             self.summary.errors.append(f"{path}: {message}")
         self.prog.file_error(path, message)
 
-    def apply_meta(self, dfd: int, entry: TreeEntry, records: dict[str, Any]) -> None:
+    def apply_meta(
+        self, dfd: int, entry: TreeEntry, records: dict[str, Any], digest: bytes | None = None
+    ) -> None:
         """Apply the entry's metadata records (the tree's own owner, mode and mtime when
-        there is no ``attr`` record); an OSError is reported, not raised."""
+        there is no ``attr`` record); ``digest`` is the BLAKE3 digest of the content just
+        written, if any. An OSError is reported, not raised."""
         try:
             changed = (
-                self.meta.apply(records, self.target, entry.index) if self.meta.plugins else False
+                self.meta.apply(records, self.target, entry.index, digest=digest)
+                if self.meta.plugins
+                else False
             )
             if not self.use_attr or records.get("attr") is None:
                 changed = (
@@ -197,6 +211,7 @@ class _Restorer:
         with the same content (when ``compare``), else write it; then its metadata.
         Errors are reported, not raised."""
         name = entry.index[-1]
+        digest = None
         try:
             st = lstat_at(dfd, name) if compare else None
             if (
@@ -209,11 +224,13 @@ class _Restorer:
             else:
                 if st is not None and stat.S_ISDIR(st.st_mode):
                     remove_at(dfd, name)
-                n = write_file(self.repo, dfd, name, entry, data)
+                n, digest = write_file(
+                    self.repo, dfd, name, entry, data, digest=self.want_digest, umask=self.umask
+                )
                 with self.lock:
                     self.summary.files_restored += 1
                     self.summary.bytes_written += n
-            self.apply_meta(dfd, entry, records)
+            self.apply_meta(dfd, entry, records, digest)
             self.prog.add(files=1, nbytes=entry.size)
         except (OSError, PannierError) as e:
             self.error(entry.index, _message(e))
@@ -334,7 +351,17 @@ class _Restorer:
             main: Iterator[tuple[Index, dict[str, Any]]] = (
                 (e.index, {"": e}) for e in load_tree(self.repo, snapshot)
             )
-            workers = max(1, self.opts.workers)
+            local = _is_local(self.repo)
+            workers = self.opts.workers
+            if workers is None:
+                workers = LOCAL_WORKERS if local else REMOTE_WORKERS
+            # Every thread more that runs Python at once costs GIL hand-overs, a futex
+            # call at nearly every syscall: small files from a local repository, whose
+            # reads never wait, are written by this thread itself; large files (long
+            # reads, decoding and writes outside the GIL) go to the workers.
+            inline_small = workers <= 0 or (self.opts.workers is None and local)
+            inline_large = workers <= 0
+            workers = max(1, workers)
             with ThreadPoolExecutor(workers, thread_name_prefix="pannier-restore") as pool:
                 pending: list[Future[None]] = []
                 slots = threading.BoundedSemaphore(workers * 4)
@@ -343,7 +370,10 @@ class _Restorer:
                 batch_fd = -1
                 batch_bytes = 0
 
-                def submit(fn: Any, *args: Any) -> None:
+                def submit(fn: Any, *args: Any, inline: bool = False) -> None:
+                    if inline:
+                        fn(*args)
+                        return
                     slots.acquire()
 
                     def run() -> None:
@@ -357,7 +387,7 @@ class _Restorer:
                 def flush_batch() -> None:
                     nonlocal batch, batch_bytes, batch_fd
                     if batch:
-                        submit(self.batch_task, batch_fd, batch)
+                        submit(self.batch_task, batch_fd, batch, inline=inline_small)
                         batch, batch_bytes, batch_fd = [], 0, -1
 
                 for index, records in self.meta.join(main):
@@ -387,7 +417,9 @@ class _Restorer:
                         dfd = dirs.fd_for(index[:-1])
                         if entry.kind == "f":
                             if len(entry.data or ()) > 1 or entry.flags & FLAG_SPARSE:
-                                submit(self.file_task, os.dup(dfd), entry, records)
+                                submit(
+                                    self.file_task, os.dup(dfd), entry, records, inline=inline_large
+                                )
                                 continue
                             if (
                                 batch_dir != index[:-1]
@@ -508,6 +540,26 @@ class _Restorer:
             return
         if changed:
             self.summary.metadata_changed += 1
+
+
+def _is_local(repo: Any) -> bool:
+    """True when ``repo`` is on a local ``file://`` backend (reads never wait long)."""
+    url = getattr(getattr(repo, "backend", None), "url", None)
+    return getattr(url, "scheme", None) == "file"
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc where it can be, else set and set back)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _message(e: BaseException) -> str:

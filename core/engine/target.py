@@ -23,7 +23,7 @@ import itertools
 import os
 import secrets
 import stat
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UnsafePathError
 from ..source import Index, index_to_path
@@ -34,6 +34,7 @@ __all__ = [
     "SMALL_FILE",
     "TMP_PREFIX",
     "DirStack",
+    "Written",
     "apply_tree_meta",
     "check_name",
     "lstat_at",
@@ -181,36 +182,64 @@ def same_content(repo: Any, dfd: int, name: bytes, entry: TreeEntry) -> bool:
         return i == len(chunks)
 
 
+class Written(NamedTuple):
+    """What :func:`write_file` wrote: the byte count and, when asked, the BLAKE3 digest
+    of those bytes in file order (None for a sparse file: its holes are not written)."""
+
+    size: int
+    digest: bytes | None
+
+
 def write_file(
-    repo: Any, dfd: int, name: bytes, entry: TreeEntry, data: bytes | None = None
-) -> int:
+    repo: Any,
+    dfd: int,
+    name: bytes,
+    entry: TreeEntry,
+    data: bytes | None = None,
+    *,
+    digest: bool = False,
+    umask: int = 0,
+) -> Written:
     """Write the entry's content (``data`` when already read, else its blobs read from
-    the repository) to a temporary name, rename it to ``name``; return the bytes written.
-    On any failure the temporary file is removed and the error raised."""
+    the repository) to a temporary name, rename it to ``name``; return what was written.
+
+    The file is created with the entry's permission bits (never setuid, setgid or sticky
+    before its owner is set; ``umask`` bits the process would clear are set again) and
+    gets the entry's mtime before it is renamed, so that the metadata step usually
+    finds nothing left to do. With ``digest`` the BLAKE3 digest of the bytes written is
+    computed on the way. On any failure the temporary file is removed and the error
+    raised.
+    """
     tmp = tmp_name()
-    # created with its final permission bits (never setuid/setgid before its owner is
-    # set) so that the metadata step usually has no chmod left to do
     mode = stat.S_IMODE(entry.mode) & 0o777
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, mode, dir_fd=dfd)
     written = 0
+    sparse = bool(entry.flags & FLAG_SPARSE)
+    hasher = _blake3() if digest and not sparse else None
     try:
-        sparse = bool(entry.flags & FLAG_SPARSE)
-        chunks = list(entry.data or ())
+        if mode & umask:
+            os.fchmod(fd, mode)
+        chunks = entry.data or ()
         if sparse:
-            written = _write_sparse(repo, fd, chunks)
-        elif chunks:
-            blobs = [data] if data is not None else repo.iter_blobs(chunks)
-            for data in blobs:
-                _write_all(fd, data)
-                written += len(data)
-        if sparse:
+            written = _write_sparse(repo, fd, list(chunks))
             os.ftruncate(fd, written)
+        elif chunks:
+            if data is not None and len(chunks) == 1:
+                written = _write_all(fd, data)
+                if hasher is not None:
+                    hasher.update(data)
+            else:
+                for piece in repo.iter_blobs(list(chunks)):
+                    written += _write_all(fd, piece)
+                    if hasher is not None:
+                        hasher.update(piece)
         if written != entry.size:
             raise UnsafePathError(
                 f"{index_to_path(entry.index)}: content is {written} bytes, the snapshot says "
                 f"{entry.size}"
             )
+        os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         os.close(fd)
         fd = -1
         os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -220,14 +249,24 @@ def write_file(
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dfd)
         raise
-    return written
+    return Written(written, None if hasher is None else hasher.digest())
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+def _blake3() -> Any:
+    import blake3  # a core dependency, imported when first needed
+
+    return blake3.blake3()
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    """Write all of ``data`` to ``fd``; return its length."""
+    k = os.write(fd, data)
+    if k == len(data):
+        return k
+    view = memoryview(data)[k:]
     while view:
-        k = os.write(fd, view)
-        view = view[k:]
+        view = view[os.write(fd, view) :]
+    return len(data)
 
 
 def _write_sparse(repo: Any, fd: int, chunks: list[bytes]) -> int:

@@ -92,17 +92,27 @@ class ChecksumPlugin(MetaPlugin):
 
     @classmethod
     def apply(
-        cls, record: ChecksumRecord, root: bytes, index: Index, *, dry_compare: bool = True
+        cls,
+        record: ChecksumRecord,
+        root: bytes,
+        index: Index,
+        *,
+        dry_compare: bool = True,
+        digest: bytes | None = None,
     ) -> bool:
         """Verify the file's content; return False (nothing is ever written).
 
-        Raises CorruptObjectError when the content differs from the recorded digest,
-        and ValueError for an algorithm this plugin does not know.
+        ``digest``, when given, is the BLAKE3 digest of the bytes the engine just wrote
+        to the file: it is compared and the file is not read again; without it the file
+        is read and hashed. Raises CorruptObjectError when the content differs from the
+        recorded digest, and ValueError for an algorithm this plugin does not know.
         """
         if record.algorithm != ALGORITHM:
             raise ValueError(f"unknown checksum algorithm {record.algorithm!r}")
         path = index_path(root, index)
-        if file_digest(path) != record.digest:
+        if digest is None:
+            digest = file_digest(path)
+        if digest != record.digest:
             raise CorruptObjectError(
                 f"restored file {os.fsdecode(path)!r} does not match its recorded "
                 f"{ALGORITHM} checksum",
