@@ -3,7 +3,8 @@
 The key objects' format and the key derivation are in :mod:`pannier.repo.crypto`; this
 module manages the objects on the backend. Key objects are never rewritten: a key object
 of an older format version keeps working, and ``key add`` then ``key remove`` of the old
-id replaces it with one of the current version.
+id (opened with the new password: the key in use cannot be removed) replaces it with one
+of the current version.
 """
 
 from __future__ import annotations
