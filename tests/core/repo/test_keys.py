@@ -164,3 +164,64 @@ def test_key_list_marks_an_altered_key(backend: DirBackend) -> None:
     assert current.version == 2 and current.kdf == "argon2id"
     with pytest.raises(WrongPasswordError, match=f"key-{other} fails authentication"):
         Repository.open(backend, "another password")
+
+
+def v1_key_object(master: MasterKey, password: str, kdf: KdfParams) -> bytes:
+    """A key object as pannier wrote it before version 2 (docs/format.md, "Version 1")."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    salt, nonce = os.urandom(16), os.urandom(12)
+    wrapping = kdf.derive(password.encode(), salt)
+    sealed = AESGCM(wrapping).encrypt(
+        nonce, msgpack.packb(master.to_dict(), use_bin_type=True), b"pannier:key"
+    )
+    return repack(
+        {
+            "version": 1,
+            "kdf": kdf.algorithm,
+            "memory_cost": kdf.memory_cost,
+            "iterations": kdf.iterations,
+            "lanes": kdf.lanes,
+            "salt": salt,
+            "nonce": nonce,
+            "data": sealed,
+            "created": "2025-01-01T00:00:00Z",
+            "hostname": "old-host",
+            "username": "old-user",
+        }
+    )
+
+
+def test_a_repository_with_a_version_1_key_opens_and_its_key_is_replaced(
+    backend: DirBackend,
+) -> None:
+    repo = Repository.init(backend, PASSWORD, kdf=FAST_KDF)
+    ids = repo.store_bytes(b"kept")
+    master = repo.cipher.master
+    assert master is not None
+    repo.flush()
+    repo.close()
+    (new_key,) = backend.directory.glob("key-*")
+    new_key.unlink()
+    (backend.directory / "key-00000000000000aa").write_bytes(
+        v1_key_object(master, PASSWORD, FAST_KDF)
+    )
+    repo = Repository.open(backend, PASSWORD)
+    assert repo.read_blob(ids[0]) == b"kept"
+    (old,) = repo.list_keys()
+    assert (old.id, old.version, old.hostname, old.current) == (
+        "00000000000000aa",
+        1,
+        "old-host",
+        True,
+    )
+    added = repo.add_key("new password", kdf=FAST_KDF)
+    repo.close()
+    repo = Repository.open(backend, "new password")
+    repo.remove_key(old.id)
+    (key,) = repo.list_keys()
+    assert (key.id, key.version, key.current) == (added, 2, True)
+    assert repo.read_blob(ids[0]) == b"kept"
+    repo.close()
