@@ -454,7 +454,9 @@ class Repository:
         stored. Thread-safe. Compresses unless incompressible, seals, and packs it; a
         full pack goes to the background uploader (which applies back-pressure)."""
         self._uploader.raise_error()
-        kind_no = int(fmt.BlobKind.parse(kind))
+        kind_no = _KIND_NUMBERS.get(kind)
+        if kind_no is None:
+            kind_no = int(fmt.BlobKind.parse(kind))
         bid = blob_id if blob_id is not None else self.cipher.blob_id(data)
         return bid, self._uploader.add(bid, kind_no, data)
 
@@ -705,6 +707,14 @@ class Repository:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: The blob kinds by name and number (``BlobKind.parse`` for any other spelling).
+_KIND_NUMBERS: dict[str | int, int] = {
+    "data": int(fmt.BlobKind.DATA),
+    "tree": int(fmt.BlobKind.TREE),
+    **{int(k): int(k) for k in fmt.BlobKind},
+}
 
 
 def _is_index_name(name: str) -> bool:
