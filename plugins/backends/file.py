@@ -220,25 +220,22 @@ class FileBackend(Backend):
         removed: builtins.list[str] = []
         try:
             with os.scandir(self.directory) as entries:
-                stale = [
-                    e.name
-                    for e in entries
-                    if e.name.startswith(_TMP_PREFIX)
-                    and e.is_file(follow_symlinks=False)
-                    and e.stat(follow_symlinks=False).st_mtime < limit
-                ]
+                found = [e for e in entries if e.name.startswith(_TMP_PREFIX)]
         except FileNotFoundError:
             return removed
         except OSError as e:
             raise self._error("clean temporaries", None, e) from e
-        for name in stale:
+        for entry in found:
             try:
-                os.unlink(self._path(name))
-            except FileNotFoundError:  # finished or removed meanwhile
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(info.st_mode) or info.st_mtime >= limit:
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:  # its put finished, or it was removed, meanwhile
                 continue
             except OSError as e:
-                raise self._error("clean temporaries", name, e) from e
-            removed.append(name)
+                raise self._error("clean temporaries", entry.name, e) from e
+            removed.append(entry.name)
         return removed
 
     def _write_atomically(self, remote_filename: str, write: Callable[[IO[bytes]], object]) -> None:
