@@ -79,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "http_status_error": "pannier.http",
     "network_detail": "pannier.http",
     "parse_retry_after": "pannier.http",
+    "query_list_by_head": "pannier.http",
     "receive_body": "pannier.http",
     "CheckResult": "pannier.repo.check",
     "check_repository": "pannier.repo.check",
@@ -210,6 +211,7 @@ __all__ = [
     "parse_url",
     "path_to_index",
     "prune_repository",
+    "query_list_by_head",
     "receive_body",
     "redact",
     "register_backend",
@@ -273,6 +275,7 @@ if TYPE_CHECKING:
         http_status_error as http_status_error,
         network_detail as network_detail,
         parse_retry_after as parse_retry_after,
+        query_list_by_head as query_list_by_head,
         receive_body as receive_body,
     )
     from .lazy_import import lazy_import as lazy_import

@@ -12,6 +12,8 @@ swift, swiftkeys, rclone) and for third-party ones:
 * :func:`http_status_error` -- the BackendError an HTTP error status means;
 * :func:`http_network_error` and :func:`network_detail` -- the BackendError a failure to
   reach the server means, with the useful part of the HTTP library's message;
+* :func:`query_list_by_head` -- ``_query_list`` as a HEAD per name for a few names and
+  one listing for many;
 * :func:`bucket_and_prefix` -- the bucket (or container) and key prefix an object
   store's URL names.
 
@@ -31,7 +33,7 @@ import sys
 import time
 from collections.abc import Collection, Iterable, Iterator
 from email.utils import parsedate_to_datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .errors import (
     BackendError,
@@ -42,6 +44,9 @@ from .errors import (
 )
 from .url import BackendURL
 
+if TYPE_CHECKING:
+    from .backend import Backend
+
 __all__ = [
     "CHUNK_SIZE",
     "UploadBody",
@@ -50,11 +55,14 @@ __all__ = [
     "http_status_error",
     "network_detail",
     "parse_retry_after",
+    "query_list_by_head",
     "receive_body",
 ]
 
 #: Bytes per read of an upload's source when the HTTP library asks for no size.
 CHUNK_SIZE = 1 << 20
+#: Up to this many names, :func:`query_list_by_head` asks for each; above, it lists once.
+QUERY_BY_LISTING = 16
 
 #: Patterns that pick the useful part out of a requests/urllib3 message, first match wins.
 _DETAIL_PATTERNS = tuple(
@@ -319,6 +327,20 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def query_list_by_head(
+    backend: Backend, names: list[str], *, listing_above: int = QUERY_BY_LISTING
+) -> dict[str, dict[str, int]]:
+    """What ``backend._query_list(names)`` answers, for a backend whose ``_query`` asks
+    the server about one object (a HEAD) and whose ``_list`` gives sizes: the ``_query``
+    of each name for up to ``listing_above`` names, one listing for more, since one
+    listing then costs less than many requests. ``{name: {"size": n}}``, -1 for a missing
+    name."""
+    if len(names) <= listing_above:
+        return {name: backend._query(name) for name in names}
+    sizes = {entry.name: entry.size for entry in backend.iter_list()}
+    return {name: {"size": sizes.get(name, -1)} for name in names}
 
 
 def bucket_and_prefix(url: BackendURL, noun: str = "bucket") -> tuple[str, str]:

@@ -128,13 +128,7 @@ class RcloneBackend(Backend):
     schemes = ("rclone",)
     description = "any rclone remote, through one rclone rcd process"
     capabilities = BackendCapabilities(
-        atomic_put=True,
-        ranged_get=True,
-        rename=True,
-        max_name_length=255,
-        page_size=None,
-        connections=4,
-        streaming=True,
+        atomic_put=True, ranged_get=True, rename=True, streaming=True
     )
 
     def __init__(self, url: BackendURL) -> None:

@@ -53,6 +53,8 @@ from pannier import (
     PermanentBackendError,
     RateLimitedError,
     TransientBackendError,
+    bucket_and_prefix,
+    query_list_by_head,
 )
 
 #: Storage classes accepted by the ``storage-class`` option.
@@ -98,7 +100,6 @@ class S3Backend(Backend):
         atomic_put=True,
         ranged_get=True,
         rename=True,
-        max_name_length=255,
         page_size=1000,
         connections=8,
         streaming=True,
@@ -107,11 +108,7 @@ class S3Backend(Backend):
 
     def __init__(self, url: BackendURL) -> None:
         self.url = url
-        self.bucket = url.host or ""
-        if not self.bucket:
-            raise ConfigError(f"{url.redacted}: the URL names no bucket (s3://BUCKET/PREFIX)")
-        prefix = url.path.strip("/")
-        self.prefix = f"{prefix}/" if prefix else ""
+        self.bucket, self.prefix = bucket_and_prefix(url, "bucket")
         self.endpoint = url.option("endpoint", env="AWS_ENDPOINT_URL")
         region = url.option("region", env="AWS_REGION") or url.option(
             "region", env="AWS_DEFAULT_REGION"
@@ -239,10 +236,8 @@ class S3Backend(Backend):
         return {"size": int(response["ContentLength"])}
 
     def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
-        if len(filename_list) <= 16:
-            return {name: self._query(name) for name in filename_list}
-        sizes = {entry.name: entry.size for entry in self._list()}
-        return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+        """A HEAD per key for a few names, one listing of the prefix for many."""
+        return query_list_by_head(self, filename_list)
 
     def _delete_list(self, filename_list: list[str]) -> None:
         for start in range(0, len(filename_list), DELETE_BATCH):

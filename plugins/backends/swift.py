@@ -64,8 +64,10 @@ from pannier import (
     PermanentBackendError,
     TransientBackendError,
     UploadBody,
+    bucket_and_prefix,
     http_network_error,
     http_status_error,
+    query_list_by_head,
     receive_body,
 )
 
@@ -107,7 +109,6 @@ class SwiftBackend(Backend):
         atomic_put=True,
         ranged_get=True,
         rename=True,
-        max_name_length=255,
         page_size=10000,
         connections=8,
         streaming=True,
@@ -116,13 +117,7 @@ class SwiftBackend(Backend):
 
     def __init__(self, url: BackendURL) -> None:
         self.url = url
-        self.container = url.host or ""
-        if not self.container:
-            raise ConfigError(
-                f"{url.redacted}: the URL names no container (swift://CONTAINER/PREFIX)"
-            )
-        prefix = url.path.strip("/")
-        self.prefix = f"{prefix}/" if prefix else ""
+        self.container, self.prefix = bucket_and_prefix(url, "container")
         self.preauth_url = url.option("preauth-url", env="SWIFT_PREAUTHURL")
         self.preauth_token = url.secret("preauth-token", env="SWIFT_PREAUTHTOKEN")
         self.auth_url = url.option("auth-url", env="SWIFT_AUTHURL")
@@ -244,10 +239,8 @@ class SwiftBackend(Backend):
         return {"size": -1 if headers is None else int(headers.get("content-length", 0))}
 
     def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
-        if len(filename_list) <= 16:
-            return {name: self._query(name) for name in filename_list}
-        sizes = {entry.name: entry.size for entry in self._list()}
-        return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+        """A HEAD per object for a few names, one listing for many."""
+        return query_list_by_head(self, filename_list)
 
     def _delete_list(self, filename_list: list[str]) -> None:
         if len(filename_list) < BULK_DELETE_MIN:

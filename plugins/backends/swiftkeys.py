@@ -51,8 +51,10 @@ from pannier import (
     PermanentBackendError,
     TransientBackendError,
     UploadBody,
+    bucket_and_prefix,
     http_network_error,
     http_status_error,
+    query_list_by_head,
     receive_body,
 )
 
@@ -79,7 +81,6 @@ class SwiftKeysBackend(Backend):
         atomic_put=True,
         ranged_get=True,
         rename=True,
-        max_name_length=255,
         page_size=10000,
         connections=8,
         streaming=True,
@@ -87,11 +88,7 @@ class SwiftKeysBackend(Backend):
 
     def __init__(self, url: BackendURL) -> None:
         self.url = url
-        self.container = url.host or ""
-        if not self.container:
-            raise ConfigError(f"{url.redacted}: the URL names no container (swiftkeys://CONTAINER)")
-        prefix = url.path.strip("/")
-        self.prefix = f"{prefix}/" if prefix else ""
+        self.container, self.prefix = bucket_and_prefix(url, "container")
         storage_url = url.option("storage-url", env="SWIFT_STORAGE_URL")
         if not storage_url:
             raise ConfigError(f"{url.redacted}: set SWIFT_STORAGE_URL (the account's storage URL)")
@@ -218,10 +215,8 @@ class SwiftKeysBackend(Backend):
         return {"size": int(response.headers.get("Content-Length", 0))}
 
     def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
-        if len(filename_list) <= 16:
-            return {name: self._query(name) for name in filename_list}
-        sizes = {entry.name: entry.size for entry in self._list()}
-        return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+        """A HEAD per object for a few names, one listing for many."""
+        return query_list_by_head(self, filename_list)
 
     def _move(self, source_filename: str, remote_filename: str) -> None:
         source = f"/{quote(self.container, safe='')}/{quote(self._key(source_filename), safe='')}"

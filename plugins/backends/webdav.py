@@ -52,6 +52,7 @@ from pannier import (
     http_network_error,
     http_status_error,
     lazy_import,
+    query_list_by_head,
     receive_body,
 )
 
@@ -73,8 +74,6 @@ LIST_ATTEMPTS = 8
 #: (0.05 s, 0.1 s, ... 3.2 s: about 6 s in all), so that the uploads and deletions that
 #: broke it have time to finish.
 LIST_RETRY_PAUSE = 0.05
-#: When more names than this are queried at once, one listing beats a HEAD per name.
-QUERY_BY_LISTING = 16
 
 _PROPFIND_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?>'
@@ -114,13 +113,7 @@ class WebDAVBackend(Backend):
     schemes = ("webdav", "webdavs")
     description = "a WebDAV server over HTTP or HTTPS"
     capabilities = BackendCapabilities(
-        atomic_put=True,
-        ranged_get=True,
-        rename=True,
-        max_name_length=255,
-        page_size=None,
-        connections=4,
-        streaming=True,
+        atomic_put=True, ranged_get=True, rename=True, streaming=True
     )
 
     def __init__(self, url: BackendURL) -> None:
@@ -266,11 +259,8 @@ class WebDAVBackend(Backend):
             return {"size": int(resp.headers.get("Content-Length", -1))}
 
     def _query_list(self, filename_list: list[str]) -> dict[str, dict[str, int]]:
-        """A HEAD per name for a few names, one listing for many."""
-        if len(filename_list) <= QUERY_BY_LISTING:
-            return {name: self._query(name) for name in filename_list}
-        sizes = {e.name: e.size for e in self._list()}
-        return {name: {"size": sizes.get(name, -1)} for name in filename_list}
+        """A HEAD per name for a few names, one PROPFIND listing for many."""
+        return query_list_by_head(self, filename_list)
 
     def _move(self, source_filename: str, remote_filename: str) -> None:
         """MOVE with ``Overwrite: T``; FileMissingError when the source is missing."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from pannier.backend import Backend, ListEntry
 from pannier.errors import (
     BackendError,
     ConfigError,
@@ -32,8 +33,10 @@ from pannier.http import (
     http_status_error,
     network_detail,
     parse_retry_after,
+    query_list_by_head,
     receive_body,
 )
+from pannier.testing.backend_checks import NonSeekableReader
 from pannier.url import parse_url
 
 WHERE = "test://somewhere"
@@ -80,32 +83,20 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is what some tests do: nothing to print."""
+
+
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    httpd = _QuietServer(("127.0.0.1", 0), _Recorder)
     _Recorder.received = []
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
-
-
-class _FailingSource(io.RawIOBase):
-    """Gives 4 bytes, then every read fails."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        self.calls += 1
-        if self.calls > 1:
-            raise OSError("disk read error (simulated)")
-        b[:4] = b"abcd"
-        return 4
 
 
 def body(data: bytes | io.RawIOBase, size: int | None, **kwargs: Any) -> UploadBody:
@@ -157,9 +148,10 @@ def test_a_long_source_is_permanent_unless_the_body_is_a_part(server: str) -> No
 
 
 def test_a_failing_source_is_transient(server: str) -> None:
+    broken = NonSeekableReader(b"abcd" * 4, fail_after=4)
     with pytest.raises(TransientBackendError) as info:
-        requests.put(f"{server}/obj", data=body(_FailingSource(), None), timeout=30)
-    assert "put obj: reading the source failed: disk read error (simulated)" in str(info.value)
+        requests.put(f"{server}/obj", data=body(broken, None), timeout=30)
+    assert "put obj: reading the source failed: the source stream broke" in str(info.value)
     assert not isinstance(info.value, PermanentBackendError)
 
 
@@ -354,6 +346,41 @@ def test_network_detail_is_one_line_without_addresses() -> None:
     assert network_detail(ConnectionError(text)) == "Connection refused"
     pool = "HTTPSConnectionPool(host='h', port=1): something else went wrong"
     assert network_detail(ConnectionError(pool)) == "something else went wrong"
+
+
+class _Shelf(Backend):
+    """A backend in a dict that counts the queries and listings it is asked for."""
+
+    plugin_api_version = 1
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+        self.calls: list[str] = []
+
+    def _query(self, filename: str) -> dict[str, int]:
+        self.calls.append("query")
+        return {"size": len(self.objects[filename]) if filename in self.objects else -1}
+
+    def _list(self) -> Iterator[ListEntry]:
+        self.calls.append("list")
+        return iter([ListEntry(name, len(data)) for name, data in self.objects.items()])
+
+
+def test_query_list_asks_for_a_few_names_and_lists_for_many() -> None:
+    shelf = _Shelf({f"n{i}": b"x" * i for i in range(40)})
+    few = [f"n{i}" for i in range(16)] + ["absent"]
+    assert query_list_by_head(shelf, few[:16]) == {n: {"size": int(n[1:])} for n in few[:16]}
+    assert shelf.calls == ["query"] * 16
+    shelf.calls.clear()
+    answer = query_list_by_head(shelf, few)
+    assert shelf.calls == ["list"]
+    assert answer["absent"] == {"size": -1} and answer["n7"] == {"size": 7}
+    shelf.calls.clear()
+    assert query_list_by_head(shelf, ["n3", "n4"], listing_above=1) == {
+        "n3": {"size": 3},
+        "n4": {"size": 4},
+    }
+    assert shelf.calls == ["list"]
 
 
 def test_an_object_store_url_names_a_bucket_and_a_prefix() -> None:

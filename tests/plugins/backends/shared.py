@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pannier import Backend, PermanentBackendError, TransientBackendError
+from pannier import Backend, FileMissingError, PermanentBackendError, TransientBackendError
 from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_checks import NonSeekableReader
 
@@ -45,6 +45,17 @@ def check_put_from_bad_sources(backend: Backend, broken: str) -> None:
         backend.put_stream(NonSeekableReader(b"abcd" * 4, fail_after=4), "new")  # type: ignore[arg-type]
     assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
     assert backend.get_bytes("old") == b"old content"
+
+
+def check_get_to_unwritable_or_missing(backend: Backend, tmp_path: Path) -> None:
+    """A get to a path that cannot be created raises PermanentBackendError "cannot
+    write"; a get of a missing object raises FileMissingError and makes no local file."""
+    backend.put_bytes("a", b"1")
+    with pytest.raises(PermanentBackendError, match="cannot write"):
+        backend.get("a", str(tmp_path / "no" / "such" / "dir"))
+    with pytest.raises(FileMissingError):
+        backend.get("b", str(tmp_path / "b"))
+    assert not (tmp_path / "b").exists()
 
 
 class BackendTool:

@@ -3,9 +3,13 @@ admin token, raw S3 and Swift clients to inspect what a backend did, unique name
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import requests
+from pannier import BackendError, RateLimitedError
+from pannier.backend_registry import get_backend_object
 
 from tests.plugins.backends.shared import unique as unique
 
@@ -130,3 +134,27 @@ class CannedServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def classified(
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    url_of: Callable[[str], str],
+    expected: type[BackendError],
+    retry_after: float | None,
+) -> BackendError:
+    """The error of a put through the backend whose URL is ``url_of(server_url)``, when a
+    CannedServer answers ``status`` with ``body`` and ``headers`` to everything. It must
+    be an ``expected``, come after one request (the SDK's own retries are off: the host's
+    wrapper decides), and have ``retry_after`` if it is a RateLimitedError."""
+    with CannedServer(status, body, headers) as server:
+        backend = get_backend_object(url_of(server.url))
+        with pytest.raises(expected) as info:
+            backend.put_bytes("obj", b"data")
+        assert server.requests == 1
+    error = info.value
+    if isinstance(error, RateLimitedError):
+        assert error.retry_after == retry_after
+    assert isinstance(error, RateLimitedError) == (expected is RateLimitedError)
+    return error

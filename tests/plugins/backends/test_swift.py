@@ -20,8 +20,8 @@ from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_checks import NonSeekableReader
 from pannier.testing.backend_suite import BackendConformance
 
-from tests.plugins.backends.shared import BackendTool
-from tests.plugins.backends.swift_server import CannedServer, SwiftAdmin, admin_session, unique
+from tests.plugins.backends.shared import BackendTool, check_get_to_unwritable_or_missing
+from tests.plugins.backends.swift_server import SwiftAdmin, admin_session, classified, unique
 
 MIB = 1 << 20
 _SWIFT_ENV = (
@@ -251,6 +251,13 @@ def test_unreachable_auth_url_is_transient(monkeypatch: pytest.MonkeyPatch) -> N
         backend.list()
 
 
+def test_get_to_unwritable_or_of_missing_object(
+    container: str, swift_env: None, tmp_path: Path
+) -> None:
+    with get_backend_object(f"swift://{container}") as backend:
+        check_get_to_unwritable_or_missing(backend, tmp_path)
+
+
 def test_missing_object(container: str, swift_env: None) -> None:
     backend = get_backend_object(f"swift://{container}")
     with pytest.raises(FileMissingError, match="absent does not exist"):
@@ -272,24 +279,14 @@ def test_missing_object(container: str, swift_env: None) -> None:
     ],
 )
 def test_server_answers_are_classified(
-    status: int,
-    headers: dict[str, str],
-    expected: type,
-    retry_after: float | None,
-    monkeypatch: pytest.MonkeyPatch,
+    status: int, headers: dict[str, str], expected: type, retry_after: float | None
 ) -> None:
-    with CannedServer(status, b"canned", headers) as server:
-        monkeypatch.setenv("SWIFT_PREAUTHURL", f"{server.url}/v1/AUTH_x")
-        monkeypatch.setenv("SWIFT_PREAUTHTOKEN", "tk")
-        backend = get_backend_object("swift://c")
-        with pytest.raises(expected) as info:
-            backend.put_bytes("obj", b"data")
-        assert server.requests == 1  # swiftclient's own retries are off: the host decides
-    assert str(status) in str(info.value)
-    if expected is RateLimitedError:
-        assert info.value.retry_after == retry_after
-    else:
-        assert not isinstance(info.value, RateLimitedError)
+    error = classified(
+        status, b"canned", headers,
+        lambda server: f"swift://c?preauth-url={server}/v1/AUTH_x&preauth-token=tk",
+        expected, retry_after,
+    )  # fmt: skip
+    assert str(status) in str(error)
 
 
 def test_an_expired_token_is_renewed_once(container: str, swift_env: None) -> None:

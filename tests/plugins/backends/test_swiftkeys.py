@@ -19,8 +19,12 @@ from pannier import (
 from pannier.backend_registry import get_backend_object
 from pannier.testing.backend_suite import BackendConformance
 
-from tests.plugins.backends.shared import BackendTool, check_put_from_bad_sources
-from tests.plugins.backends.swift_server import CannedServer, SwiftAdmin, unique
+from tests.plugins.backends.shared import (
+    BackendTool,
+    check_get_to_unwritable_or_missing,
+    check_put_from_bad_sources,
+)
+from tests.plugins.backends.swift_server import SwiftAdmin, classified, unique
 
 FULL_KEY = "full-key-for-tests-0123456789"
 READ_KEY = "read-key-for-tests-9876543210"
@@ -131,6 +135,13 @@ def test_source_of_wrong_size_or_broken_leaves_nothing(container: str, keys_env:
         check_put_from_bad_sources(backend, broken="reading the source failed")
 
 
+def test_get_to_unwritable_or_of_missing_object(
+    container: str, keys_env: None, tmp_path: Path
+) -> None:
+    with get_backend_object(f"swiftkeys://{container}") as backend:
+        check_get_to_unwritable_or_missing(backend, tmp_path)
+
+
 def test_key_from_a_file(
     swift_facts: dict[str, str], container: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,24 +228,14 @@ def test_unreachable_server_is_transient() -> None:
     ],
 )
 def test_server_answers_are_classified(
-    status: int,
-    headers: dict[str, str],
-    expected: type,
-    retry_after: float | None,
-    monkeypatch: pytest.MonkeyPatch,
+    status: int, headers: dict[str, str], expected: type, retry_after: float | None
 ) -> None:
-    with CannedServer(status, b"canned", headers) as server:
-        monkeypatch.setenv("SWIFT_STORAGE_URL", f"{server.url}/v1/AUTH_x")
-        monkeypatch.setenv("SWIFT_CONTAINER_FULL_TOKEN", FULL_KEY)
-        backend = get_backend_object("swiftkeys://c")
-        with pytest.raises(expected) as info:
-            backend.put_bytes("obj", b"data")
-        assert server.requests == 1
-    assert str(status) in str(info.value) and FULL_KEY not in str(info.value)
-    if expected is RateLimitedError:
-        assert info.value.retry_after == retry_after
-    else:
-        assert not isinstance(info.value, RateLimitedError)
+    error = classified(
+        status, b"canned", headers,
+        lambda server: f"swiftkeys://c?storage-url={server}/v1/AUTH_x&full-token={FULL_KEY}",
+        expected, retry_after,
+    )  # fmt: skip
+    assert str(status) in str(error) and FULL_KEY not in str(error)
 
 
 def test_the_backend_tool_with_a_key_in_a_file(

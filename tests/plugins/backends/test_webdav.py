@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -27,7 +28,13 @@ from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
-from tests.plugins.backends.shared import BackendTool, check_put_from_bad_sources, fresh, unique
+from tests.plugins.backends.shared import (
+    BackendTool,
+    check_get_to_unwritable_or_missing,
+    check_put_from_bad_sources,
+    fresh,
+    unique,
+)
 from tests.servers import require_server
 
 SERVERS = ("rclone", "wsgidav")
@@ -242,17 +249,11 @@ def test_busy_server_is_rate_limited_with_its_retry_after(busy_server: int) -> N
 
 
 def test_get_to_unwritable_or_of_missing_object(
-    server: str, webdav: dict[str, str], password_env: None, tmp_path
+    server: str, webdav: dict[str, str], password_env: None, tmp_path: Path
 ) -> None:
     url = dav_url(server, webdav["PANNIER_TEST_WEBDAV_USER"], unique("local"))
-    backend = get_backend_object(fresh(url))
-    with backend:
-        backend.put_bytes("a", b"1")
-        with pytest.raises(PermanentBackendError, match="cannot write"):
-            backend.get("a", str(tmp_path / "no" / "such" / "dir"))
-        with pytest.raises(FileMissingError):
-            backend.get("b", str(tmp_path / "b"))
-        assert not (tmp_path / "b").exists()
+    with get_backend_object(fresh(url)) as backend:
+        check_get_to_unwritable_or_missing(backend, tmp_path)
 
 
 def test_listing_under_concurrent_deletes_is_complete_or_an_error(
