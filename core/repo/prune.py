@@ -35,7 +35,7 @@ from functools import partial
 import attrs
 
 from ..backend import Backend
-from ..errors import CorruptObjectError, PannierError, RepositoryError
+from ..errors import BackendError, CorruptObjectError, PannierError, RepositoryError
 from . import format as fmt
 from .index import BlobSet, decode_records, encode_records
 from .locks import STALE_AFTER
@@ -61,6 +61,8 @@ class PruneResult:
     bytes_freed: int = 0
     indexes_replaced: int = 0
     temporaries_removed: int = 0
+    #: Why removing the temporaries failed (prune's own work was done), or "".
+    temporaries_error: str = ""
     dry_run: bool = False
 
     def to_json(self) -> dict[str, object]:
@@ -190,9 +192,15 @@ def prune_repository(
 def _clean_temporaries(
     repo: Repository, result: PruneResult, older_than: float, say: Callable[[str], None]
 ) -> None:
-    """Step 5: remove the temporaries of interrupted uploads older than ``older_than``."""
+    """Step 5: remove the temporaries of interrupted uploads older than ``older_than``.
+    A backend error here is recorded in ``result.temporaries_error``, not raised: the
+    repository is already pruned, and the next prune tries again."""
     say("removing the temporaries of interrupted uploads")
-    removed = repo.call_backend(lambda b: b.clean_temporaries(older_than))
+    try:
+        removed = repo.call_backend(lambda b: b.clean_temporaries(older_than))
+    except BackendError as e:
+        result.temporaries_error = str(e)
+        return
     result.temporaries_removed = len(removed)
 
 

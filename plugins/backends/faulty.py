@@ -9,10 +9,10 @@ Options (URL query; ``N`` is a comma-separated list of call numbers, counted fro
 operation -- or per instance for ``rate-limit``, ``short-upload`` and ``flip-read``):
 
 * ``seed`` (int, default 0): seeds the random faults.
-* ``fail-OP=N`` for OP in put, get, list, delete, query, move, test: the N-th call of that
-  operation raises TransientBackendError before reaching the inner backend (puts and
-  gets count both the file and the stream forms; ``query`` counts single and list
-  queries).
+* ``fail-OP=N`` for OP in put, get, list, delete, query, move, test, clean: the N-th call
+  of that operation raises TransientBackendError before reaching the inner backend (puts
+  and gets count both the file and the stream forms; ``query`` counts single and list
+  queries; ``clean`` is ``clean_temporaries``).
 * ``fail-rate`` (0..1, default 0): every call fails with this probability.
 * ``fail-mode`` (``transient`` or ``permanent``, default transient): the class of the
   errors ``fail-OP`` and ``fail-rate`` raise (PermanentBackendError is never retried).
@@ -54,7 +54,7 @@ from pannier import (
     get_backend_object,
 )
 
-_OPERATIONS = ("put", "get", "list", "delete", "query", "move", "test")
+_OPERATIONS = ("put", "get", "list", "delete", "query", "move", "test", "clean")
 
 
 def _numbers(url: BackendURL, name: str) -> frozenset[int]:
@@ -271,6 +271,7 @@ class FaultyBackend(Backend):
         self.inner._close()
 
     def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        self._enter("clean")
         removed: builtins.list[str] = self.inner._clean_temporaries(older_than)
         return removed
 

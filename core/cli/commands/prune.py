@@ -56,6 +56,8 @@ def run_prune(args: argparse.Namespace, ctx: CLIContext, repo: Any, *, dry_run: 
     result = prune_repository(
         repo, max_unused=parse_share(args.max_unused), dry_run=dry_run, progress=progress
     )
+    if result.temporaries_error:
+        ctx.warn(f"temporaries of interrupted uploads not removed: {result.temporaries_error}")
     if ctx.json:
         ctx.out_json(result.to_json())
     else:
