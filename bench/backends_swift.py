@@ -3,7 +3,7 @@
 Run alone (with ``scripts/servers/all.sh start swift``) it prints the same rows::
 
     .venv/bin/python bench/backends_swift.py [--targets s3,swift] [--small N] [--large N]
-        [--names N] [--repeat N]
+        [--names N] [--repeat N] [--json FILE]
 
 Both targets use the one Swift server: ``s3://`` goes through its s3api, ``swift://``
 through its native API, and a bucket is a container. For each, through the harness of
@@ -23,7 +23,6 @@ in each round; the best of ``--repeat`` rounds is kept):
 
 from __future__ import annotations
 
-import argparse
 import io
 import shutil
 import subprocess
@@ -233,33 +232,13 @@ def bench_swift(settings: Any, workdir: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the s3 and swift targets alone and print their rows."""
-    import tempfile
-
-    parser = argparse.ArgumentParser(description="s3:// and swift:// beside rclone")
-    parser.add_argument("--targets", default="s3,swift")
-    parser.add_argument("--small", type=int, default=32)
-    parser.add_argument("--large", type=int, default=4)
-    parser.add_argument("--names", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    settings = harness.Settings(args.small, args.large, args.names, max(1, args.repeat))
-    functions = {"s3": bench_s3, "swift": bench_swift}
-    rows = []
-    for target in args.targets.split(","):
-        with tempfile.TemporaryDirectory(prefix=f"pannier-bench-{target}-") as tmp:
-            try:
-                found = functions[target](settings, Path(tmp))
-            except harness.Unavailable as e:
-                print(f"{target} skipped: {e}")
-                continue
-        for row in found:
-            print(harness.format_row(row), flush=True)
-        rows += found
-    ratios = [r[k] for r in rows for k in ("put_ratio", "get_ratio", "ratio") if k in r]
-    if ratios:
-        print(f"worst ratio {min(ratios):.2f}x (target: at least 0.80x)")
-    return 0
+    """Run the s3 and swift targets alone: bench_backends.py with ``--targets s3,swift``
+    unless other targets are named."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--targets" or a.startswith("--targets=") for a in args):
+        args = ["--targets", "s3,swift", *args]
+    status: int = harness.main(args)
+    return status
 
 
 if __name__ == "__main__":
