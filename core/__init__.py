@@ -18,6 +18,8 @@ The parts:
   :func:`register_backend_prefix`, :func:`get_backend`, :func:`get_backend_object`;
 * sources -- :class:`Source`, :class:`SourceEntry`;
 * for plugin modules -- :func:`lazy_import` (an SDK imported on first use);
+* for backends that talk HTTP -- :class:`UploadBody`, :func:`receive_body`,
+  :func:`http_status_error`, :func:`http_network_error` and their kin (``pannier.http``);
 * the repository -- :class:`Repository`, :class:`Snapshot`, :func:`check_repository`,
   :func:`prune_repository`; for commands a hook adds -- :func:`add_repo_options`,
   :func:`open_repository`;
