@@ -39,7 +39,7 @@ from ..errors import SourceError
 from ..meta import MetaPlugin
 from ..source import Index, Source, SourceEntry, index_to_path
 from .content import SMALL_FILE, Stored, store_file, store_files
-from .entries import link_target, merged_entries, synthetic_top, tree_entry
+from .entries import ScanAhead, link_target, merged_entries, synthetic_top, tree_entry
 from .meta import MetaRecorder
 from .progress import Progress, call_hook
 from .snapshots import find_parent, load_tree
@@ -106,12 +106,16 @@ def run_backup(
     *,
     progress: Progress | None = None,
     meta_plugins: Sequence[type[MetaPlugin]] | None = None,
+    scan_ahead: ScanAhead | None = None,
 ) -> BackupSummary:
     """Back up ``sources`` into ``repo`` (open, shared-locked) and save a snapshot.
 
     Returns the summary with ``snapshot_id`` set. Raises :class:`~pannier.SourceError`
     (no snapshot written) when a source fails as a whole; unreadable files only add to
     ``summary.warnings``. ``meta_plugins`` overrides the active metadata plugins (tests).
+    ``scan_ahead``, a :class:`~pannier.engine.entries.ScanAhead` of the same
+    ``sources`` started before the repository was opened, gives the entries (it is
+    closed when the backup ends).
     """
     opts = options or BackupOptions()
     prog = progress or Progress("backup", quiet=True)
@@ -134,7 +138,7 @@ def run_backup(
     try:
         stored_before = _repo_stored(repo)
         run = _BackupRun(repo, sources, opts, prog, summary, parent, meta_plugins, on_warning)
-        streams = run.run()
+        streams = run.run(scan_ahead)
         if streams is not None:
             summary.bytes_added = _repo_stored(repo) - stored_before
             summary.seconds = round(time.monotonic() - started, 3)
@@ -146,6 +150,8 @@ def run_backup(
         call_hook("pannier_backup_end", summary=summary.as_dict())
         raise
     finally:
+        if scan_ahead is not None:
+            scan_ahead.close()
         for s in sources:
             s.set_warning_callback(None)
     summary.seconds = round(time.monotonic() - started, 3)
@@ -195,8 +201,9 @@ class _BackupRun:
         self._batch: _Batch | None = None  # small files waiting to be handed to a worker
         self._done_files = self._done_bytes = 0  # recorded, not yet told to the progress
 
-    def run(self) -> dict[str, list[bytes]] | None:
-        """Walk, store and record everything; return the streams (None for a dry run)."""
+    def run(self, ahead: ScanAhead | None = None) -> dict[str, list[bytes]] | None:
+        """Walk (or take the walk of ``ahead``), store and record everything; return the
+        streams (None for a dry run)."""
         opts, meta = self.opts, self.meta
         if self.prog.wanted:
             _start_counting(self.sources, self.prog, self.parent)
@@ -211,7 +218,8 @@ class _BackupRun:
             with ThreadPoolExecutor(workers, thread_name_prefix="pannier-read") as pool:
                 if len(self.sources) > 1:
                     self.tree.add(synthetic_top(time.time_ns()))
-                for src, index, entry in merged_entries(self.sources):
+                walk = merged_entries(self.sources) if ahead is None else ahead.entries(self.warn)
+                for src, index, entry in walk:
                     if last_index is not None and index <= last_index:
                         raise SourceError(
                             f"source {src.get_name()!r} yielded {index_to_path(index)} out of order"

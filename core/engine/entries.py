@@ -2,22 +2,25 @@
 
 :func:`merged_entries` yields every source's entries under their snapshot index, in index
 order (one source at the top of the snapshot, several each under its name below a
-:func:`synthetic_top`); :func:`tree_entry` turns a source entry into the tree record the
+:func:`synthetic_top`), and :class:`ScanAhead` walks them in a background thread while the
+repository opens; :func:`tree_entry` turns a source entry into the tree record the
 snapshot stores; :func:`link_target` gives a hard link's target as a snapshot index.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import stat
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import SourceError
 from ..source import Index, Source, SourceEntry
 from .tree import FLAG_SPARSE, TreeEntry
 
-__all__ = ["link_target", "merged_entries", "synthetic_top", "tree_entry"]
+__all__ = ["ScanAhead", "link_target", "merged_entries", "synthetic_top", "tree_entry"]
 
 
 def link_target(entry: SourceEntry, index: Index) -> Index:
@@ -100,3 +103,108 @@ def synthetic_top(now_ns: int) -> TreeEntry:
     return TreeEntry(
         (), "d", stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), 0, now_ns, now_ns, 0, None, 0
     )
+
+
+class _Deferred:
+    """A warning a source gave while scanning ahead, delivered in walk order."""
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+
+_END: Any = object()
+
+
+class ScanAhead:
+    """:func:`merged_entries` of ``sources`` walked in a background thread, started
+    before the repository is opened: the walk's system calls overlap the key derivation,
+    the index and the parent tree, which release the GIL or wait.
+
+    At most ``limit`` entries are held ahead of the consumer (bounded memory). Only
+    sources whose scan is cheap and has no side effect (``counting_scan``, a directory
+    walk) are walked ahead: :meth:`wanted` says so. A source's warnings during the walk
+    are handed to the consumer's callback in walk order; an error of the walk (a missing
+    source) is raised where the consumer reaches it. :meth:`close` stops the walk.
+    """
+
+    #: Entries handed over at once (a queue operation per batch, not per entry).
+    BATCH = 256
+
+    def __init__(self, sources: Sequence[Source], limit: int = 16384) -> None:
+        self.sources = sources
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, limit // self.BATCH))
+        self._stop = threading.Event()
+        self._batch: list[Any] = []
+        for s in sources:
+            s.set_warning_callback(self._defer)
+        self._thread = threading.Thread(target=self._walk, name="pannier-scan", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def wanted(sources: Sequence[Source]) -> bool:
+        """True when every source allows a walk ahead (``counting_scan``)."""
+        return bool(sources) and all(type(s).counting_scan for s in sources)
+
+    def _defer(self, path: str, message: str) -> None:
+        self._batch.append(_Deferred(path, message))
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _walk(self) -> None:
+        walk = merged_entries(self.sources)
+        batch_size = self.BATCH
+        end: Any = _END
+        try:
+            for item in walk:
+                self._batch.append(item)
+                if len(self._batch) >= batch_size:
+                    batch, self._batch = self._batch, []
+                    if not self._put(batch):
+                        return
+        except BaseException as e:  # handed to the consumer, raised there
+            end = e
+        finally:
+            close = getattr(walk, "close", None)
+            if close is not None:
+                close()  # a walk given up releases its open directories now
+        batch, self._batch = self._batch, []
+        if self._put(batch):
+            self._put(end)
+
+    def entries(
+        self, on_warning: Callable[[str, str], None] | None = None
+    ) -> Iterator[tuple[Source, Index, SourceEntry]]:
+        """The walk's ``(source, snapshot index, entry)`` items, in index order; the
+        warnings given during the walk go to ``on_warning`` where they occurred."""
+        while True:
+            batch = self._queue.get()
+            if batch is _END:
+                return
+            if isinstance(batch, BaseException):
+                raise batch
+            for item in batch:
+                if type(item) is _Deferred:
+                    if on_warning is not None:
+                        on_warning(item.path, item.message)
+                    continue
+                yield item
+
+    def close(self) -> None:
+        """Stop the walk (when the consumer gives up) and wait for the thread."""
+        self._stop.set()
+        while True:  # unblock a producer waiting for room
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()

@@ -120,6 +120,7 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     """Run the backup; print the summary (or one JSON summary line)."""
     from ...engine.backup import BackupOptions, run_backup
+    from ...engine.entries import ScanAhead
     from ...engine.progress import Progress, format_bytes
     from ...plugin import PluginKind
     from ...registry import get_plugin_manager
@@ -131,7 +132,14 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
     if args.source != "filesystem" and len(args.sources) > 1:
         raise ConfigError(f"the {args.source} source takes one SRC, not {len(args.sources)}")
     sources = [source_class(spec, options) for spec in args.sources]
-    repo = open_repository(args, ctx, lock="shared")
+    # the walk of a directory overlaps the key derivation and the index loading
+    ahead = ScanAhead(sources) if ScanAhead.wanted(sources) else None
+    try:
+        repo = open_repository(args, ctx, lock="shared")
+    except BaseException:
+        if ahead is not None:
+            ahead.close()
+        raise
     progress = Progress(
         "backup", stream=ctx.stderr, json_stream=ctx.stdout if ctx.json else None, quiet=ctx.quiet
     )
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         dry_run=args.dry_run,
     )
     try:
-        summary = run_backup(repo, sources, opts, progress=progress)
+        summary = run_backup(repo, sources, opts, progress=progress, scan_ahead=ahead)
     finally:
         for s in sources:
             s.close()
