@@ -16,8 +16,9 @@ quote every value; ``redact`` hides the secrets of one for printing. Then:
 
 * ``make_objects(dir, count, size)`` writes ``count`` objects of ``size`` bytes;
 * ``rclone_put(dir, remote)`` / ``rclone_get(remote, dir)`` copy a directory of objects up or
-  down with ``rclone copy``; ``rclone_list(remote)`` lists the names with ``rclone lsf``;
-  ``rclone_purge(remote)`` removes what a run left;
+  down with ``rclone copy``; ``rclone_list(remote)`` lists the names with ``rclone lsf``,
+  ``rclone_lsl(remote)`` the names with their sizes (the peer of a pannier listing, which
+  gives sizes); ``rclone_purge(remote)`` removes what a run left;
 * ``cp_put(dir, dest)`` / ``cp_get(dest, dir)`` do the same with ``cp -r``, ``ls_list(dir)``
   lists with ``ls -f``.
 
@@ -62,6 +63,7 @@ __all__ = [
     "quote",
     "rclone_get",
     "rclone_list",
+    "rclone_lsl",
     "rclone_purge",
     "rclone_put",
     "redact",
@@ -367,6 +369,15 @@ def rclone_list(remote: str, extra_args: Sequence[str] = ()) -> PeerTiming:
     return timing
 
 
+def rclone_lsl(remote: str, extra_args: Sequence[str] = ()) -> PeerTiming:
+    """Time ``rclone lsl --max-depth 1 remote`` (names with sizes and times, one level);
+    ``objects`` is the number of names listed."""
+    argv = ["rclone", "lsl", "--max-depth", "1", remote, *extra_args]
+    timing, out = _timed("rclone", "lsl", redact(remote), argv, _rclone_env())
+    timing.objects = len(out.splitlines())
+    return timing
+
+
 def rclone_purge(remote: str) -> bool:
     """Delete ``remote`` and everything under it; True when rclone succeeded."""
     proc = subprocess.run(
@@ -472,11 +483,13 @@ def main(argv: list[str] | None = None) -> int:
             timings = [
                 rclone_put(src, remote),
                 rclone_list(remote),
+                rclone_lsl(remote),
                 rclone_get(remote, Path(tmp, f"back-{kind}"), names=names),
             ]
             for t in timings:
                 print(f"[{kind}] {t.line()}")
-                known_limit = kind == "swift" and t.operation == "list" and "412" in t.error
+                listing = t.operation in ("list", "lsl")
+                known_limit = kind == "swift" and listing and "412" in t.error
                 if known_limit:
                     print(f"[{kind}] (the server's listing limit is under rclone's 1,000)")
                 failures += not t.ok and not known_limit

@@ -237,6 +237,10 @@ def test_cp_and_rclone_local_peers(tmp_path: Path) -> None:
     assert up.ok, up.error
     down = rclone_get(remote, tmp_path / "rclone-back", names=["obj-000001", "obj-000003"])
     assert down.ok and down.objects == 2 and down.bytes == 600_000
+    from peers import rclone_lsl
+
+    listed = rclone_lsl(remote)
+    assert listed.ok and listed.objects == 5 and listed.operation == "lsl"
 
 
 def test_ratios_use_the_better_peer_of_each_figure() -> None:
