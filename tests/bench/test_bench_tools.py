@@ -220,7 +220,9 @@ def test_peer_remote_quoting_and_redaction() -> None:
 
 
 def test_cp_and_rclone_local_peers(tmp_path: Path) -> None:
-    from peers import cp_get, cp_put, local_remote, ls_list, make_objects, rclone_get, rclone_put
+    from peers import (
+        cp_get, cp_put, local_remote, ls_list, make_objects, rclone_get, rclone_lsl, rclone_put,
+    )  # fmt: skip
 
     src = tmp_path / "src"
     assert make_objects(src, 5, 300_000) == 1_500_000
@@ -237,8 +239,6 @@ def test_cp_and_rclone_local_peers(tmp_path: Path) -> None:
     assert up.ok, up.error
     down = rclone_get(remote, tmp_path / "rclone-back", names=["obj-000001", "obj-000003"])
     assert down.ok and down.objects == 2 and down.bytes == 600_000
-    from peers import rclone_lsl
-
     listed = rclone_lsl(remote)
     assert listed.ok and listed.objects == 5 and listed.operation == "lsl"
 
