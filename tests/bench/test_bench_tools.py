@@ -221,7 +221,14 @@ def test_peer_remote_quoting_and_redaction() -> None:
 
 def test_cp_and_rclone_local_peers(tmp_path: Path) -> None:
     from peers import (
-        cp_get, cp_put, local_remote, ls_list, make_objects, rclone_get, rclone_lsl, rclone_put,
+        cp_get,
+        cp_put,
+        local_remote,
+        ls_list,
+        make_objects,
+        rclone_get,
+        rclone_lsl,
+        rclone_put,
     )  # fmt: skip
 
     src = tmp_path / "src"
