@@ -229,7 +229,7 @@ def test_cp_and_rclone_local_peers(tmp_path: Path) -> None:
         rclone_get,
         rclone_lsl,
         rclone_put,
-    )  # fmt: skip
+    )
 
     src = tmp_path / "src"
     assert make_objects(src, 5, 300_000) == 1_500_000
