@@ -27,6 +27,7 @@ Guarantees (each checked by a test):
 from __future__ import annotations
 
 import fnmatch
+import gc
 import os
 import re
 import stat
@@ -276,6 +277,14 @@ class _Restorer:
         """Create a symlink, FIFO or device at the entry's name unless an identical one is
         there; return True when something was created."""
         name = entry.index[-1]
+        if entry.kind == "l" and not self.opts.overwrite:
+            # the target was empty: a symlink is created at its name directly (atomic;
+            # whatever is found there already is compared below)
+            try:
+                os.symlink(bytes(entry.data or b""), name, dir_fd=dfd)
+                return True
+            except FileExistsError:
+                pass
         st = lstat_at(dfd, name)
         if st is not None:
             if entry.kind == "l" and stat.S_ISLNK(st.st_mode):
@@ -611,6 +620,8 @@ def run_restore(
     restorer = _Restorer(repo, target, opts, prog, meta)
     restorer.summary.unsupported_meta_streams = unsupported
     restorer.summary.snapshot_id = snapshot.id
+    # what is alive now (the index above all) is not scanned again by every collection
+    gc.freeze()
     try:
         summary = restorer.run(snapshot)
     except BaseException:
@@ -618,6 +629,8 @@ def run_restore(
         prog.clear()
         call_hook("pannier_restore_end", summary=restorer.summary.as_dict())
         raise
+    finally:
+        gc.unfreeze()
     summary.seconds = round(time.monotonic() - started, 3)
     prog.finish()
     call_hook("pannier_restore_end", summary=summary.as_dict())
