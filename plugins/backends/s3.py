@@ -54,6 +54,7 @@ from pannier import (
     RateLimitedError,
     TransientBackendError,
     bucket_and_prefix,
+    parse_retry_after,
     query_list_by_head,
 )
 
@@ -536,11 +537,7 @@ def _retry_after(e: Exception) -> float | None:
     if not isinstance(response, dict):
         return None
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _one_line(text: str) -> str:
