@@ -133,6 +133,8 @@ class UploadBody:
     def read(self, n: int | None = -1, /) -> bytes:
         """Up to ``n`` bytes of the source (the rest when ``n`` is negative or None);
         ``b""`` once the body is complete."""
+        if n == 0:
+            return b""
         if self.size is None:
             data = self._read_source(-1 if n is None else n)
         else:

@@ -164,6 +164,7 @@ def test_messages_of_a_part_count_from_the_start_of_the_source() -> None:
 
 def test_reads_stop_at_the_size_and_the_end_is_checked_once() -> None:
     upload = body(b"0123456789", 10)
+    assert upload.read(0) == b""
     assert upload.read(4) == b"0123"
     assert upload.read() == b"456789"  # the rest
     assert upload.read(4) == b"" and upload.read() == b""
