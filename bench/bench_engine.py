@@ -1,8 +1,10 @@
 """Engine benchmark: walk, initial backup, no-change backup, restore, in one process.
 
 Measures the backup engine apart from process start-up and key derivation (the
-repository is created in-process with a cheap KDF), on a directory of real files
-(default /usr/share/doc), into a fresh encrypted repository on a local directory:
+repository is created in-process with a cheap KDF; the no-change backup runs twice, the
+second time with the walk in a background thread as ``pannier backup`` does it), on a
+directory of real files (default /usr/share/doc), into a fresh encrypted repository on a
+local directory:
 
     python bench/bench_engine.py [SRC] [--workers N]
 
@@ -63,6 +65,7 @@ def main() -> None:
 
     from pannier.backend_registry import get_backend
     from pannier.engine.backup import BackupOptions, run_backup
+    from pannier.engine.entries import ScanAhead
     from pannier.engine.restore import RestoreOptions, run_restore
     from pannier.plugin import PluginKind
     from pannier.registry import get_plugin_manager
@@ -90,6 +93,12 @@ def main() -> None:
             "entries",
             entries,
         )
+
+        def scanned_ahead() -> Any:
+            sources = [fs(args.source, {})]
+            return run_backup(repo, sources, opts, scan_ahead=ScanAhead(sources))
+
+        measure("no-change, scan ahead", scanned_ahead, "entries", entries)
         snap = repo.load_snapshot(first.snapshot_id)
         target = os.path.join(work, "restore")
         ropts = RestoreOptions(workers=args.workers)

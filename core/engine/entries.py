@@ -116,6 +116,7 @@ class _Deferred:
 
 
 _END: Any = object()
+_HANDOVER: Any = object()
 
 
 class ScanAhead:
@@ -123,21 +124,26 @@ class ScanAhead:
     before the repository is opened: the walk's system calls overlap the key derivation,
     the index and the parent tree, which release the GIL or wait.
 
-    At most ``limit`` entries are held ahead of the consumer (bounded memory). Only
-    sources whose scan is cheap and has no side effect (``counting_scan``, a directory
-    walk) are walked ahead: :meth:`wanted` says so. A source's warnings during the walk
-    are handed to the consumer's callback in walk order; an error of the walk (a missing
-    source) is raised where the consumer reaches it. :meth:`close` stops the walk.
+    At most ``limit`` entries are held ahead (bounded memory). Once the consumer starts
+    (:meth:`entries`), the background thread hands the rest of the walk over and the
+    consumer walks on in its own thread: two threads never contend for the GIL over one
+    walk. Only sources whose scan is cheap and has no side effect (``counting_scan``, a
+    directory walk) are walked ahead: :meth:`wanted` says so. A source's warnings during
+    the walk ahead are handed to the consumer's callback in walk order; an error of the
+    walk (a missing source) is raised where the consumer reaches it. :meth:`close` stops
+    the walk.
     """
 
     #: Entries handed over at once (a queue operation per batch, not per entry).
     BATCH = 256
 
-    def __init__(self, sources: Sequence[Source], limit: int = 16384) -> None:
+    def __init__(self, sources: Sequence[Source], limit: int = 8192) -> None:
         self.sources = sources
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, limit // self.BATCH))
         self._stop = threading.Event()
+        self._consuming = threading.Event()
         self._batch: list[Any] = []
+        self._walk_it: Iterator[tuple[Source, Index, SourceEntry]] = merged_entries(sources)
         for s in sources:
             s.set_warning_callback(self._defer)
         self._thread = threading.Thread(target=self._walk, name="pannier-scan", daemon=True)
@@ -161,7 +167,7 @@ class ScanAhead:
         return False
 
     def _walk(self) -> None:
-        walk = merged_entries(self.sources)
+        walk = self._walk_it
         batch_size = self.BATCH
         end: Any = _END
         try:
@@ -170,25 +176,37 @@ class ScanAhead:
                 if len(self._batch) >= batch_size:
                     batch, self._batch = self._batch, []
                     if not self._put(batch):
+                        self._close_walk()
+                        return
+                    if self._consuming.is_set():  # the consumer walks on from here
+                        self._put(_HANDOVER)
                         return
         except BaseException as e:  # handed to the consumer, raised there
             end = e
-        finally:
-            close = getattr(walk, "close", None)
-            if close is not None:
-                close()  # a walk given up releases its open directories now
         batch, self._batch = self._batch, []
         if self._put(batch):
             self._put(end)
+
+    def _close_walk(self) -> None:
+        close = getattr(self._walk_it, "close", None)
+        if close is not None:
+            close()  # a walk given up releases its open directories now
 
     def entries(
         self, on_warning: Callable[[str, str], None] | None = None
     ) -> Iterator[tuple[Source, Index, SourceEntry]]:
         """The walk's ``(source, snapshot index, entry)`` items, in index order; the
-        warnings given during the walk go to ``on_warning`` where they occurred."""
+        warnings given during the walk ahead go to ``on_warning`` where they occurred."""
+        self._consuming.set()
         while True:
             batch = self._queue.get()
             if batch is _END:
+                return
+            if batch is _HANDOVER:
+                self._thread.join()
+                for s in self.sources:  # warnings from now on arrive as they occur
+                    s.set_warning_callback(on_warning)
+                yield from self._walk_it
                 return
             if isinstance(batch, BaseException):
                 raise batch
@@ -208,3 +226,4 @@ class ScanAhead:
             except queue.Empty:
                 break
         self._thread.join()
+        self._close_walk()

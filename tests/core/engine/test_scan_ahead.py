@@ -27,8 +27,8 @@ def fs_source(path: Path) -> Source:
 
 
 class ManySource(Source):
-    """``count`` empty files below the spec directory's stat; warns on file 7 and, with
-    ``fail``, raises at the end (a source that breaks mid-walk)."""
+    """``count`` empty files below the spec directory's stat; warns on file 7 (and
+    ``warn_at``) and, with ``fail``, raises at the end (a source that breaks mid-walk)."""
 
     plugin_api_version = 1
     counting_scan = True
@@ -43,7 +43,7 @@ class ManySource(Source):
         st = os.stat(root)
         yield SourceEntry((), st, root)
         for i in range(int(self.options.get("count", 1000))):
-            if i == 7:
+            if i in (7, int(self.options.get("warn_at", 7))):
                 self.warn(f"/f{i:06d}", "cannot stat: Permission denied")
             type(self).scanned = i + 1
             yield SourceEntry((b"f%06d" % i,), st, None)
@@ -107,3 +107,18 @@ def test_wanted_only_for_side_effect_free_walks(tmp_path: Path) -> None:
     command = get_plugin_manager().get(PluginKind.SOURCE, "command")("true", {})
     assert not ScanAhead.wanted([fs_source(tmp_path), command])
     assert not ScanAhead.wanted([])
+
+
+def test_a_long_walk_is_handed_over_to_the_consumer(tmp_path: Path) -> None:
+    count = 20_000  # far beyond the limit: most of it is walked by the consumer itself
+    src = ManySource(str(tmp_path), {"count": count, "warn_at": 15_000, "fail": True})
+    ahead = ScanAhead([src], limit=1024)
+    time.sleep(0.2)  # the walk ahead fills its buffer and waits
+    seen: list[str] = []
+    with pytest.raises(SourceError, match="the walk broke"):
+        for _, index, _ in ahead.entries(lambda path, message: seen.append(f"warning {path}")):
+            seen.append(index[0].decode() if index else "/")
+    ahead.close()
+    files = [f"f{i:06d}" for i in range(count)]
+    expected = ["/", *files[:7], "warning /f000007", *files[7:15_000], "warning /f015000"]
+    assert seen == [*expected, *files[15_000:]]
