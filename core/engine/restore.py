@@ -243,10 +243,13 @@ class _Restorer:
         finally:
             os.close(dfd)
 
-    def batch_task(self, dfd: int, items: list[tuple[TreeEntry, dict[str, Any]]]) -> None:
-        """Restore small files of one directory in a worker thread, reading their blobs
-        with one :meth:`iter_blobs` call (neighbouring blobs of a pack come in one
-        ranged read); closes ``dfd``. A blob that cannot be read fails its file only."""
+    def batch_task(
+        self, dfd: int, items: list[tuple[TreeEntry, dict[str, Any]]], ahead: bool = True
+    ) -> None:
+        """Restore small files of one directory, reading their blobs with one
+        :meth:`iter_blobs` call (neighbouring blobs of a pack come in one ranged read;
+        read ahead in threads when ``ahead``); closes ``dfd``. A blob that cannot be
+        read fails its file only."""
         try:
             todo = items
             if self.opts.overwrite:
@@ -260,7 +263,10 @@ class _Restorer:
             others = [(e, r) for e, r in todo if len(e.data or ()) != 1]
             done = 0
             try:
-                blobs = self.repo.iter_blobs([e.data[0] for e, _ in single])
+                ids = [e.data[0] for e, _ in single]
+                blobs = (
+                    self.repo.iter_blobs(ids) if ahead else self.repo.iter_blobs(ids, ahead=False)
+                )
                 for (entry, records), data in zip(single, blobs, strict=False):
                     self.restore_file(dfd, entry, records, data, compare=False)
                     done += 1
@@ -396,7 +402,13 @@ class _Restorer:
                 def flush_batch() -> None:
                     nonlocal batch, batch_bytes, batch_fd
                     if batch:
-                        submit(self.batch_task, batch_fd, batch, inline=inline_small)
+                        submit(
+                            self.batch_task,
+                            batch_fd,
+                            batch,
+                            not inline_small,
+                            inline=inline_small,
+                        )
                         batch, batch_bytes, batch_fd = [], 0, -1
 
                 for index, records in self.meta.join(main):

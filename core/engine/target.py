@@ -252,10 +252,17 @@ def write_file(
     return Written(written, None if hasher is None else hasher.digest())
 
 
-def _blake3() -> Any:
-    import blake3  # a core dependency, imported when first needed
+_hasher: Any = None
 
-    return blake3.blake3()
+
+def _blake3() -> Any:
+    """A new BLAKE3 hasher (blake3, a core dependency, is imported when first needed)."""
+    global _hasher
+    if _hasher is None:
+        import blake3
+
+        _hasher = blake3.blake3
+    return _hasher()
 
 
 def _write_all(fd: int, data: bytes) -> int:

@@ -108,9 +108,15 @@ class BlobReader:
             ) from None
         return self.decode_blob(blob_id, sealed, name)
 
-    def iter_blobs(self, blob_ids: Iterable[bytes]) -> Iterator[bytes]:
-        """The verified plaintexts of ``blob_ids``, in order, read ahead in threads."""
+    def iter_blobs(self, blob_ids: Iterable[bytes], *, ahead: bool = True) -> Iterator[bytes]:
+        """The verified plaintexts of ``blob_ids``, in order, read ahead in threads; with
+        ``ahead=False`` read in the calling thread (no hand-over: cheaper when the
+        reads never wait, as from a local disk, and the caller has other threads busy)."""
         batches = self._batches(blob_ids)
+        if not ahead:
+            for batch in batches:
+                yield from self._read_batch(batch)
+            return
         first = next(batches, None)
         if first is None:
             return

@@ -539,11 +539,11 @@ class Repository:
         blob and its pack."""
         return self._reader.read_blob(blob_id)
 
-    def iter_blobs(self, blob_ids: Iterable[bytes]) -> Iterator[bytes]:
+    def iter_blobs(self, blob_ids: Iterable[bytes], *, ahead: bool = True) -> Iterator[bytes]:
         """The verified plaintexts of ``blob_ids``, in order. Neighbouring blobs of one
         pack are read with one ranged get, and reads and decryption run ahead in threads
-        (a bounded window)."""
-        return self._reader.iter_blobs(blob_ids)
+        (a bounded window); with ``ahead=False`` all of it runs in the calling thread."""
+        return self._reader.iter_blobs(blob_ids, ahead=ahead)
 
     def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
         """``length`` bytes of the object ``name`` from ``offset`` (see
