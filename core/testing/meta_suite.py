@@ -21,6 +21,8 @@ with ``from_path``, and checks that:
   plugin API version;
 * the plugin records something on the sample tree (else override ``prepare_tree``);
 * reading the tree again gives equal records and leaves every file's times alone;
+* a plugin that declares ``content_digest = "blake3"`` gives the same record when the
+  engine passes the digest (``from_path(..., digest=)``) as when it reads the file itself;
 * records written to a stream (a path or a file object) read back equal, in index order;
 * writing a record out of order, or twice, raises MetaStreamError;
 * ``get_objects(restrict_index=...)`` yields exactly the subtree of that index;
@@ -274,6 +276,27 @@ class MetaPluginSuite:
         ]
         assert [r for r in again if r is not None] == records
         assert times() == before, "from_path wrote to the files it read"
+
+    def test_content_digest_gives_the_same_record(self, tree: bytes) -> None:
+        """With ``content_digest = "blake3"``, ``from_path(..., digest=)`` (the digest the
+        engine computed while reading the file) gives the record the plugin reads itself."""
+        cls = self.plugin_class
+        if getattr(cls, "content_digest", None) != "blake3":
+            pytest.skip("the plugin declares no content_digest the engine computes")
+        import blake3
+
+        checked = 0
+        for index in walk_indexes(tree):
+            path = index_path(tree, index)
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            with open(path, "rb") as f:
+                digest = blake3.blake3(f.read()).digest()
+            given = cls.from_path(tree, index, st, digest=digest)  # type: ignore[call-arg]
+            assert given == cls.from_path(tree, index, st), f"{index!r}: digest= changes it"
+            checked += 1
+        assert checked, "the sample tree has no regular file"
 
     # --- the stream ---------------------------------------------------------------------
 
