@@ -357,6 +357,7 @@ class _Restorer:
         os.makedirs(self.target, exist_ok=True)
         top = os.open(self.target, DIR_FLAGS)
         dirs = DirStack(top)
+        upward: DirStack | None = None
         dir_meta: list[tuple[TreeEntry, dict[str, Any]]] = []
         links: list[tuple[TreeEntry, dict[str, Any]]] = []
         matched = not includes
@@ -379,7 +380,8 @@ class _Restorer:
             workers = max(1, workers)
             with ThreadPoolExecutor(workers, thread_name_prefix="pannier-restore") as pool:
                 pending: list[Future[None]] = []
-                slots = threading.BoundedSemaphore(workers * 4)
+                # the walking thread writes small files meanwhile: let large ones queue
+                slots = threading.BoundedSemaphore(workers * (32 if inline_small else 4))
                 batch: list[tuple[TreeEntry, dict[str, Any]]] = []
                 batch_dir: Index | None = None
                 batch_fd = -1
@@ -466,20 +468,21 @@ class _Restorer:
                     f.result()
             dirs.close()
             self.restore_links(top, snapshot, links, includes)
+            # deepest first: one walk down keeps the parents open (never through a symlink)
+            upward = DirStack(top)
             for entry, records in reversed(dir_meta):
                 try:
                     if entry.index:
-                        dfd = open_parent(top, entry.index)
-                        try:
-                            self.apply_meta(dfd, entry, records)
-                        finally:
-                            os.close(dfd)
+                        dfd = upward.fd_for(entry.index[:-1], create=False)
+                        self.apply_meta(dfd, entry, records)
                     else:
                         self._apply_top(entry, records)
                 except (OSError, PannierError) as e:
                     self.error(entry.index, _message(e))
         finally:
             dirs.close()
+            if upward is not None:
+                upward.close()
             os.close(top)
             self.meta.close()
         if includes and not matched:
