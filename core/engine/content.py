@@ -86,17 +86,16 @@ def store_content(repo: Any, entry: SourceEntry, *, digest: str | None = None) -
     With ``digest`` (a hash name, see :func:`content_hasher`) the result's ``digest`` is
     that hash of the bytes read, computed on the way.
     """
-    hasher = content_hasher(digest)
     size = entry.stat.st_size
     try:
         if size <= SMALL_FILE and entry.opener is None and entry.root is not None:
             data = _read_small(index_path(entry.root, entry.index), size)
             if data is not None:
                 stored = Stored([repo.add_blob(data)[0]] if data else [], len(data), None)
-                if hasher is not None:
-                    hasher.update(data)
-                    stored.digest = hasher.digest()
+                if digest == "blake3":
+                    stored.digest = blake3.blake3(data).digest()
                 return stored
+        hasher = content_hasher(digest)
         with entry.open() as f:
             if entry.stat.st_size <= SMALL_FILE and not entry.sparse:
                 data = f.read(SMALL_FILE + 1)

@@ -46,13 +46,15 @@ def read_xattrs(path: bytes, *, follow_symlinks: bool = False) -> dict[bytes, by
 
     A filesystem or file type without extended attributes gives an empty dict.
     """
-    wanted = namespaces()
     try:
         names = os.listxattr(path, follow_symlinks=follow_symlinks)
     except OSError as exc:
         if exc.errno in _NO_XATTR:
             return {}
         raise
+    if not names:  # the usual file: nothing more to ask
+        return {}
+    wanted = namespaces()
     found = {}
     for name in names:
         bname = os.fsencode(name)
