@@ -284,7 +284,10 @@ class MetaPlugin:
 
         With ``dry_compare`` (the default) the file's current metadata is compared first
         and only what differs is written. Returns True if anything was written; applying
-        the same record twice returns False the second time.
+        the same record twice returns False the second time. A plugin that declares
+        :attr:`content_digest` accepts a keyword ``digest: bytes | None = None``: the
+        digest of the bytes the engine just wrote to the file, or None (then the plugin
+        reads the file itself).
         """
         raise NotImplementedError(f"{cls.__qualname__} must define apply()")
 
