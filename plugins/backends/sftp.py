@@ -62,6 +62,7 @@ from pannier import (
     ListEntry,
     PermanentBackendError,
     TransientBackendError,
+    UploadBody,
     lazy_import,
 )
 
@@ -126,9 +127,7 @@ class SFTPBackend(Backend):
         atomic_put=True,
         ranged_get=True,
         rename=True,
-        max_name_length=255,
         page_size=100,
-        connections=4,
         streaming=True,
     )
 
@@ -205,9 +204,12 @@ class SFTPBackend(Backend):
 
     def _put_stream(self, fileobj: IO[bytes], remote_filename: str, size: int | None) -> None:
         """Write what ``fileobj`` yields (read once) to a temporary name with pipelined
-        writes, then posix-rename it over ``remote_filename``. On any failure (also a
-        source that gives another size than ``size``) the temporary file is removed;
-        FolderMissingError when the folder does not exist."""
+        writes, then posix-rename it over ``remote_filename``. A source that gives fewer
+        or more bytes than ``size`` raises PermanentBackendError, one whose read fails
+        TransientBackendError (the connection is kept); on any failure the temporary file
+        is removed and the object is left as it was. FolderMissingError when the folder
+        does not exist."""
+        body = UploadBody(fileobj, size, label=f"put {remote_filename}", backend=self.display_name)
         with self._errors("put", remote_filename):
             sftp = self._connection()
             temp = self._path(TEMP_PREFIX + secrets.token_hex(8))
@@ -216,21 +218,10 @@ class SFTPBackend(Backend):
             except FileNotFoundError:
                 raise self._folder_missing() from None
             try:
-                written = 0
                 with remote:
                     remote.set_pipelined(True)
-                    while True:
-                        chunk = fileobj.read(CHUNK_SIZE)
-                        if not chunk:
-                            break
+                    while chunk := body.read(CHUNK_SIZE):
                         remote.write(chunk)
-                        written += len(chunk)
-                if size is not None and written != size:
-                    raise PermanentBackendError(
-                        f"put {remote_filename}: the source gave {written} bytes, not the "
-                        f"{size} announced",
-                        backend=self.display_name,
-                    )
                 self._replace(sftp, temp, self._path(remote_filename))
             except BaseException:
                 self._remove_quietly(temp)

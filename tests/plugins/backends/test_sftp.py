@@ -3,14 +3,11 @@ login), both started by scripts/servers/sshd.sh."""
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import stat
 import subprocess
-import sys
 import uuid
-from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
@@ -20,6 +17,13 @@ from pannier.errors import TransientBackendError
 from pannier.testing.backend_suite import BackendConformance
 from pannier.url import parse_url
 
+from tests.plugins.backends.shared import (
+    BackendTool,
+    check_get_to_unwritable_or_missing,
+    check_put_from_bad_sources,
+    fresh,
+    unique,
+)
 from tests.servers import require_server
 
 
@@ -54,21 +58,12 @@ def password_url(facts: dict[str, str], folder: str, password: str | None = None
     )
 
 
-def fresh_folder(url: str) -> str:
-    backend = get_backend_object(url)
-    try:
-        backend.create_folder()
-    finally:
-        backend.close()
-    return url
-
-
 class TestSFTPConformance(BackendConformance):
     """The whole conformance kit over OpenSSH with key login."""
 
     @pytest.fixture
     def make_backend(self, sshd: dict[str, str]) -> str:
-        return fresh_folder(key_url(sshd, f"kit-{uuid.uuid4().hex[:8]}"))
+        return fresh(key_url(sshd, f"kit-{uuid.uuid4().hex[:8]}"))
 
 
 class TestSFTPPasswordConformance(BackendConformance):
@@ -78,7 +73,7 @@ class TestSFTPPasswordConformance(BackendConformance):
     @pytest.fixture
     def make_backend(self, sshd: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv("PANNIER_SFTP_PASSWORD", sshd["PANNIER_TEST_SFTP_PASSWORD"])
-        return fresh_folder(password_url(sshd, f"kit-{uuid.uuid4().hex[:8]}"))
+        return fresh(password_url(sshd, f"kit-{uuid.uuid4().hex[:8]}"))
 
 
 # --- security: host keys and credentials -----------------------------------------------
@@ -127,7 +122,7 @@ def test_password_from_file(sshd: dict[str, str], tmp_path, monkeypatch) -> None
     secret.write_text(sshd["PANNIER_TEST_SFTP_PASSWORD"] + "\n")
     monkeypatch.delenv("PANNIER_SFTP_PASSWORD", raising=False)
     monkeypatch.setenv("PANNIER_SFTP_PASSWORD_FILE", str(secret))
-    backend = get_backend_object(fresh_folder(password_url(sshd, f"pwf-{uuid.uuid4().hex[:8]}")))
+    backend = get_backend_object(fresh(password_url(sshd, f"pwf-{uuid.uuid4().hex[:8]}")))
     with backend:
         backend.put_bytes("hello", b"by password file")
         assert backend.get_bytes("hello") == b"by password file"
@@ -190,7 +185,7 @@ def test_server_unreachable_gives_one_line_after_bounded_retries(sshd: dict[str,
 
 
 def test_dropped_connection_is_reopened(sshd: dict[str, str]) -> None:
-    backend = get_backend_object(fresh_folder(key_url(sshd, f"drop-{uuid.uuid4().hex[:8]}")))
+    backend = get_backend_object(fresh(key_url(sshd, f"drop-{uuid.uuid4().hex[:8]}")))
     with backend:
         backend.put_bytes("a", b"before")
         transport = backend._client.get_transport()  # type: ignore[attr-defined]
@@ -211,7 +206,7 @@ def test_relative_and_absolute_paths(sshd: dict[str, str]) -> None:
 
 def test_temp_names_of_unfinished_puts_are_not_listed(sshd: dict[str, str]) -> None:
     folder = f"tmp-{uuid.uuid4().hex[:8]}"
-    backend = get_backend_object(fresh_folder(key_url(sshd, folder)))
+    backend = get_backend_object(fresh(key_url(sshd, folder)))
     with backend:
         path = os.path.join(sshd["PANNIER_TEST_SFTP_ROOT"], folder)
         with open(os.path.join(path, ".pannier-tmp-leftover"), "wb") as f:
@@ -225,7 +220,7 @@ def test_temp_names_of_unfinished_puts_are_not_listed(sshd: dict[str, str]) -> N
 
 def test_clean_temporaries_removes_old_ones_by_the_servers_clock(sshd: dict[str, str]) -> None:
     folder = f"tmp-{uuid.uuid4().hex[:8]}"
-    backend = get_backend(fresh_folder(key_url(sshd, folder)))
+    backend = get_backend(fresh(key_url(sshd, folder)))
     with backend:
         path = os.path.join(sshd["PANNIER_TEST_SFTP_ROOT"], folder)
         for name in (".pannier-tmp-old", ".pannier-tmp-fresh"):
@@ -247,14 +242,9 @@ def test_clean_temporaries_removes_old_ones_by_the_servers_clock(sshd: dict[str,
 
 
 def test_unwritable_local_target_is_a_permanent_error(sshd: dict[str, str], tmp_path) -> None:
-    backend = get_backend_object(fresh_folder(key_url(sshd, f"local-{uuid.uuid4().hex[:8]}")))
+    backend = get_backend_object(fresh(key_url(sshd, unique("local"))))
     with backend:
-        backend.put_bytes("a", b"1")
-        with pytest.raises(PermanentBackendError, match="cannot write"):
-            backend.get("a", str(tmp_path / "no" / "such" / "dir"))
-        with pytest.raises(FileMissingError):
-            backend.get("b", str(tmp_path / "b"))
-        assert not (tmp_path / "b").exists()  # nothing written for a missing object
+        check_get_to_unwritable_or_missing(backend, tmp_path)
 
 
 def test_encrypted_key_needs_its_passphrase(sshd: dict[str, str], tmp_path, monkeypatch) -> None:
@@ -276,32 +266,13 @@ def test_encrypted_key_needs_its_passphrase(sshd: dict[str, str], tmp_path, monk
     assert "sesame" not in str(err.value)
 
 
-class _Broken(io.RawIOBase):
-    """A source stream that fails after its first block."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        self.calls += 1
-        if self.calls > 1:
-            raise OSError("disk read error (simulated)")
-        b[:4] = b"abcd"
-        return 4
-
-
 def test_source_of_wrong_size_or_broken_leaves_nothing(sshd: dict[str, str]) -> None:
-    backend = get_backend_object(fresh_folder(key_url(sshd, f"src-{uuid.uuid4().hex[:8]}")))
+    backend = get_backend_object(fresh(key_url(sshd, unique("src"))))
     with backend:
-        backend.put_bytes("old", b"old content")
-        with pytest.raises(PermanentBackendError, match="gave 3 bytes, not the 10 announced"):
-            backend.put_stream(io.BytesIO(b"abc"), "old", 10)
-        with pytest.raises(TransientBackendError, match="disk read error"):
-            backend.put_stream(_Broken(), "new", None)  # type: ignore[arg-type]
-        assert [(e.name, e.size) for e in backend.list()] == [("old", 11)]
+        check_put_from_bad_sources(backend, broken="reading the source failed")
+        client = backend._client  # type: ignore[attr-defined]
+    # A source that breaks is not the connection's fault: it is kept.
+    assert client is not None
 
 
 def test_server_that_never_answers_times_out(sshd: dict[str, str]) -> None:
@@ -316,29 +287,19 @@ def test_server_that_never_answers_times_out(sshd: dict[str, str]) -> None:
     assert "gave up after 2 attempts" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_pannier_backend_test_passes(sshd: dict[str, str], monkeypatch) -> None:
+def test_pannier_backend_test_passes(sshd: dict[str, str]) -> None:
     """The user-runnable kit, `pannier backend test URL`, in a real process; the key file
     and known_hosts come from the environment."""
-    url = fresh_folder(key_url(sshd, f"cli-{uuid.uuid4().hex[:8]}")).partition("?")[0]
-    env = dict(
-        os.environ,
+    tool = BackendTool(
         PANNIER_SFTP_KEY_FILE=sshd["PANNIER_TEST_SFTP_KEY_FILE"],
         PANNIER_SFTP_KNOWN_HOSTS=sshd["PANNIER_TEST_SFTP_KNOWN_HOSTS"],
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pannier", "backend", "test", url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "OK: 0 of" in done.stdout
+    tool.kit_passes(fresh(key_url(sshd, unique("cli"))).partition("?")[0])
 
 
 def test_folder_path_with_spaces_and_non_ascii(sshd: dict[str, str]) -> None:
     folder = quote(f"dir with space-{uuid.uuid4().hex[:8]}/ünïcode ✓")
-    backend = get_backend_object(fresh_folder(key_url(sshd, folder)))
+    backend = get_backend_object(fresh(key_url(sshd, folder)))
     with backend:
         backend.put_bytes("inside", b"ok")
         assert [(e.name, e.size) for e in backend.list()] == [("inside", 2)]
@@ -363,7 +324,7 @@ def test_gcm_is_offered_first_and_nothing_disabled_is_enabled() -> None:
 
 
 def test_a_session_negotiates_gcm_and_reads_through_the_fast_buffer(sshd: dict[str, str]) -> None:
-    backend = get_backend_object(fresh_folder(key_url(sshd, f"gcm-{uuid.uuid4().hex[:8]}")))
+    backend = get_backend_object(fresh(key_url(sshd, f"gcm-{uuid.uuid4().hex[:8]}")))
     with backend:
         data = os.urandom(5 << 20)
         backend.put_bytes("big", data)
