@@ -74,14 +74,20 @@ def register_referenced_blobs(fn: ReferencedBlobs) -> ReferencedBlobs:
 
 
 def _limit_malloc_arenas() -> None:
-    """Ask glibc for at most two malloc arenas (unless ``MALLOC_ARENA_MAX`` is set).
+    """Ask glibc for at most two malloc arenas (unless ``MALLOC_ARENA_MAX`` is set), and
+    to map every buffer of 1 MiB or more on its own (unless ``MALLOC_MMAP_THRESHOLD_``
+    is set).
 
     With one arena per thread, the short-lived megabyte buffers of the worker threads
     (chunks, compressed and sealed blobs) fragment many arenas and a backup's resident
-    memory grows by a third for no speed gained. Done once per process, before the
-    repository starts threads; a no-op where glibc is not the C library."""
+    memory grows by a third for no speed gained. glibc also raises its mmap threshold
+    each time such a buffer is freed, after which they come from the heap and stay
+    resident: a fixed threshold returns each to the system when freed (peak RSS of a
+    backup of 357 MB of large files 89 -> 78 MiB, for about 0.3 s more system time).
+    Done once per process, before the repository starts threads; a no-op where glibc is
+    not the C library."""
     global _malloc_tuned
-    if _malloc_tuned or os.environ.get("MALLOC_ARENA_MAX") or sys.platform != "linux":
+    if _malloc_tuned or sys.platform != "linux":
         return
     _malloc_tuned = True
     try:
@@ -89,7 +95,10 @@ def _limit_malloc_arenas() -> None:
 
         mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
         if mallopt is not None:
-            mallopt(-8, 2)  # M_ARENA_MAX
+            if not os.environ.get("MALLOC_ARENA_MAX"):
+                mallopt(-8, 2)  # M_ARENA_MAX
+            if not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+                mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
     except OSError:
         pass
 
