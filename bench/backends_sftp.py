@@ -5,6 +5,7 @@ bench_backends.py imports :func:`bench_sftp` as its ``sftp`` target; run alone i
 the same rows::
 
     .venv/bin/python bench/backends_sftp.py [--small N] [--large N] [--names N] [--repeat N]
+        [--json FILE]
 
 Both sides talk to the same OpenSSH server on 127.0.0.1 with the same key, one transfer at
 a time; pannier goes through ``get_backend`` (retry, limits, validation, logging).
@@ -12,8 +13,6 @@ a time; pannier goes through ``get_backend`` (retry, limits, validation, logging
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import sys
 import uuid
@@ -21,31 +20,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-TOP = HERE.parent
-MIB = 1 << 20
-
-
-def _harness() -> Any:
+if str(HERE) not in sys.path:  # imported from elsewhere: its neighbours must be importable
     sys.path.insert(0, str(HERE))
-    try:
-        import bench_backends
-    finally:
-        sys.path.pop(0)
-    return bench_backends
 
+import bench_backends as harness  # noqa: E402  (the folder is on sys.path now)
+from local_servers import ServerNotRunning, server_facts  # noqa: E402
 
-def server_facts() -> dict[str, str]:
-    """The sshd test server's facts, or the harness's Unavailable when it is not running."""
-    servers = Path(os.environ.get("PANNIER_SERVERS_DIR", TOP / ".servers"))
-    env_file = servers / "sshd.env"
-    if not env_file.is_file():
-        raise _harness().Unavailable("sshd is not running (scripts/servers/all.sh start sshd)")
-    facts = {}
-    for line in env_file.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            facts[key.strip()] = value.strip()
-    return facts
+MIB = 1 << 20
 
 
 def urls(facts: dict[str, str], folder: str) -> tuple[str, str]:
@@ -69,10 +50,12 @@ def urls(facts: dict[str, str], folder: str) -> tuple[str, str]:
 
 def bench_sftp(settings: Any, workdir: Path) -> list[dict[str, Any]]:
     """sftp:// beside ``rclone copy`` (transfers) and ``rclone lsf`` (listing)."""
-    h = _harness()
     if shutil.which("rclone") is None:
-        raise h.Unavailable("rclone is not installed")
-    facts = server_facts()
+        raise harness.Unavailable("rclone is not installed")
+    try:
+        facts = server_facts("sshd")
+    except ServerNotRunning as e:
+        raise harness.Unavailable(str(e)) from None
     config = workdir / "rclone.conf"
     config.write_text("")
     env = {"RCLONE_CONFIG": str(config)}
@@ -84,11 +67,13 @@ def bench_sftp(settings: Any, workdir: Path) -> list[dict[str, Any]]:
         _, theirs = urls(facts, f"bench-{tag}-rclone")
         made += [Path(facts["PANNIER_TEST_SFTP_ROOT"]) / f"bench-{tag}-{w}" for w in ("pannier",)]
         (Path(facts["PANNIER_TEST_SFTP_ROOT"]) / f"bench-{tag}-rclone").mkdir()
-        baseline = h.RcloneBaseline(theirs, env, workdir)
+        baseline = harness.RcloneBaseline(theirs, env, workdir)
         for size, count in ((MIB, settings.small), (16 * MIB, settings.large)):
             if count:
                 rows.append(
-                    h.measure_transfers("sftp", ours, baseline, size, count, settings, workdir)
+                    harness.measure_transfers(
+                        "sftp", ours, baseline, size, count, settings, workdir
+                    )
                 )
         if settings.names:
             listed = f"bench-{tag}-list"
@@ -100,8 +85,12 @@ def bench_sftp(settings: Any, workdir: Path) -> list[dict[str, Any]]:
                 (local / f"name-{i:06d}").touch()
             ours, theirs = urls(facts, listed)
             rows.append(
-                h.measure_listing(
-                    "sftp", ours, h.RcloneBaseline(theirs, env, workdir), settings.names, settings
+                harness.measure_listing(
+                    "sftp",
+                    ours,
+                    harness.RcloneBaseline(theirs, env, workdir),
+                    settings.names,
+                    settings,
                 )
             )
     finally:
@@ -114,28 +103,13 @@ def bench_sftp(settings: Any, workdir: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the sftp target alone and print its rows."""
-    import tempfile
-
-    h = _harness()
-    parser = argparse.ArgumentParser(description="sftp:// beside rclone copy")
-    parser.add_argument("--small", type=int, default=32)
-    parser.add_argument("--large", type=int, default=4)
-    parser.add_argument("--names", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    settings = h.Settings(args.small, args.large, args.names, max(1, args.repeat))
-    with tempfile.TemporaryDirectory(prefix="pannier-bench-sftp-") as tmp:
-        try:
-            rows = bench_sftp(settings, Path(tmp))
-        except h.Unavailable as e:
-            print(f"sftp skipped: {e}")
-            return 1
-    for row in rows:
-        print(h.format_row(row))
-    ratios = [r[k] for r in rows for k in ("put_ratio", "get_ratio", "ratio") if k in r]
-    print(f"worst ratio {min(ratios):.2f}x (target: at least 0.80x)")
-    return 0
+    """Run the sftp target alone: bench_backends.py with ``--targets sftp`` unless other
+    targets are named."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--targets" or a.startswith("--targets=") for a in args):
+        args = ["--targets", "sftp", *args]
+    status: int = harness.main(args)
+    return status
 
 
 if __name__ == "__main__":

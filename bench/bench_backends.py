@@ -49,6 +49,9 @@ TOP = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 Row = dict[str, Any]
 
+if __name__ == "__main__":  # run as a script: the target modules import it by this name
+    sys.modules.setdefault("bench_backends", sys.modules[__name__])
+
 
 class Unavailable(Exception):
     """A target cannot run here (its server is not running, a tool is missing)."""

@@ -53,6 +53,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # imported from elsewhere: its neighbours must be importable
+    sys.path.insert(0, str(HERE))
+
+from local_servers import ServerNotRunning, server_facts  # noqa: E402
+
 __all__ = [
     "PeerTiming",
     "cp_get",
@@ -207,23 +213,18 @@ def redact(remote: str) -> str:
     return re.sub(pattern, r"\1=***", remote)
 
 
-def remotes_from_servers(servers_dir: Path, prefix: str) -> dict[str, str]:
-    """rclone remotes for the local test servers described by ``servers_dir/*.env``.
+def remotes_from_servers(prefix: str) -> dict[str, str]:
+    """rclone remotes for the running local test servers (bench/local_servers.py).
 
-    Keys are ``s3``, ``sftp`` and ``swift`` (each present when its server's env file is);
+    Keys are ``s3``, ``sftp`` and ``swift`` (each present when its server is running);
     ``prefix`` names the bucket/container (s3, swift) or the directory under the SFTP root.
     """
 
     def read(name: str) -> dict[str, str]:
-        path = servers_dir / f"{name}.env"
-        if not path.exists():
+        try:
+            return server_facts(name)
+        except ServerNotRunning:
             return {}
-        out = {}
-        for line in path.read_text().splitlines():
-            k, sep, v = line.partition("=")
-            if sep and not line.startswith("#"):
-                out[k.strip()] = v.strip().strip("'\"")
-        return out
 
     remotes: dict[str, str] = {}
     swift = read("swift")
@@ -459,9 +460,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=20)
     parser.add_argument("--size", type=int, default=1 << 20)
-    parser.add_argument(
-        "--servers", type=Path, default=Path(__file__).resolve().parent.parent / ".servers"
-    )
     args = parser.parse_args(argv)
     if shutil.which("rclone") is None:
         print("peers: rclone is not installed (scripts/install-bench-deps.sh)", file=sys.stderr)
@@ -476,8 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             failures += not t.ok
         name = f"pannier-peers-{os.getpid()}"
         remotes = {"local": local_remote(Path(tmp, "rclone-local"))}
-        remotes.update(remotes_from_servers(args.servers, name))
-        swift_env = args.servers / "swift.env"
+        remotes.update(remotes_from_servers(name))
         for kind, remote in remotes.items():
             names = sorted(p.name for p in src.iterdir())
             timings = [
@@ -494,9 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[{kind}] (the server's listing limit is under rclone's 1,000)")
                 failures += not t.ok and not known_limit
             if kind == "swift":
-                facts = dict(
-                    line.split("=", 1) for line in swift_env.read_text().splitlines() if "=" in line
-                )
+                facts = server_facts("swift")
                 swift_delete_container(
                     facts["PANNIER_TEST_SWIFT_AUTH_URL"],
                     facts["PANNIER_TEST_SWIFT_USER"],

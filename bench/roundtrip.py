@@ -51,6 +51,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import local_servers
 from compare import compare_trees, restored_root
 from dataset import DEFAULT_DEST, fingerprint
 from measure import Measure, run_measured
@@ -91,25 +92,13 @@ class Target:
         return parse_url(self.url).redacted.split("?", 1)[0]
 
 
-def servers_dir() -> Path:
-    """Where the local test servers write their facts (``PANNIER_SERVERS_DIR``)."""
-    return Path(os.environ.get("PANNIER_SERVERS_DIR") or TOP / ".servers")
-
-
 def server_facts(name: str) -> dict[str, str]:
-    """The KEY=VALUE facts of a running local server; UsageError when it is not running."""
-    env = servers_dir() / f"{name}.env"
-    if not env.is_file():
-        raise UsageError(
-            f"the {name} server is not running (no {env.name}): "
-            f"start it with: bash scripts/servers/all.sh start {name}"
-        )
-    facts: dict[str, str] = {}
-    for line in env.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            facts[key.strip()] = value.strip()
-    return facts
+    """The KEY=VALUE facts of a running local server (bench/local_servers.py); UsageError
+    when it is not running."""
+    try:
+        return local_servers.server_facts(name)
+    except local_servers.ServerNotRunning as e:
+        raise UsageError(str(e)) from None
 
 
 def _query(options: dict[str, str]) -> str:

@@ -96,7 +96,7 @@ def test_unknown_target_and_stopped_server_are_usage_errors(tmp_path: Path, tree
     env = {**os.environ, "PANNIER_SERVERS_DIR": str(tmp_path / "no-servers")}
     code, out, _ = _run(tmp_path, "--targets", "sftp", env=env)
     assert code == 2
-    assert "the sshd server is not running" in out and "all.sh start sshd" in out
+    assert "the sshd test server is not running" in out and "all.sh start sshd" in out
 
 
 def test_missing_dataset_is_a_usage_error(tmp_path: Path) -> None:

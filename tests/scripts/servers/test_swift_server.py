@@ -62,33 +62,27 @@ def test_listens_on_loopback_only_and_no_udp() -> None:
     assert listening == 5  # memcached and the four Swift servers
 
 
-def test_logs_reach_the_sink() -> None:
-    facts = require_server("swift")
-    admin = SwiftAdmin(facts)
-    try:
-        name = unique("pannier-log")
-        admin.create_container(name)
-        admin.delete_container(name)
-    finally:
-        admin.close()
-    log = Path(facts["PANNIER_TEST_SWIFT_LOG"]).read_text(errors="replace")
+def test_logs_reach_the_sink(swift_facts: dict[str, str], swift_admin: SwiftAdmin) -> None:
+    name = unique("pannier-log")
+    swift_admin.create_container(name)
+    swift_admin.delete_container(name)
+    log = Path(swift_facts["PANNIER_TEST_SWIFT_LOG"]).read_text(errors="replace")
     assert "PUT /d1/" in log and name in log
 
 
-def test_announced_listing_limits_are_enforced() -> None:
-    facts = require_server("swift")
-    limit = int(facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"])
-    assert int(facts["PANNIER_TEST_S3_LISTING_LIMIT"]) < limit  # s3api asks for one more
-    admin = SwiftAdmin(facts)
+def test_announced_listing_limits_are_enforced(
+    swift_facts: dict[str, str], swift_admin: SwiftAdmin
+) -> None:
+    limit = int(swift_facts["PANNIER_TEST_SWIFT_LISTING_LIMIT"])
+    assert int(swift_facts["PANNIER_TEST_S3_LISTING_LIMIT"]) < limit  # s3api asks for one more
+    name = unique("pannier-limit")
+    swift_admin.create_container(name)
     try:
-        name = unique("pannier-limit")
-        admin.create_container(name)
-        over = admin.request("GET", name, params={"limit": str(limit + 1)})
+        over = swift_admin.request("GET", name, params={"limit": str(limit + 1)})
         assert over.status_code == 412
-        assert admin.request("GET", name, params={"limit": str(limit)}).status_code == 204
-        admin.delete_container(name)
-        info = requests.get(f"{facts['PANNIER_TEST_SWIFT_PROXY']}/info", timeout=30).json()
-        assert info["swift"]["container_listing_limit"] == limit
-        assert "s3api" in info
+        assert swift_admin.request("GET", name, params={"limit": str(limit)}).status_code == 204
     finally:
-        admin.close()
+        swift_admin.delete_container(name)
+    info = requests.get(f"{swift_facts['PANNIER_TEST_SWIFT_PROXY']}/info", timeout=30).json()
+    assert info["swift"]["container_listing_limit"] == limit
+    assert "s3api" in info

@@ -1,5 +1,6 @@
-"""Fixtures of the tests that use the local Swift server (scripts/servers/swift.sh): the
-swift://, swiftkeys:// and s3:// (Swift's s3api) backends."""
+"""Fixtures shared across the test tree: the local Swift server (scripts/servers/swift.sh),
+which the swift://, swiftkeys:// and s3:// (Swift's s3api) backend tests and the tests of
+the server scripts themselves use."""
 
 from __future__ import annotations
 
