@@ -23,6 +23,8 @@ The parts:
 * the repository -- :class:`Repository`, :class:`Snapshot`, :func:`check_repository`,
   :func:`prune_repository`; for commands a hook adds -- :func:`add_repo_options`,
   :func:`open_repository`;
+* for printing names from a snapshot -- :func:`escape_name`, :func:`escape_text`
+  (terminal controls and invalid UTF-8 escaped);
 * errors -- :class:`PannierError` and its subclasses, one hierarchy.
 
 Conformance suites for plugin authors are in ``pannier.testing``.
@@ -76,6 +78,8 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "pannier.hooks",
     "lazy_import": "pannier.lazy_import",
     "UploadBody": "pannier.http",
+    "escape_name": "pannier.terminal",
+    "escape_text": "pannier.terminal",
     "bucket_and_prefix": "pannier.http",
     "http_network_error": "pannier.http",
     "http_status_error": "pannier.http",
@@ -191,6 +195,8 @@ __all__ = [
     "check_name",
     "check_repository",
     "copy_stream",
+    "escape_name",
+    "escape_text",
     "get_backend",
     "get_backend_object",
     "get_hook_manager",
@@ -327,6 +333,7 @@ if TYPE_CHECKING:
         open_noatime as open_noatime,
         path_to_index as path_to_index,
     )
+    from .terminal import escape_name as escape_name, escape_text as escape_text
     from .url import (
         BackendURL as BackendURL,
         parse_bool as parse_bool,
