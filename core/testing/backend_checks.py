@@ -40,6 +40,9 @@ failed-put
     partial new object nor a damaged old one.
 connections
     ``min(connections, 4)`` threads, each with its own instance, work at once.
+temporaries
+    (a backend that implements ``_clean_temporaries``) ``clean_temporaries(0)`` removes
+    no listed object, not even one written a moment before, and returns no listed name.
 folder
     ``test`` passes on the location; ``create_folder`` on it changes nothing (a backend
     that cannot create folders raises NotImplementedError or PermanentBackendError).
@@ -494,6 +497,32 @@ def check_connections(kit: Kit) -> None:
     kit.notes["connections"] = f"{threads_n} at once"
 
 
+def check_temporaries(kit: Kit) -> None:
+    """clean_temporaries(0) removes no listed object, only temporaries."""
+    b = kit.backend
+    if type(b.unwrap())._clean_temporaries is Backend._clean_temporaries:
+        raise KitSkip("the backend leaves no temporaries (it keeps the default clean-up)")
+    objects = {kit.name(f"temporaries-{i}"): _data(1000 * i, f"temporaries-{i}") for i in range(3)}
+    for name, data in objects.items():
+        b.put_bytes(name, data)
+    # A failed put may leave a temporary behind (or, without atomic_put, a partial object,
+    # which is listed and must stay).
+    with contextlib.suppress(PannierError, OSError):
+        b.put_stream(NonSeekableReader(_data(MiB, "cut"), fail_after=MiB // 2), kit.name("cut"))  # type: ignore[arg-type]
+    listed = {e.name: e.size for e in b.iter_list()}
+    removed = b.clean_temporaries(0)
+    after = {e.name: e.size for e in b.iter_list()}
+    named = sorted(set(removed) & set(listed))
+    _expect(not named, f"clean_temporaries(0) returned listed names as removed: {named[:3]}")
+    gone = sorted(set(listed) - set(after))
+    _expect(not gone, f"clean_temporaries(0) removed {len(gone)} listed objects, e.g. {gone[:3]}")
+    for name, data in objects.items():
+        _expect(b.get_bytes(name) == data, f"{name} changed after clean_temporaries(0)")
+    _expect(b.clean_temporaries(0) == [], "a second clean_temporaries(0) still removed names")
+    kit.notes["clean temporaries"] = f"removes only temporaries ({len(removed)} after a failed put)"
+    b.delete_list([*objects, kit.name("cut")])
+
+
 def check_folder(kit: Kit) -> None:
     """test passes on the location; create_folder on an existing folder is harmless."""
     kit.backend.test()
@@ -586,5 +615,6 @@ CHECKS: tuple[Check, ...] = (
     Check("stream", check_stream),
     Check("failed-put", check_failed_put),
     Check("connections", check_connections),
+    Check("temporaries", check_temporaries),
     Check("wrappers", check_wrappers),
 )

@@ -275,6 +275,10 @@ class BackendConformance:
         """Several instances at once."""
         self._kit_run(make_backend, "connections")
 
+    def test_temporaries(self, make_backend: Any) -> None:
+        """clean_temporaries(0) removes only temporaries."""
+        self._kit_run(make_backend, "temporaries")
+
     def test_wrappers(self, make_backend: Any) -> None:
         """Wrappers and prefixes pass through."""
         self._kit_run(make_backend, "wrappers")

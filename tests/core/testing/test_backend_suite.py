@@ -231,3 +231,43 @@ def test_an_interrupt_during_a_check_is_not_swallowed(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_check(Check("interrupted", interrupted), factory(FileBackend, tmp_path))
     assert os.listdir(tmp_path) == []  # the clean-up still ran
+
+
+class CleansTooMuch(FileBackend):
+    """Its clean-up also removes the oldest object."""
+
+    def _clean_temporaries(self, older_than: float) -> list[str]:
+        removed = super()._clean_temporaries(older_than)
+        oldest = min(self._list(), key=lambda e: os.stat(self._path(e.name)).st_mtime)
+        os.unlink(self._path(oldest.name))
+        return removed
+
+
+class ClaimsObjects(FileBackend):
+    """Its clean-up removes nothing wrongly but reports a listed object as removed."""
+
+    def _clean_temporaries(self, older_than: float) -> list[str]:
+        return [*super()._clean_temporaries(older_than), next(self._list()).name]
+
+
+def test_a_clean_up_that_removes_an_object_fails(tmp_path: Path) -> None:
+    detail = failed(CleansTooMuch, tmp_path, "temporaries")["temporaries"]
+    assert "removed 1 listed objects" in detail
+
+
+def test_a_clean_up_that_names_an_object_fails(tmp_path: Path) -> None:
+    detail = failed(ClaimsObjects, tmp_path, "temporaries")["temporaries"]
+    assert "returned listed names as removed" in detail
+
+
+def test_the_clean_up_check_is_reported_or_skipped(tmp_path: Path) -> None:
+    report = run_conformance(factory(FileBackend, tmp_path), only=["temporaries"])
+    assert report.ok, report.format()
+    assert report.notes["clean temporaries"] == "removes only temporaries (0 after a failed put)"
+
+    class NoTemporaries(FileBackend):
+        _clean_temporaries = Backend._clean_temporaries
+
+    report = run_conformance(factory(NoTemporaries, tmp_path), only=["temporaries"])
+    assert [r.status for r in report.results] == ["skipped"]
+    assert "leaves no temporaries" in report.results[0].detail
