@@ -159,6 +159,12 @@ def open_with_password(
                 continue
             master, key_name = candidate, name
             break
+        if master is None and len(unusable) == len(key_names):
+            # no key object could even be tried: the password is not what is wrong
+            raise CorruptObjectError(
+                f"no usable key object in {backend.display_name}: {'; '.join(unusable)}",
+                object_name=key_names[0],
+            )
         if master is None:
             note = f" (and {'; '.join(unusable)})" if unusable else ""
             raise WrongPasswordError(

@@ -166,6 +166,18 @@ def test_key_list_marks_an_altered_key(backend: DirBackend) -> None:
         Repository.open(backend, "another password")
 
 
+def test_a_lone_altered_key_is_reported_as_damaged_not_as_a_wrong_password(
+    backend: DirBackend,
+) -> None:
+    Repository.init(backend, PASSWORD, kdf=FAST_KDF).close()
+    (path,) = backend.directory.glob("key-*")
+    body = read_key_info(path.read_bytes(), path.name)
+    body["username"] = "forged"
+    path.write_bytes(repack(body))
+    with pytest.raises(CorruptObjectError, match=f"no usable key object .*{path.name} fails auth"):
+        Repository.open(backend, PASSWORD)
+
+
 def v1_key_object(master: MasterKey, password: str, kdf: KdfParams) -> bytes:
     """A key object as pannier wrote it before version 2 (docs/format.md, "Version 1")."""
     import os
