@@ -51,7 +51,8 @@ def run_list(args: argparse.Namespace, ctx: CLIContext) -> int:
         ctx.out("the repository is not encrypted: it has no keys")
     for k in keys:
         mark = "*" if k.current else " "
-        ctx.out(f"{mark} {k.id}  {k.created}  {k.username}@{k.hostname}  {k.kdf}")
+        version = f"v{k.version}" if k.version else "v?"
+        ctx.out(f"{mark} {k.id}  {version}  {k.created}  {k.username}@{k.hostname}  {k.kdf}")
     return 0
 
 

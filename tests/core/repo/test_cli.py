@@ -129,6 +129,8 @@ def test_key_add_list_remove(filled: str) -> None:
     keys = json.loads(listed.stdout)
     assert {k["id"] for k in keys if k["current"]} == {key_id}
     assert len(keys) == 2
+    table = pannier("key", "list", "-r", filled, password="other").stdout.splitlines()
+    assert [line.split()[:3] for line in table if line.startswith("*")] == [["*", key_id, "v2"]]
     refused = pannier("key", "remove", "-r", filled, key_id, password="other")
     assert refused.returncode == 2 and "in use" in refused.stderr
     assert pannier("key", "remove", "-r", filled, key_id).returncode == 0
