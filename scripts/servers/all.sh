@@ -36,9 +36,15 @@ case "$action" in
   stop)
     for n in "${names[@]}"; do bash "$here/$n.sh" stop >> "$PANNIER_SERVERS_DIR/$n.log" 2>&1 || rc=1; done ;;
   status)
+    # running = its facts are written and every PID it recorded is alive
     for n in "${names[@]}"; do
-      if [ -f "$PANNIER_SERVERS_DIR/$n.env" ]; then echo "$n: running (pids $(tr '\n' ' ' < "$PANNIER_SERVERS_DIR/$n.pid" 2>/dev/null))"
-      else echo "$n: stopped"; fi
+      if [ ! -f "$PANNIER_SERVERS_DIR/$n.env" ]; then echo "$n: stopped"; continue; fi
+      pids="$(tr '\n' ' ' < "$PANNIER_SERVERS_DIR/$n.pid" 2>/dev/null)"
+      dead=""
+      for p in $pids; do kill -0 "$p" 2>/dev/null || dead+="$p "; done
+      if [ -z "$pids" ]; then echo "$n: unknown (no pids recorded)"; rc=1
+      elif [ -n "$dead" ]; then echo "$n: BROKEN (pids ${dead% } gone; restart it)"; rc=1
+      else echo "$n: running (pids ${pids% })"; fi
     done ;;
   *) echo "usage: $0 start|stop|status [NAME...]" >&2; exit 2 ;;
 esac
