@@ -96,6 +96,8 @@ class BackendCapabilities:
     :ivar streaming: ``_put_stream``/``_get_stream`` are implemented natively.
     :ivar multipart_threshold: objects above this many bytes are uploaded in parts
         (None when the backend never splits); the kit puts one object above it.
+    :ivar local: the objects are on a local disk, so a request costs no more than the
+        bytes it reads; otherwise restores read larger spans of a pack per request.
     """
 
     atomic_put: bool = False
@@ -106,6 +108,7 @@ class BackendCapabilities:
     connections: int = 4
     streaming: bool = False
     multipart_threshold: int | None = None
+    local: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """The capabilities as a plain dict, for reports and ``--json``."""

@@ -4,12 +4,17 @@ Every blob read is verified: opened (authenticated when encrypted), decompressed
 re-hashed against its id. :meth:`BlobReader.iter_blobs` reads neighbouring blobs of one
 pack with a single ranged get and runs reads and decryption ahead in threads, within a
 bounded window. On a backend without ranged reads the last few packs read are kept whole
-in memory instead.
+in memory instead. On a remote backend (one that does not declare itself ``local``) a
+ranged read fetches a span of up to :data:`SPAN_SIZE` bytes of the pack from the blob
+asked for, ending at a blob boundary the index knows, and keeps the last
+:data:`SPAN_CACHE_SIZE` spans: the following blobs of the pack (a restore reads them in
+the order the backup wrote them) are served from memory, one request for many files.
 """
 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +25,7 @@ from .crypto import Cipher, decode_payload
 from .index import BlobLocation, Index
 from .pack import pack_name
 
-__all__ = ["PACK_CACHE_SIZE", "BlobReader"]
+__all__ = ["PACK_CACHE_SIZE", "SPAN_CACHE_SIZE", "SPAN_SIZE", "BlobReader"]
 
 #: Packs kept in memory when the backend cannot read ranges.
 PACK_CACHE_SIZE = 3
@@ -28,6 +33,13 @@ PACK_CACHE_SIZE = 3
 MAX_GAP = 256 * 1024
 #: The most one batched read spans.
 MAX_SPAN = 4 * 1024 * 1024
+#: The most one span read from a remote backend covers.
+SPAN_SIZE = 16 * 1024 * 1024
+#: Spans kept in memory (remote backends with ranged reads).
+SPAN_CACHE_SIZE = 3
+#: A read at least this long is not extended into a span (it is worth its request, and
+#: reads of large files run in parallel rather than wait for one span).
+SPAN_MIN_DIRECT = 1024 * 1024
 
 _Batch = list[tuple[bytes, BlobLocation | None]]
 
@@ -57,14 +69,22 @@ class BlobReader:
         self._before_read = before_read
         self._executor = executor
         self._window = window
-        self._ranged = pool.backend.get_capabilities().ranged_get
+        caps = pool.backend.get_capabilities()
+        self._ranged = caps.ranged_get
+        self._spans = caps.ranged_get and not caps.local
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # span reads: the blob ends of each pack (built from the index when first needed)
+        self._ends: dict[str, list[int]] = {}
+        self._ends_of: Index | None = None
+        self._span_cache: list[tuple[str, int, int, Future[bytes]]] = []
 
     def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
         """``length`` bytes of the object ``name`` from ``offset``: a ranged get, or, on a
         backend without ranged reads, a slice of the whole object kept in a small cache
         of the last packs read (so reading a pack's blobs downloads it once)."""
+        if self._spans:
+            return self._read_span(name, offset, length)
         if self._ranged:
             return self.pool.call(lambda b: b.get_range(name, offset, length))
         with self._cache_lock:
@@ -78,6 +98,60 @@ class BlobReader:
                 while len(self._cache) > PACK_CACHE_SIZE:
                     self._cache.popitem(last=False)
         return memoryview(data)[offset : offset + length]
+
+    def _read_span(self, name: str, offset: int, length: int) -> bytes | memoryview:
+        """``read_range`` on a remote backend: served from a cached span when one covers
+        the range (waiting for it when another thread is downloading it); else a read
+        shorter than :data:`SPAN_MIN_DIRECT` becomes a new span, from ``offset`` to the
+        last blob end of the pack within :data:`SPAN_SIZE`, and a longer one is read as is.
+        A failed span read is forgotten (the next read tries again) and re-raised."""
+        stop = offset + length
+        fut: Future[bytes] | None = None
+        mine = False
+        with self._cache_lock:
+            for i, span in enumerate(self._span_cache):
+                if span[0] == name and span[1] <= offset and stop <= span[2]:
+                    self._span_cache.append(self._span_cache.pop(i))
+                    _, start, end, fut = span
+                    break
+            else:
+                end = self._span_end(name, offset, stop) if length < SPAN_MIN_DIRECT else stop
+                if end > stop:
+                    start = offset
+                    fut = Future()
+                    self._span_cache.append((name, start, end, fut))
+                    del self._span_cache[:-SPAN_CACHE_SIZE]
+                    mine = True
+        if fut is None:
+            return self.pool.call(lambda b: b.get_range(name, offset, length))
+        if mine:
+            try:
+                fut.set_result(self.pool.call(lambda b: b.get_range(name, start, end - start)))
+            except BaseException as e:
+                fut.set_exception(e)
+                with self._cache_lock:
+                    self._span_cache = [s for s in self._span_cache if s[3] is not fut]
+        data = fut.result()
+        if len(data) != end - start:  # a short read: do not trust the span
+            return self.pool.call(lambda b: b.get_range(name, offset, length))
+        return memoryview(data)[offset - start : stop - start]
+
+    def _span_end(self, name: str, offset: int, stop: int) -> int:
+        """The end of the span read from ``offset`` of pack ``name``: the last blob end
+        at most :data:`SPAN_SIZE` past ``offset`` (``stop`` when the pack is unknown).
+        Called with the cache lock held."""
+        index = self._index()
+        if index is not self._ends_of:  # a pack added to it later is read without spans
+            self._ends = {
+                pack_name(pid): [loc.offset + loc.length for _, loc in items]
+                for pid, items in index.by_pack().items()
+            }
+            self._ends_of = index
+        ends = self._ends.get(name)
+        if not ends:
+            return stop
+        i = bisect_right(ends, offset + SPAN_SIZE)
+        return max(stop, ends[i - 1]) if i else stop
 
     def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
         """Open, decompress and verify one sealed blob read from ``pack``;

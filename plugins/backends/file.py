@@ -80,6 +80,7 @@ class FileBackend(Backend):
         page_size=None,
         connections=8,
         streaming=True,
+        local=True,
     )
 
     def __init__(self, url: BackendURL) -> None:
