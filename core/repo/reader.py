@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 
 from ..errors import CorruptObjectError, FileMissingError
 from .backend_pool import BackendPool
@@ -75,7 +76,7 @@ class BlobReader:
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
         # span reads: the blob ends of each pack (built from the index when first needed)
-        self._ends: dict[str, list[int]] = {}
+        self._ends: dict[str, list[tuple[int, int]]] = {}  # (end, length) of each blob
         self._ends_of: Index | None = None
         self._span_cache: list[tuple[str, int, int, Future[bytes]]] = []
 
@@ -137,21 +138,26 @@ class BlobReader:
         return memoryview(data)[offset - start : stop - start]
 
     def _span_end(self, name: str, offset: int, stop: int) -> int:
-        """The end of the span read from ``offset`` of pack ``name``: the last blob end
-        at most :data:`SPAN_SIZE` past ``offset`` (``stop`` when the pack is unknown).
-        Called with the cache lock held."""
+        """The end of the span read from ``offset`` of pack ``name``: the end of the run
+        of blobs shorter than :data:`SPAN_MIN_DIRECT` (large blobs are read on their own)
+        that follows, at most :data:`SPAN_SIZE` past ``offset``; ``stop`` when the pack
+        is unknown. Called with the cache lock held."""
         index = self._index()
         if index is not self._ends_of:  # a pack added to it later is read without spans
             self._ends = {
-                pack_name(pid): [loc.offset + loc.length for _, loc in items]
+                pack_name(pid): [(loc.offset + loc.length, loc.length) for _, loc in items]
                 for pid, items in index.by_pack().items()
             }
             self._ends_of = index
-        ends = self._ends.get(name)
-        if not ends:
+        blobs = self._ends.get(name)
+        if not blobs:
             return stop
-        i = bisect_right(ends, offset + SPAN_SIZE)
-        return max(stop, ends[i - 1]) if i else stop
+        end, limit = stop, offset + SPAN_SIZE
+        for blob_end, length in islice(blobs, bisect_right(blobs, (stop, -1)), None):
+            if blob_end > limit or length >= SPAN_MIN_DIRECT:
+                break
+            end = blob_end
+        return end
 
     def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
         """Open, decompress and verify one sealed blob read from ``pack``;
