@@ -17,7 +17,8 @@ Behaviour:
 * test and create_folder act on all of them.
 
 Capabilities: those every member has (atomic put, rename, ranged get only when all have
-them; the shortest name limit; the fewest connections).
+them; local only when all are local; the shortest name limit; the fewest
+connections).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class MultiBackend(Backend):
             connections=min(c.connections for c in caps),
             streaming=first.streaming,
             multipart_threshold=first.multipart_threshold,
+            local=all(c.local for c in caps),
         )
 
     # --- helpers ------------------------------------------------------------------------
