@@ -148,7 +148,12 @@ def test_stale_lock_of_killed_backup_lets_prune_proceed(tmp_path: Path) -> None:
     backup(repo.url, data)
     # A backup whose source is a slow command holds its lock while it waits.
     slow = ["sh -c 'sleep 30; echo done'"]
-    proc = start_pannier("backup", "--source", "command", "-r", repo.url, *slow)
+    # SIGKILL leaves the command source's spool directory behind: keep it under tmp_path.
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    proc = start_pannier(
+        "backup", "--source", "command", "-r", repo.url, *slow, env={"TMPDIR": str(spool)}
+    )
     try:
         _wait_for(lambda: bool(lock_objects(repo.path)) or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()
