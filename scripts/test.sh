@@ -23,7 +23,7 @@ bash scripts/install-system-deps.sh || { echo "installing system packages failed
 
 step "virtual environment (.venv)"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv || exit 1
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip wheel >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip wheel "setuptools>=77" >/dev/null
 mkdir -p build
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[all,test]" > build/pip-install.log 2>&1 \
   || { cat build/pip-install.log >&2; exit 1; }
