@@ -144,5 +144,8 @@ class LoggingWrapper(BackendWrapper):
     def _create_folder(self) -> None:
         self._logged("create folder", self.inner._create_folder)
 
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        return self._logged("clean temporaries", lambda: self.inner._clean_temporaries(older_than))
+
     def _close(self) -> None:
         self._logged("close", self.inner._close)

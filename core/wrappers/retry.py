@@ -345,3 +345,8 @@ class RetryWrapper(BackendWrapper):
 
     def _create_folder(self) -> None:
         self._call("create folder", self.inner._create_folder)
+
+    def _clean_temporaries(self, older_than: float) -> builtins.list[str]:
+        # A clean-up that failed midway is run again from its listing: what the failed
+        # attempt removed is gone and not named again (nothing listed is ever removed).
+        return self._call("clean temporaries", lambda: self.inner._clean_temporaries(older_than))

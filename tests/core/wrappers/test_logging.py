@@ -43,3 +43,11 @@ def test_passwords_never_reach_the_log(tmp_path: Path, caplog: pytest.LogCapture
             backend.get_bytes("b")
     assert caplog.records
     assert "hunter2" not in caplog.text and "tok3n" not in caplog.text
+
+
+def test_clean_temporaries_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / ".pannier-tmp-interrupted").write_bytes(b"half an upload")
+    backend = LoggingWrapper(get_backend_object(f"file://{tmp_path}"))
+    with caplog.at_level(logging.DEBUG, logger="pannier.backend"):
+        assert backend.clean_temporaries(0) == [".pannier-tmp-interrupted"]
+    assert "clean temporaries in" in caplog.text

@@ -261,3 +261,13 @@ def test_negative_durations_are_config_errors(tmp_path: Path, option: str) -> No
     inner = get_backend_object(f"file://{tmp_path}?{option}")
     with pytest.raises(ConfigError, match=f"option {option.split('=')[0]}: .* is not a duration"):
         RetryWrapper.from_url(inner, inner.url)
+
+
+def test_clean_temporaries_is_retried(tmp_path: Path, rec: Recorder) -> None:
+    stale = tmp_path / ".pannier-tmp-interrupted"
+    stale.write_bytes(b"half an upload")
+    (tmp_path / "kept").write_bytes(b"an object")
+    backend = wrap(faulty(tmp_path, "fail-clean=1"), rec)
+    assert backend.clean_temporaries(0) == [stale.name]
+    assert len(rec.sleeps) == 1
+    assert not stale.exists() and (tmp_path / "kept").exists()
