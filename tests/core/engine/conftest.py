@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from pannier.backend_registry import get_backend
+from pannier.plugin import PluginKind
+from pannier.registry import get_plugin_manager
 from pannier.repo import KdfParams, Repository
 
 #: Cheap key derivation so tests do not spend seconds in Argon2id.
@@ -70,6 +72,34 @@ def make_tree(root: Path) -> dict[str, Any]:
     os.setxattr(root / "small.txt", "user.colour", b"blue")
     os.utime(root / "dir" / "deeper", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     return {"big": big}
+
+
+def filesystem_source(path: Path) -> Any:
+    """The ``filesystem`` source plugin on ``path``, as the registry gives it."""
+    return get_plugin_manager().get(PluginKind.SOURCE, "filesystem")(str(path), {})
+
+
+def digest_tree(src: Path) -> dict[tuple[bytes, ...], bytes]:
+    """Create ``src`` with files of the sizes the content digest paths tell apart (empty,
+    small, exactly the one-blob limit, several chunks, many small ones in a directory)
+    and a symlink; return each file's index and content."""
+    src.mkdir()
+    files = {
+        (b"empty",): b"",
+        (b"small",): b"small file\n",
+        (b"edge",): os.urandom(256 * 1024),  # exactly the one-blob limit
+        (b"big",): os.urandom(3 * 1024 * 1024 + 5),  # several chunks
+        (b"d", b"inner"): b"in a directory\n",
+    }
+    (src / "d").mkdir()
+    for i in range(40):  # enough small files for more than one read of a pack
+        files[(b"d", f"f{i:02}".encode())] = os.urandom(3000 + i)
+    for index, data in files.items():
+        src.joinpath(*(os.fsdecode(c) for c in index)).write_bytes(data)
+    os.chmod(src / "small", 0o664)  # group write: cleared by a 022 umask on create
+    os.utime(src / "small", ns=(1_000_000_123, 1_500_000_000_987_654_321))
+    os.symlink("small", src / "link")
+    return files
 
 
 def tree_facts(root: Path) -> dict[bytes, tuple[Any, ...]]:

@@ -14,9 +14,9 @@ import pytest
 from pannier.engine.backup import BackupOptions, run_backup
 from pannier.engine.meta import active_meta_plugins
 from pannier.meta import MetaPlugin, MetaRecord
-from pannier.plugin import PluginKind
-from pannier.registry import get_plugin_manager
 from pannier.repo import Repository
+
+from .conftest import digest_tree, filesystem_source
 
 
 @attrs.define
@@ -63,31 +63,11 @@ class UnknownHashProbe(_Probe):
         return "probe-sha0"
 
 
-def _fs(path: Path) -> Any:
-    return get_plugin_manager().get(PluginKind.SOURCE, "filesystem")(str(path), {})
-
-
-def _tree(src: Path) -> dict[tuple[bytes, ...], bytes]:
-    src.mkdir()
-    files = {
-        (b"empty",): b"",
-        (b"small",): b"small file\n",
-        (b"edge",): os.urandom(256 * 1024),  # exactly the one-blob limit
-        (b"big",): os.urandom(3 * 1024 * 1024 + 5),  # several chunks
-    }
-    (src / "d").mkdir()
-    files[(b"d", b"inner")] = b"in a directory\n"
-    for index, data in files.items():
-        src.joinpath(*(os.fsdecode(c) for c in index)).write_bytes(data)
-    os.symlink("small", src / "link")
-    return files
-
-
 def test_plugins_get_the_blake3_digest_of_what_was_read(tmp_path: Path, repo: Repository) -> None:
     Blake3Probe.seen, UnknownHashProbe.seen = {}, {}
-    files = _tree(tmp_path / "src")
+    files = digest_tree(tmp_path / "src")
     plugins = [*active_meta_plugins(), Blake3Probe, UnknownHashProbe]
-    summary = run_backup(repo, [_fs(tmp_path / "src")], meta_plugins=plugins)
+    summary = run_backup(repo, [filesystem_source(tmp_path / "src")], meta_plugins=plugins)
     assert summary.warnings == []
     for index, data in files.items():
         assert Blake3Probe.seen[index] == [blake3.blake3(data).digest()], index
@@ -106,8 +86,10 @@ def test_checksum_plugin_does_not_read_files_again(
         raise AssertionError(f"{path!r} read again")
 
     monkeypatch.setattr(checksum, "file_digest", refuse)
-    files = _tree(tmp_path / "src")
-    summary = run_backup(repo, [_fs(tmp_path / "src")], meta_plugins=active_meta_plugins())
+    files = digest_tree(tmp_path / "src")
+    summary = run_backup(
+        repo, [filesystem_source(tmp_path / "src")], meta_plugins=active_meta_plugins()
+    )
     assert summary.warnings == []
     snap = repo.load_snapshot(summary.snapshot_id)
     from pannier.engine.meta import MetaApplier
@@ -123,11 +105,11 @@ def test_checksum_plugin_does_not_read_files_again(
 
 def test_unchanged_files_reuse_their_records(tmp_path: Path, repo: Repository) -> None:
     Blake3Probe.seen = {}
-    _tree(tmp_path / "src")
+    files = digest_tree(tmp_path / "src")
     plugins = [*active_meta_plugins(), Blake3Probe]
     opts = BackupOptions(reread_probability=0)
-    run_backup(repo, [_fs(tmp_path / "src")], opts, meta_plugins=plugins)
+    run_backup(repo, [filesystem_source(tmp_path / "src")], opts, meta_plugins=plugins)
     Blake3Probe.seen = {}
-    summary = run_backup(repo, [_fs(tmp_path / "src")], opts, meta_plugins=plugins)
-    assert summary.files_unchanged == 5
+    summary = run_backup(repo, [filesystem_source(tmp_path / "src")], opts, meta_plugins=plugins)
+    assert summary.files_unchanged == len(files)
     assert Blake3Probe.seen == {}

@@ -18,9 +18,9 @@ from pannier.engine.backup import run_backup
 from pannier.engine.meta import active_meta_plugins
 from pannier.engine.restore import RestoreOptions, run_restore
 from pannier.meta import MetaPlugin, MetaRecord
-from pannier.plugin import PluginKind
-from pannier.registry import get_plugin_manager
 from pannier.repo import Repository
+
+from .conftest import digest_tree, filesystem_source
 
 
 @attrs.define
@@ -62,34 +62,10 @@ class DigestProbe(MetaPlugin):
         return False
 
 
-def _source(path: Path) -> Any:
-    return get_plugin_manager().get(PluginKind.SOURCE, "filesystem")(str(path), {})
-
-
-def _tree(src: Path) -> dict[tuple[bytes, ...], bytes]:
-    src.mkdir()
-    files = {
-        (b"empty",): b"",
-        (b"small",): b"small file\n",
-        (b"edge",): os.urandom(256 * 1024),  # exactly the one-blob limit
-        (b"big",): os.urandom(3 * 1024 * 1024 + 5),  # several chunks
-        (b"d", b"inner"): b"in a directory\n",
-    }
-    (src / "d").mkdir()
-    for i in range(40):  # enough small files for more than one read of a pack
-        files[(b"d", f"f{i:02}".encode())] = os.urandom(3000 + i)
-    for index, data in files.items():
-        src.joinpath(*(os.fsdecode(c) for c in index)).write_bytes(data)
-    os.chmod(src / "small", 0o664)  # group write: cleared by a 022 umask on create
-    os.utime(src / "small", ns=(1_000_000_123, 1_500_000_000_987_654_321))
-    os.symlink("small", src / "link")
-    return files
-
-
 def _backup(tmp_path: Path, repo: Repository) -> tuple[dict[tuple[bytes, ...], bytes], Any]:
-    files = _tree(tmp_path / "src")
+    files = digest_tree(tmp_path / "src")
     plugins = [*active_meta_plugins(), DigestProbe]
-    summary = run_backup(repo, [_source(tmp_path / "src")], meta_plugins=plugins)
+    summary = run_backup(repo, [filesystem_source(tmp_path / "src")], meta_plugins=plugins)
     assert summary.warnings == []
     return files, repo.load_snapshot(summary.snapshot_id)
 
