@@ -16,9 +16,12 @@ import pytest
 from pannier.backend import Backend, BackendCapabilities, ListEntry
 from pannier.errors import FileMissingError, FolderMissingError
 from pannier.repo import KdfParams, Repository
+from pannier.repo.crypto import MasterKey
 
 #: Cheap key derivation so tests do not spend seconds in Argon2id.
 FAST_KDF = KdfParams(memory_cost=1024, iterations=1, lanes=1)
+#: A fixed master key: the golden-bytes and key-object tests pin what it produces.
+FIXED_MASTER = MasterKey(bytes(range(32)), bytes(range(32, 64)), 0x1234567890ABCDEF)
 PASSWORD = "correct horse battery staple"
 
 

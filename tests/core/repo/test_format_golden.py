@@ -10,8 +10,6 @@ from pannier.repo.chunker import Chunker
 from pannier.repo.config import decode_config_public, encode_config
 from pannier.repo.crypto import (
     Cipher,
-    KdfParams,
-    MasterKey,
     decode_payload,
     encode_payload,
     make_key_object,
@@ -21,12 +19,11 @@ from pannier.repo.format import PACK_MAGIC
 from pannier.repo.index import decode_index_object, encode_index_object
 from pannier.repo.pack import PackWriter, parse_pack
 
-MASTER = MasterKey(bytes(range(32)), bytes(range(32, 64)), 0x1234567890ABCDEF)
-KDF = KdfParams(memory_cost=1024, iterations=1, lanes=1)
+from .conftest import FAST_KDF, FIXED_MASTER
 
 
 def fixed_cipher() -> Cipher:
-    return Cipher(MASTER, nonce_source=lambda n: b"\x07" * n)
+    return Cipher(FIXED_MASTER, nonce_source=lambda n: b"\x07" * n)
 
 
 def test_plain_blob_id_is_blake3() -> None:
@@ -42,7 +39,10 @@ def test_keyed_blob_id() -> None:
         fixed_cipher().blob_id(b"hello").hex()
         == "f8a707ccac6d5c7344f3075c205236c529ad840925ffae5a62011aefc9a895a9"
     )
-    assert fixed_cipher().blob_id(b"hello") == blake3.blake3(b"hello", key=MASTER.id_key).digest()
+    assert (
+        fixed_cipher().blob_id(b"hello")
+        == blake3.blake3(b"hello", key=FIXED_MASTER.id_key).digest()
+    )
 
 
 def test_sealed_bytes() -> None:
@@ -82,9 +82,9 @@ def test_payload_encoding() -> None:
 
 def test_key_object_bytes() -> None:
     data = make_key_object(
-        MASTER,
+        FIXED_MASTER,
         "pw",
-        kdf=KDF,
+        kdf=FAST_KDF,
         salt=b"s" * 16,
         nonce=b"n" * 12,
         created="2026-01-01T00:00:00Z",
@@ -97,9 +97,9 @@ def test_key_object_bytes() -> None:
         == "c9d7e76b137cdf1fe16a20e0feecdac1428e53cdbddbaf26fb7cb8799d4e8a3e"
     )
     opened = open_key_object(data, "pw")
-    assert opened is not None and opened.to_dict() == MASTER.to_dict()
+    assert opened is not None and opened.to_dict() == FIXED_MASTER.to_dict()
     assert open_key_object(data, "wrong") is None
-    assert "secret" in repr(opened) and MASTER.encryption_key.hex() not in repr(opened)
+    assert "secret" in repr(opened) and FIXED_MASTER.encryption_key.hex() not in repr(opened)
 
 
 def test_corrupt_key_object_is_named() -> None:
@@ -146,7 +146,7 @@ def test_config_bytes() -> None:
 def test_chunk_boundaries() -> None:
     stream = blake3.blake3(b"seed").digest(length=3_000_000)
     assert [len(x) for x in Chunker(0).chunk_bytes(stream)] == [607959, 1191989, 1200052]
-    seeded = Chunker(MASTER.chunker_seed).chunk_bytes(stream)
+    seeded = Chunker(FIXED_MASTER.chunker_seed).chunk_bytes(stream)
     assert [len(x) for x in seeded] == [1381218, 1618782]
 
 
@@ -172,7 +172,7 @@ def test_frame_declaring_a_huge_size_is_refused() -> None:
 def test_key_object_with_absurd_kdf_parameters_is_refused() -> None:
     import msgpack
 
-    data = make_key_object(MASTER, "pw", kdf=KDF)
+    data = make_key_object(FIXED_MASTER, "pw", kdf=FAST_KDF)
     body = msgpack.unpackb(data)
     body["memory_cost"] = 1 << 40  # would ask for a petabyte
     with pytest.raises(CorruptObjectError, match="key-x is corrupt"):

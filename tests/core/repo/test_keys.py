@@ -18,12 +18,9 @@ from pannier.repo.crypto import (
     read_key_info,
 )
 
-from .conftest import FAST_KDF, PASSWORD, DirBackend
+from .conftest import FAST_KDF, FIXED_MASTER, PASSWORD, DirBackend
 
-MASTER = MasterKey(bytes(range(32)), bytes(range(32, 64)), 0x1234567890ABCDEF)
-KDF = KdfParams(memory_cost=1024, iterations=1, lanes=1)
-
-#: A version-1 key object of MASTER under "pw", as pannier wrote it before version 2
+#: A version-1 key object of FIXED_MASTER under "pw", as pannier wrote it before version 2
 #: (salt b"s" * 16, nonce b"n" * 12, created 2026-01-01T00:00:00Z, user@host).
 V1_KEY = bytes.fromhex(
     "8ba776657273696f6e01a36b6466a86172676f6e326964ab6d656d6f72795f636f7374cd0400aa6974"
@@ -39,9 +36,9 @@ V1_KEY = bytes.fromhex(
 
 def v2_key() -> bytes:
     return make_key_object(
-        MASTER,
+        FIXED_MASTER,
         "pw",
-        kdf=KDF,
+        kdf=FAST_KDF,
         salt=b"s" * 16,
         nonce=b"n" * 12,
         created="2026-01-01T00:00:00Z",
@@ -57,14 +54,14 @@ def repack(body: dict[str, Any]) -> bytes:
 def test_version_1_key_objects_still_open() -> None:
     assert read_key_info(V1_KEY, "key-1")["version"] == 1
     opened = open_key_object(V1_KEY, "pw", "key-1")
-    assert opened is not None and opened.to_dict() == MASTER.to_dict()
+    assert opened is not None and opened.to_dict() == FIXED_MASTER.to_dict()
     assert open_key_object(V1_KEY, "wrong", "key-1") is None
 
 
 def test_new_key_objects_are_version_2_with_a_mac() -> None:
     body = read_key_info(v2_key(), "key-2")
     assert body["version"] == 2
-    assert body["mac"] == key_object_mac(MASTER, body)
+    assert body["mac"] == key_object_mac(FIXED_MASTER, body)
     assert sorted(body) == sorted(
         [
             "version",
@@ -119,7 +116,7 @@ def test_a_version_2_object_relabelled_as_version_1_is_refused() -> None:
 def test_a_version_1_object_relabelled_as_version_2_is_refused() -> None:
     body = read_key_info(V1_KEY, "key-1")
     body["version"] = 2
-    body["mac"] = key_object_mac(MASTER, body)  # even with a mac made by a key holder
+    body["mac"] = key_object_mac(FIXED_MASTER, body)  # even with a mac made by a key holder
     with pytest.raises(CorruptObjectError, match="its version was altered"):
         open_key_object(repack(body), "pw", "key-1")
 
