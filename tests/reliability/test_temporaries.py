@@ -132,22 +132,25 @@ def test_a_dry_run_removes_no_temporary(tmp_path: Path) -> None:
 
 
 def test_a_failed_clean_up_warns_and_leaves_the_prune_done(tmp_path: Path) -> None:
-    """The clean-up is prune's last step: when the backend fails it, prune still exits 0
-    with its work done, names the failure in a warning and in ``--json``, and the next
-    prune removes the temporary."""
+    """The clean-up is prune's last step: when the backend fails it (a permanent error, or
+    a transient one still failing after its retries), prune still exits 0 with its work
+    done and names the failure in a warning and in ``--json``; a prune whose clean-up
+    fails once, transiently, retries it and removes the temporary."""
     data = make_dataset(tmp_path / "data", seed=9, total_bytes=1 * MiB)
     repo = init_repo(tmp_path / "repo")
     backup(repo.url, data)
     stale = repo.path / f"{TMP_PREFIX}left"
     stale.write_bytes(b"half")
     _age([stale], STALE_AFTER + 60)
-    faulty = f"faulty+{repo.url}?fail-clean=1"
+    faulty = f"faulty+{repo.url}?fail-clean=1&fail-mode=permanent"
     done = ok_pannier("prune", "-r", faulty)
     assert "pannier: warning: temporaries of interrupted uploads not removed:" in done.stderr
     assert "injected" in done.stderr and stale.exists()
     out = json.loads(ok_pannier("prune", "-r", faulty, "--json").stdout)
     assert out["temporaries_removed"] == 0 and "injected" in out["temporaries_error"]
-    out = json.loads(ok_pannier("prune", "-r", repo.url, "--json").stdout)
+    # A transient failure is retried: the same prune removes the temporary.
+    once = f"faulty+{repo.url}?fail-clean=1&retry-delay=0.01"
+    out = json.loads(ok_pannier("prune", "-r", once, "--json").stdout)
     assert out["temporaries_removed"] == 1 and out["temporaries_error"] == ""
     assert not stale.exists()
     assert check_read_data(repo.url)["ok"]
