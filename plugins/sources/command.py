@@ -65,7 +65,9 @@ class CommandSource(Source):
         self._tmp = tempfile.mkdtemp(prefix="pannier-command-")
         out_path = os.path.join(os.fsencode(self._tmp), name)
         started = time.time_ns()
-        with open(out_path, "wb") as out:
+        # 0600 from the start (the directory is 0700 too): the dump may be sensitive.
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as out:
             try:
                 proc = subprocess.run(self.argv, stdout=out, stdin=subprocess.DEVNULL, check=False)
             except OSError as e:
@@ -75,7 +77,6 @@ class CommandSource(Source):
                 f"command {self.spec!r} exited with status {proc.returncode}; "
                 "no snapshot was written"
             )
-        os.chmod(out_path, 0o600)
         top = os.stat(self._tmp)
         top_st = os.stat_result(
             (

@@ -59,3 +59,15 @@ def test_bad_filename() -> None:
     with pytest.raises(SourceError, match="plain file name"):
         list(src.scan())
     src.close()
+
+
+def test_the_output_is_private_while_the_command_writes_it() -> None:
+    """The spool file is 0600 from its creation (the command sees its own stdout)."""
+    src = source("stat -L -c %a /dev/stdout")
+    try:
+        entries = list(src.scan())
+        with entries[1].open() as f:
+            assert f.read() == b"600\n"
+        assert entries[1].stat.st_mode & 0o777 == 0o600
+    finally:
+        src.close()
