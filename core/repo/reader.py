@@ -5,10 +5,12 @@ re-hashed against its id. :meth:`BlobReader.iter_blobs` reads neighbouring blobs
 pack with a single ranged get and runs reads and decryption ahead in threads, within a
 bounded window. On a backend without ranged reads the last few packs read are kept whole
 in memory instead. On a remote backend (one that does not declare itself ``local``) a
-ranged read fetches a span of up to :data:`SPAN_SIZE` bytes of the pack from the blob
-asked for, ending at a blob boundary the index knows, and keeps the last
-:data:`SPAN_CACHE_SIZE` spans: the following blobs of the pack (a restore reads them in
-the order the backup wrote them) are served from memory, one request for many files.
+short ranged read fetches the whole run of small blobs around it within a fixed window of
+:data:`SPAN_SIZE` bytes of the pack (its bounds are blob boundaries the index knows), and
+the last spans read, up to :data:`SPAN_CACHE_BYTES`, are kept: the other blobs of that run
+are served from memory, one request for many files. As every read inside a run and window
+gets the same span, a pack is downloaded about once, in whatever order its blobs are asked
+for (several restore threads ask for the blobs of one pack out of order).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .crypto import Cipher, decode_payload
 from .index import BlobLocation, Index
 from .pack import pack_name
 
-__all__ = ["PACK_CACHE_SIZE", "SPAN_CACHE_SIZE", "SPAN_SIZE", "BlobReader"]
+__all__ = ["PACK_CACHE_SIZE", "SPAN_CACHE_BYTES", "SPAN_SIZE", "BlobReader"]
 
 #: Packs kept in memory when the backend cannot read ranges.
 PACK_CACHE_SIZE = 3
@@ -36,8 +38,9 @@ MAX_GAP = 256 * 1024
 MAX_SPAN = 4 * 1024 * 1024
 #: The most one span read from a remote backend covers.
 SPAN_SIZE = 16 * 1024 * 1024
-#: Spans kept in memory (remote backends with ranged reads).
-SPAN_CACHE_SIZE = 3
+#: The most bytes of spans kept in memory (remote backends with ranged reads); the span
+#: read last is kept whatever its size.
+SPAN_CACHE_BYTES = 64 * 1024 * 1024
 #: A read at least this long is not extended into a span (it is worth its request, and
 #: reads of large files run in parallel rather than wait for one span).
 SPAN_MIN_DIRECT = 1024 * 1024
@@ -103,9 +106,9 @@ class BlobReader:
     def _read_span(self, name: str, offset: int, length: int) -> bytes | memoryview:
         """``read_range`` on a remote backend: served from a cached span when one covers
         the range (waiting for it when another thread is downloading it); else a read
-        shorter than :data:`SPAN_MIN_DIRECT` becomes a new span, from ``offset`` to the
-        last blob end of the pack within :data:`SPAN_SIZE`, and a longer one is read as is.
-        A failed span read is forgotten (the next read tries again) and re-raised."""
+        shorter than :data:`SPAN_MIN_DIRECT` becomes a new span (:meth:`_span_bounds`),
+        and a longer one is read as is. A failed span read is forgotten (the next read
+        tries again) and re-raised."""
         stop = offset + length
         fut: Future[bytes] | None = None
         mine = False
@@ -116,12 +119,16 @@ class BlobReader:
                     _, start, end, fut = span
                     break
             else:
-                end = self._span_end(name, offset, stop) if length < SPAN_MIN_DIRECT else stop
-                if end > stop:
-                    start = offset
+                start, end = self._span_bounds(name, offset, stop)
+                if (start, end) != (offset, stop):
                     fut = Future()
                     self._span_cache.append((name, start, end, fut))
-                    del self._span_cache[:-SPAN_CACHE_SIZE]
+                    kept = end - start
+                    for i in range(len(self._span_cache) - 2, -1, -1):
+                        kept += self._span_cache[i][2] - self._span_cache[i][1]
+                        if kept > SPAN_CACHE_BYTES:
+                            del self._span_cache[: i + 1]
+                            break
                     mine = True
         if fut is None:
             return self.pool.call(lambda b: b.get_range(name, offset, length))
@@ -137,11 +144,13 @@ class BlobReader:
             return self.pool.call(lambda b: b.get_range(name, offset, length))
         return memoryview(data)[offset - start : stop - start]
 
-    def _span_end(self, name: str, offset: int, stop: int) -> int:
-        """The end of the span read from ``offset`` of pack ``name``: the end of the run
-        of blobs shorter than :data:`SPAN_MIN_DIRECT` (large blobs are read on their own)
-        that follows, at most :data:`SPAN_SIZE` past ``offset``; ``stop`` when the pack
-        is unknown. Called with the cache lock held."""
+    def _span_bounds(self, name: str, offset: int, stop: int) -> tuple[int, int]:
+        """The span to read for ``[offset, stop)`` of pack ``name``: the run of blobs
+        shorter than :data:`SPAN_MIN_DIRECT` around it, within the window of
+        :data:`SPAN_SIZE` bytes of the pack that holds ``offset`` (windows are fixed, so
+        every read in a run gets the same span). ``(offset, stop)``, a read as asked,
+        when the range holds a large blob (read on its own) or the pack is unknown.
+        Called with the cache lock held."""
         index = self._index()
         if index is not self._ends_of:  # a pack added to it later is read without spans
             self._ends = {
@@ -151,13 +160,29 @@ class BlobReader:
             self._ends_of = index
         blobs = self._ends.get(name)
         if not blobs:
-            return stop
-        end, limit = stop, offset + SPAN_SIZE
-        for blob_end, length in islice(blobs, bisect_right(blobs, (stop, -1)), None):
-            if blob_end > limit or length >= SPAN_MIN_DIRECT:
+            return offset, stop
+        # blobs[first:after] are the blobs of the range (they end in (offset, stop])
+        first = bisect_right(blobs, (offset, -1))
+        if first < len(blobs) and blobs[first][0] == offset:
+            first += 1
+        after = bisect_right(blobs, (stop, -1))
+        if after < len(blobs) and blobs[after][0] == stop:
+            after += 1
+        if any(length >= SPAN_MIN_DIRECT for _, length in islice(blobs, first, after)):
+            return offset, stop
+        window = offset - offset % SPAN_SIZE
+        start = offset
+        for k in range(first - 1, -1, -1):  # back over the small blobs just before
+            blob_end, length = blobs[k]
+            if blob_end != start or blob_end - length < window or length >= SPAN_MIN_DIRECT:
+                break
+            start = blob_end - length
+        end, limit = stop, window + SPAN_SIZE
+        for blob_end, length in islice(blobs, after, None):  # on over those just after
+            if blob_end - length != end or blob_end > limit or length >= SPAN_MIN_DIRECT:
                 break
             end = blob_end
-        return end
+        return start, end
 
     def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
         """Open, decompress and verify one sealed blob read from ``pack``;
@@ -214,22 +239,29 @@ class BlobReader:
             yield from window.popleft().result()
 
     def _batches(self, blob_ids: Iterable[bytes]) -> Iterator[_Batch]:
-        """Runs of neighbouring blobs of one pack (a blob not indexed is alone)."""
+        """Runs of neighbouring blobs of one pack (a blob not indexed is alone; with
+        spans, so is a blob read on its own, so that a run of small blobs is read
+        through the spans and never a second time in a larger read)."""
         batch: _Batch = []
         start = end = 0
+        alone = False  # the batch is a blob to be read on its own
         for bid in blob_ids:
             self._before_read(bid)
             loc = self._index().lookup(bid)
             first = batch[0][1] if batch else None
+            large = self._spans and loc is not None and loc.length >= SPAN_MIN_DIRECT
             if batch and (
                 loc is None
                 or first is None
                 or loc.pack_id != first.pack_id
                 or not 0 <= loc.offset - end <= MAX_GAP
                 or loc.offset + loc.length - start > MAX_SPAN
+                or large
+                or alone
             ):
                 yield batch
                 batch = []
+            alone = large
             if not batch and loc is not None:
                 start = loc.offset
             batch.append((bid, loc))

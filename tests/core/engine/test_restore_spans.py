@@ -25,13 +25,16 @@ from .conftest import FAST_KDF, PASSWORD, assert_same_tree
 
 DIRS = 30
 FILES = 25
-#: Ranged reads made by every counting backend so far (a restore counts the difference).
+#: Ranged reads made by every counting backend so far, and the bytes they returned (a
+#: restore counts the difference).
 READS = [0]
+READ_BYTES = [0]
 _LOCK = threading.Lock()
 
 
 def counting_backend(url: str, *, local: bool) -> Backend:
-    """The ``file`` backend at ``url``, counting its ranged reads in :data:`READS`."""
+    """The ``file`` backend at ``url``, counting its ranged reads in :data:`READS` and
+    :data:`READ_BYTES`."""
     backend = get_backend(url)
     inner = backend.unwrap()  # under the wrappers every backend gets
     base = type(inner)
@@ -40,9 +43,10 @@ def counting_backend(url: str, *, local: bool) -> Backend:
         capabilities = attrs.evolve(base.capabilities, local=local)
 
         def _get_range(self, remote_filename: str, offset: int, length: int) -> bytes:
+            data: bytes = super()._get_range(remote_filename, offset, length)
             with _LOCK:
                 READS[0] += 1
-            data: bytes = super()._get_range(remote_filename, offset, length)
+                READ_BYTES[0] += len(data)
             return data
 
     inner.__class__ = Counting
@@ -77,13 +81,22 @@ def restore(
     url: str, out: Path, *, local: bool, workers: int | None = None
 ) -> tuple[int, list[str]]:
     """Restore the latest snapshot into ``out``; (ranged reads made, errors)."""
+    reads, _, errors = restore_counted(url, out, local=local, workers=workers)
+    return reads, errors
+
+
+def restore_counted(
+    url: str, out: Path, *, local: bool, workers: int | None = None
+) -> tuple[int, int, list[str]]:
+    """Restore the latest snapshot into ``out``; (ranged reads made, bytes they
+    returned, errors)."""
     backend = counting_backend(url, local=local)
     repo = Repository.open(backend, PASSWORD)
     try:
         snap = repo.list_snapshots()[-1]
-        before = READS[0]
+        before, before_bytes = READS[0], READ_BYTES[0]
         summary = run_restore(repo, snap, str(out), RestoreOptions(workers=workers))
-        return READS[0] - before, summary.errors
+        return READS[0] - before, READ_BYTES[0] - before_bytes, summary.errors
     finally:
         repo.close()
 
@@ -100,6 +113,19 @@ def test_remote_restore_reads_spans_in_few_requests(
     # a local restore reads at least one range per directory of small files
     assert local_reads >= DIRS
     assert remote_reads * 4 <= local_reads, (local_reads, remote_reads)
+
+
+@pytest.mark.parametrize("workers", [0, 4])
+def test_remote_restore_downloads_each_pack_about_once(
+    tmp_path: Path, src: Path, url: str, workers: int
+) -> None:
+    """Restore threads ask for the blobs of one pack out of order; the spans they get
+    are the same fixed runs, so the bytes downloaded stay within the packs' size."""
+    _, downloaded, errors = restore_counted(url, tmp_path / "out", local=False, workers=workers)
+    assert errors == []
+    assert_same_tree(src, tmp_path / "out")
+    packs = sum(p.stat().st_size for p in (tmp_path / "repo").glob("data-*"))
+    assert downloaded <= packs, (downloaded, packs)
 
 
 def damage_blob(url: str, repo_dir: Path, content: bytes) -> str:
