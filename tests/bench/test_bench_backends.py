@@ -4,6 +4,7 @@ speed is what the benchmark prints, never a test's assertion)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,22 @@ def test_unknown_target_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "unknown target 'nosuch'" in result.stderr
+
+
+def test_a_target_whose_server_is_not_running_is_skipped(tmp_path: Path) -> None:
+    """A target module raises the script's own Unavailable (the script registers itself
+    as ``bench_backends`` for them): the run says "skipped" and goes on."""
+    no_servers = tmp_path / "servers"
+    no_servers.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(TOP / "bench" / "bench_backends.py"), "--targets", "s3,swift,sftp",
+         "--small", "1", "--large", "1", "--names", "10", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PANNIER_SERVERS_DIR": str(no_servers)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    skipped = [line.split()[0] for line in result.stdout.splitlines() if " skipped: " in line]
+    assert skipped == ["s3", "swift", "sftp"], result.stdout
+    assert "test server is not running" in result.stdout
