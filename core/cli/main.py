@@ -16,7 +16,9 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ..errors import EXIT_FAILURE, EXIT_USAGE, PannierError
@@ -130,6 +132,17 @@ def build_parser(args: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM, so that a terminated
+    command cleans up as an interrupted one does (locks released, temporary files
+    removed, nothing half-written left under a real name)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the clean-up
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -157,11 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     ctx = CLIContext.from_args(args)
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args, ctx))
     except PannierError as e:
         ctx.error(str(e))
         return e.exit_code
+    except Terminated:
+        ctx.error("terminated")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         ctx.error("interrupted")
         return 130
@@ -169,3 +188,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         ctx.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)

@@ -177,3 +177,41 @@ def test_stale_lock_of_killed_backup_lets_prune_proceed(tmp_path: Path) -> None:
     assert sorted(lk["name"] for lk in out["removed"]) == held
     assert lock_objects(repo.path) == []
     check_read_data(repo.url)
+
+
+def test_sigterm_ends_a_backup_cleanly(tmp_path: Path) -> None:
+    """SIGTERM (a service manager stopping pannier) is handled like Ctrl-C: exit code 143,
+    "terminated" on stderr, the lock released, the command source's spool removed and no
+    snapshot written; the next backup runs without ``unlock``."""
+    data = make_dataset(tmp_path / "data", seed=6, total_bytes=2 * MiB)
+    repo = init_repo(tmp_path / "repo")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    gate, running = tmp_path / "gate", tmp_path / "running"
+    os.mkfifo(gate)
+    proc = start_pannier(
+        "backup",
+        "--source",
+        "command",
+        "-r",
+        repo.url,
+        f"sh -c 'echo > {running}; exec cat {gate}'",
+        env={"TMPDIR": str(spool)},
+    )
+    try:
+        # the command runs (its output is being spooled) under the backup's lock
+        _wait_for(lambda: running.exists() or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()
+        assert lock_objects(repo.path) and list(spool.iterdir())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert b"pannier: error: terminated" in err
+    assert lock_objects(repo.path) == []
+    assert list(spool.iterdir()) == []
+    assert not list(repo.path.glob("snapshot-*"))
+    backup(repo.url, data)  # no stale lock in the way
