@@ -53,6 +53,7 @@ from .target import (
     lstat_at,
     open_parent,
     remove_at,
+    remove_temporary,
     same_content,
     tmp_name,
     write_file,
@@ -301,18 +302,18 @@ class _Restorer:
             ):
                 return False
         tmp = tmp_name()
-        if entry.kind == "l":
-            os.symlink(bytes(entry.data or b""), tmp, dir_fd=dfd)
-        elif entry.kind == "p":
-            os.mkfifo(tmp, 0o600, dir_fd=dfd)
-        else:
-            os.mknod(tmp, stat.S_IFMT(entry.mode) | 0o600, int(entry.data or 0), dir_fd=dfd)
         try:
+            if entry.kind == "l":
+                os.symlink(bytes(entry.data or b""), tmp, dir_fd=dfd)
+            elif entry.kind == "p":
+                os.mkfifo(tmp, 0o600, dir_fd=dfd)
+            else:
+                os.mknod(tmp, stat.S_IFMT(entry.mode) | 0o600, int(entry.data or 0), dir_fd=dfd)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 remove_at(dfd, name)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            os.unlink(tmp, dir_fd=dfd)
+        except BaseException as e:
+            remove_temporary(dfd, tmp, e)
             raise
         return True
 
@@ -339,13 +340,13 @@ class _Restorer:
                 if st is not None and (st.st_dev, st.st_ino) == (sst.st_dev, sst.st_ino):
                     return
                 tmp = tmp_name()
-                os.link(src, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
                 try:
+                    os.link(src, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
                     if st is not None and stat.S_ISDIR(st.st_mode):
                         remove_at(dfd, name)
                     os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-                except BaseException:
-                    os.unlink(tmp, dir_fd=dfd)
+                except BaseException as e:
+                    remove_temporary(dfd, tmp, e)
                     raise
             finally:
                 os.close(dfd)

@@ -41,6 +41,7 @@ __all__ = [
     "open_dir",
     "open_parent",
     "remove_at",
+    "remove_temporary",
     "same_content",
     "tmp_name",
     "write_file",
@@ -130,6 +131,15 @@ _TMP_RUN = f"{TMP_PREFIX}{secrets.token_hex(6)}-"
 _tmp_counter = itertools.count()
 
 
+def remove_temporary(dfd: int, tmp: bytes, error: BaseException) -> None:
+    """Remove the temporary ``tmp`` after ``error`` stopped the step that creates it and
+    renames it into place: it may exist or not; a FileExistsError of its creation means
+    the name is someone else's, which stays."""
+    if not isinstance(error, FileExistsError):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dfd)
+
+
 def tmp_name() -> bytes:
     return f"{_TMP_RUN}{next(_tmp_counter)}".encode()
 
@@ -213,11 +223,14 @@ def write_file(
     tmp = tmp_name()
     mode = stat.S_IMODE(entry.mode) & 0o777
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, mode, dir_fd=dfd)
     written = 0
     sparse = bool(entry.flags & FLAG_SPARSE)
     hasher = _blake3() if digest and not sparse else None
+    fd = -1
     try:
+        # created inside the try: an interruption (Ctrl-C, SIGTERM) right after the
+        # create still removes it
+        fd = os.open(tmp, flags, mode, dir_fd=dfd)
         if mode & umask:
             os.fchmod(fd, mode)
         chunks = entry.data or ()
@@ -243,11 +256,10 @@ def write_file(
         os.close(fd)
         fd = -1
         os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
+    except BaseException as e:
         if fd >= 0:
             os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dfd)
+        remove_temporary(dfd, tmp, e)
         raise
     return Written(written, None if hasher is None else hasher.digest())
 

@@ -300,3 +300,33 @@ def test_exclude_patterns(tmp_path: Path, repo: Repository, snap: Snapshot) -> N
     # a hard link whose first name is excluded gets the content itself
     only = run_restore(repo, snap, str(tmp_path / "o2"), RestoreOptions(exclude=["/dir"]))
     assert only.errors == [] and (tmp_path / "o2" / "small.txt").read_text() == "hello\n"
+
+
+@pytest.mark.parametrize("create", ["open", "mkfifo", "link"])
+def test_interrupt_right_after_a_temporary_is_created_leaves_none(
+    tmp_path: Path, repo: Repository, snap: Snapshot, monkeypatch: pytest.MonkeyPatch, create: str
+) -> None:
+    """Ctrl-C or SIGTERM arriving just after a temporary name was created (a file, a FIFO
+    or a hard link), before the code that would rename it runs: the interruption
+    propagates and no temporary is left in the target."""
+    real = getattr(os, create)
+    hits = []
+
+    def create_then_interrupt(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)
+        if any(isinstance(a, bytes) and a.startswith(b".pannier-tmp-") for a in args):
+            hits.append(args)
+            if isinstance(result, int):
+                os.close(result)
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(os, create, create_then_interrupt)
+    out = tmp_path / "out"
+    # an existing target: FIFOs and hard links are then made under a temporary name too
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        run_restore(repo, snap, str(out), RestoreOptions(overwrite=True, workers=0))
+    monkeypatch.undo()
+    assert hits, f"os.{create} never made a temporary"
+    assert not [p for p in out.rglob(".pannier-tmp-*")]
