@@ -143,7 +143,9 @@ def test_a_long_source_is_permanent_unless_the_body_is_a_part(server: str) -> No
         data=UploadBody(source, 10, label="put obj", backend=WHERE, exact=False),
         timeout=30,
     )
-    assert _Recorder.received[-1][1] == b"0123456789"
+    # the first request's server thread may record its (empty) body late: look for ours
+    bodies = [b for _, b in _Recorder.received]
+    assert b"0123456789" in bodies and all(len(b) <= 10 for b in bodies), bodies
     assert source.tell() == 10  # the rest is left for the next part
 
 

