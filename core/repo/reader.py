@@ -41,8 +41,9 @@ SPAN_SIZE = 16 * 1024 * 1024
 #: The most bytes of spans kept in memory (remote backends with ranged reads); the span
 #: read last is kept whatever its size.
 SPAN_CACHE_BYTES = 64 * 1024 * 1024
-#: A read at least this long is not extended into a span (it is worth its request, and
-#: reads of large files run in parallel rather than wait for one span).
+#: A blob at least this long is read on its own, never as part of a span (it is worth its
+#: request, and the chunks of large files are read in parallel rather than wait for one
+#: span).
 SPAN_MIN_DIRECT = 1024 * 1024
 
 _Batch = list[tuple[bytes, BlobLocation | None]]
@@ -84,9 +85,10 @@ class BlobReader:
         self._span_cache: list[tuple[str, int, int, Future[bytes]]] = []
 
     def read_range(self, name: str, offset: int, length: int) -> bytes | memoryview:
-        """``length`` bytes of the object ``name`` from ``offset``: a ranged get, or, on a
-        backend without ranged reads, a slice of the whole object kept in a small cache
-        of the last packs read (so reading a pack's blobs downloads it once)."""
+        """``length`` bytes of the object ``name`` from ``offset``: a ranged get (through
+        the span cache on a remote backend, :meth:`_read_span`), or, on a backend without
+        ranged reads, a slice of the whole object kept in a small cache of the last packs
+        read (so reading a pack's blobs downloads it once)."""
         if self._spans:
             return self._read_span(name, offset, length)
         if self._ranged:
@@ -105,10 +107,10 @@ class BlobReader:
 
     def _read_span(self, name: str, offset: int, length: int) -> bytes | memoryview:
         """``read_range`` on a remote backend: served from a cached span when one covers
-        the range (waiting for it when another thread is downloading it); else a read
-        shorter than :data:`SPAN_MIN_DIRECT` becomes a new span (:meth:`_span_bounds`),
-        and a longer one is read as is. A failed span read is forgotten (the next read
-        tries again) and re-raised."""
+        the range (waiting for it when another thread is downloading it); else a range of
+        small blobs becomes a new span (:meth:`_span_bounds`), and one holding a blob of
+        :data:`SPAN_MIN_DIRECT` bytes or more is read as is. A failed span read is
+        forgotten (the next read tries again) and re-raised."""
         stop = offset + length
         fut: Future[bytes] | None = None
         mine = False
