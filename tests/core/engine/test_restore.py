@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pannier.engine.backup import run_backup
 from pannier.engine.restore import RestoreOptions, run_restore
+from pannier.engine.target import TMP_PREFIX
 from pannier.engine.tree import TreeEntry, TreeWriter
 from pannier.errors import ConfigError
 from pannier.plugin import PluginKind
@@ -43,7 +44,7 @@ def test_round_trip_is_identical(tmp_path: Path, repo: Repository, snap: Snapsho
     sparse = os.stat(out / "sparse")
     assert sparse.st_blocks * 512 < sparse.st_size  # holes written as holes
     assert os.stat(out / "dir" / "deeper").st_mtime_ns == 1_600_000_000_123_456_789
-    assert not [p for p in out.rglob(".pannier-tmp-*")]
+    assert not [p for p in out.rglob(f"{TMP_PREFIX}*")]
 
 
 def test_second_restore_writes_only_what_differs(
@@ -314,7 +315,7 @@ def test_interrupt_right_after_a_temporary_is_created_leaves_none(
 
     def create_then_interrupt(*args: object, **kwargs: object) -> object:
         result = real(*args, **kwargs)
-        if any(isinstance(a, bytes) and a.startswith(b".pannier-tmp-") for a in args):
+        if any(isinstance(a, bytes) and a.startswith(TMP_PREFIX.encode()) for a in args):
             hits.append(args)
             if isinstance(result, int):
                 os.close(result)
@@ -329,4 +330,4 @@ def test_interrupt_right_after_a_temporary_is_created_leaves_none(
         run_restore(repo, snap, str(out), RestoreOptions(overwrite=True, workers=0))
     monkeypatch.undo()
     assert hits, f"os.{create} never made a temporary"
-    assert not [p for p in out.rglob(".pannier-tmp-*")]
+    assert not [p for p in out.rglob(f"{TMP_PREFIX}*")]
