@@ -24,6 +24,11 @@ Guarantees a test checks:
 * the reader's memory is bounded by one frame (a frame is closed once it holds 64 KiB of
   records, a size the writer looks at every 32 records), however many records the stream
   holds;
+* frame boundaries follow the content: besides the size limit, the writer closes a frame
+  after each record whose last index component has a CRC-32 with its low
+  :data:`FRAME_CUT_BITS` bits zero (one record in 32 on average). A record added, changed
+  or removed changes only its own frame, so the streams of two snapshots share every
+  other frame byte for byte, and the repository stores those parts once;
 * a stream cut short anywhere, including exactly between two frames, raises
   :class:`~pannier.MetaStreamError` naming the stream and the record number;
 * a flipped byte anywhere raises :class:`~pannier.MetaStreamError` (CRC-32 of each frame);
@@ -67,6 +72,10 @@ _FRAME = struct.Struct(">III")
 _FRAME_SIZE = _FRAME.size
 #: A data frame is flushed once its payload reaches this many bytes.
 FRAME_TARGET_BYTES = 64 * 1024
+#: A frame also ends after a record whose last index component's CRC-32 has these low bits
+#: all zero: content-defined frame boundaries (see the module docstring).
+FRAME_CUT_BITS = 5
+_CUT_MASK = (1 << FRAME_CUT_BITS) - 1
 #: How often (in rows) the writer looks at the size of the frame it is filling.
 _CHECK_EVERY = 32
 #: A frame longer than this is taken as corruption rather than allocated.
@@ -161,7 +170,7 @@ def check_index(index: object) -> tuple[bytes, ...]:
 
 
 class MetaStreamWriter:
-    """Write records into a metadata stream, one frame of about 64 KiB at a time.
+    """Write records into a metadata stream, in content-defined frames of at most 64 KiB.
 
     :param target: a path (the file is created) or a binary file object open for writing
         (left open by :meth:`close`).
@@ -229,7 +238,9 @@ class MetaStreamWriter:
             raise TypeError(self._broken) from exc
         self._last = index
         self._pending += 1
-        if self._pending >= self._next_check:
+        if index and not zlib.crc32(index[-1]) & _CUT_MASK:
+            self._flush()
+        elif self._pending >= self._next_check:
             self._next_check += _CHECK_EVERY
             if len(self._frame.getbuffer()) >= FRAME_TARGET_BYTES:
                 self._flush()

@@ -29,6 +29,7 @@ import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 FORMAT_VERSION = 1
+SNAPSHOT_VERSION = 2  # version 2: a snapshot names each stream's blob list
 
 
 def fail(message: str) -> None:
@@ -134,7 +135,11 @@ class Repo:
                 pass
         return data
 
-    def stream(self, ids: list[bytes]) -> bytes:
+    def stream(self, snap: dict, name: str) -> bytes:
+        ids = snap["streams"][name]
+        if snap["version"] >= 2:  # ids of the blob list: 32-byte ids of the stream's blobs
+            listing = b"".join(self.blob(i) for i in ids)
+            ids = [listing[i : i + 32] for i in range(0, len(listing), 32)]
         return b"".join(self.blob(i) for i in ids)
 
     def snapshot(self, spec: str) -> dict:
@@ -142,7 +147,9 @@ class Repo:
         for name in os.listdir(self.path):
             if name.startswith("snapshot-"):
                 plain = self.payload(self.unseal(self.read(name), b"pannier:snapshot"))
-                snaps[name[9:]] = msgpack.unpackb(plain, raw=False)
+                snaps[name[9:]] = snap = msgpack.unpackb(plain, raw=False)
+                if snap["version"] > SNAPSHOT_VERSION:
+                    fail(f"snapshot {name[9:17]} has format version {snap['version']}")
         if spec == "latest":
             if not snaps:
                 fail("the repository has no snapshot")
@@ -221,11 +228,11 @@ def restore(repo: Repo, snap: dict, target: str) -> int:
         fail(f"target {target!r} is not empty")
     xattrs = {}
     if "meta/xattr" in snap["streams"]:
-        xattrs = meta_records(repo.stream(snap["streams"]["meta/xattr"]))
+        xattrs = meta_records(repo.stream(snap, "meta/xattr"))
     dirs: set = {()}
     later_dirs = []
     errors = 0
-    for e in tree_entries(repo.stream(snap["streams"]["tree"])):
+    for e in tree_entries(repo.stream(snap, "tree")):
         index, kind, data, flags = e[0], e[1], e[9], e[10]
         try:
             if not index:

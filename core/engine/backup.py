@@ -255,10 +255,11 @@ class _BackupRun:
                 return None
             self.tree.close()
             self.tree_file.seek(0)
-            streams = {"tree": list(self.repo.store_stream(self.tree_file, kind="tree"))}
+            blobs = {"tree": self.repo.store_stream(self.tree_file, kind="tree")}
             for name, fileobj in meta.finish():
-                streams[name] = list(self.repo.store_stream(fileobj, kind="tree"))
+                blobs[name] = self.repo.store_stream(fileobj, kind="tree")
                 fileobj.close()
+            streams = {name: self.repo.store_stream_list(ids) for name, ids in blobs.items()}
             self.repo.flush()
             return streams
         finally:

@@ -308,8 +308,9 @@ class MetaApplier:
             if cls is None:
                 self.missing.append(name)
                 continue
-            reader = io.BufferedReader(StreamReader(iter_stream(repo, snapshot, name)), 1 << 16)
-            try:
+            try:  # a damaged blob list fails here, a damaged stream blob in the plugin
+                blobs = iter_stream(repo, snapshot, name)
+                reader = io.BufferedReader(StreamReader(blobs), 1 << 16)
                 self._readers.append((cls, cls(reader, "r", name=name)))
             except PannierError as e:
                 self.stream_errors.append(f"metadata stream {name} is damaged: {e}")

@@ -31,16 +31,16 @@ __all__ = [
 ]
 
 
-def stream_ids(snapshot: Any, name: str) -> list[bytes]:
-    """The blob ids of the stream ``name`` of ``snapshot`` (empty when absent)."""
-    streams = getattr(snapshot, "streams", None) or {}
-    ids = streams.get(name) or []
-    return [bytes.fromhex(i) if isinstance(i, str) else bytes(i) for i in ids]
+def stream_ids(repo: Any, snapshot: Any, name: str) -> list[bytes]:
+    """The blob ids of the stream ``name`` of ``snapshot`` (empty when absent), read from
+    its blob list when the snapshot has one (see :class:`pannier.Snapshot`)."""
+    ids: list[bytes] = repo.stream_blob_ids(snapshot, name)
+    return ids
 
 
 def iter_stream(repo: Any, snapshot: Any, name: str) -> Iterator[bytes]:
     """The plaintexts of the blobs of stream ``name``, in order."""
-    ids = stream_ids(snapshot, name)
+    ids = stream_ids(repo, snapshot, name)
     if not ids:
         return iter(())
     return iter(repo.iter_blobs(ids))
@@ -66,10 +66,13 @@ def content_blobs(repo: Any, snapshot: Any) -> Iterator[bytes]:
 
 
 def referenced_blobs(repo: Any, snapshot: Any) -> Iterator[bytes]:
-    """Every blob id ``snapshot`` needs: its streams' blobs and its files' chunks."""
+    """Every blob id ``snapshot`` needs: its streams' blob lists and blobs, and its
+    files' chunks."""
     streams = getattr(snapshot, "streams", None) or {}
     for name in streams:
-        yield from stream_ids(snapshot, name)
+        if snapshot.lists_streams:
+            yield from streams[name]
+        yield from stream_ids(repo, snapshot, name)
     yield from content_blobs(repo, snapshot)
 
 
@@ -216,8 +219,16 @@ def affected_files(repo: Any, damaged: set[bytes]) -> dict[bytes, list[str]]:
             snap = repo.read_snapshot(snap_id)
         except PannierError:
             continue
-        for name in getattr(snap, "streams", None) or {}:
-            for blob in stream_ids(snap, name):
+        for name, listed in (getattr(snap, "streams", None) or {}).items():
+            if snap.lists_streams:
+                for blob in listed:
+                    if blob in damaged:
+                        out.setdefault(blob, []).append(f"{short}:{name} stream (blob list)")
+            try:
+                blobs = stream_ids(repo, snap, name)
+            except PannierError:
+                continue  # its damaged list is named above
+            for blob in blobs:
                 if blob in damaged:
                     out.setdefault(blob, []).append(f"{short}:{name} stream")
         hit: dict[tuple[bytes, ...], list[bytes]] = {}  # file index -> its damaged blobs

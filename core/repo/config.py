@@ -47,6 +47,7 @@ def new_settings(compression_level: int) -> dict[str, Any]:
     return {
         "compression": compression_level,
         "chunker": [fmt.CHUNK_MIN, fmt.CHUNK_AVG, fmt.CHUNK_MAX],
+        "stream_chunker": [fmt.STREAM_CHUNK_MIN, fmt.STREAM_CHUNK_AVG, fmt.STREAM_CHUNK_MAX],
         "pack_size": fmt.PACK_TARGET_SIZE,
         "created": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
     }

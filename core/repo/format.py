@@ -61,6 +61,12 @@ CHUNK_MIN = 256 * 1024
 CHUNK_AVG = 1024 * 1024
 CHUNK_MAX = 4 * 1024 * 1024
 
+#: Chunker parameters (bytes) of tree and metadata streams (blob kind ``tree``): small, so
+#: that the next snapshot's streams share every piece without a changed record.
+STREAM_CHUNK_MIN = 2 * 1024
+STREAM_CHUNK_AVG = 4 * 1024
+STREAM_CHUNK_MAX = 32 * 1024
+
 #: A pack is closed and uploaded once it holds at least this many bytes.
 PACK_TARGET_SIZE = 4 * 1024 * 1024
 

@@ -109,6 +109,9 @@ class Repository:
     :ivar backend: the storage backend.
     :ivar id: the repository id (64 hex digits).
     :ivar config: the settings (``compression``, ``chunker``, ``pack_size``, ...).
+    :ivar chunker: cuts file content (large chunks).
+    :ivar stream_chunker: cuts tree and metadata streams (small chunks, see
+        :meth:`chunker_of`).
     :ivar key_name: the key object that opened it (None when not encrypted).
     :ivar stats: counters of what was stored since it was opened.
     :ivar index_errors: damaged index objects skipped on load (their packs were found
@@ -137,6 +140,10 @@ class Repository:
         cmin, cavg, cmax = config.get("chunker", (fmt.CHUNK_MIN, fmt.CHUNK_AVG, fmt.CHUNK_MAX))
         seed = cipher.master.chunker_seed if cipher.master else 0
         self.chunker = Chunker(seed, min_size=cmin, avg_size=cavg, max_size=cmax)
+        smin, savg, smax = config.get(
+            "stream_chunker", (fmt.STREAM_CHUNK_MIN, fmt.STREAM_CHUNK_AVG, fmt.STREAM_CHUNK_MAX)
+        )
+        self.stream_chunker = Chunker(seed, min_size=smin, avg_size=savg, max_size=smax)
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.index_errors: list[str] = []
         self._pool = BackendPool(backend, backend_factory)
@@ -469,19 +476,28 @@ class Repository:
         bid = blob_id if blob_id is not None else self.cipher.blob_id(data)
         return bid, self._uploader.add(bid, kind_no, data)
 
+    def chunker_of(self, kind: str | int) -> Chunker:
+        """The chunker for blobs of ``kind``: :attr:`stream_chunker` (small pieces, so
+        that snapshots share the unchanged parts of their tree and metadata streams) for
+        ``"tree"``, :attr:`chunker` for file content."""
+        if _KIND_NUMBERS.get(kind, kind) == fmt.BlobKind.TREE:
+            return self.stream_chunker
+        return self.chunker
+
     def store_bytes(
         self, data: bytes | bytearray | memoryview, *, kind: str | int = "data"
     ) -> list[bytes]:
-        """Chunk ``data`` and store every chunk; return the chunk ids in order."""
-        return self._store_chunks(self.chunker.chunk_bytes(data), kind)
+        """Chunk ``data`` with :meth:`chunker_of` ``kind`` and store every chunk; return
+        the chunk ids in order."""
+        return self._store_chunks(self.chunker_of(kind).chunk_bytes(data), kind)
 
     def store_stream(
         self, fileobj: IO[bytes] | int | str, *, kind: str | int = "data"
     ) -> list[bytes]:
-        """Chunk a file object, descriptor or path and store every chunk, hashing,
-        compressing and encrypting in parallel; return the chunk ids in order (an empty
-        list for empty content). Thread-safe."""
-        return self._store_chunks(self.chunker.chunk_file(fileobj), kind)
+        """Chunk a file object, descriptor or path with :meth:`chunker_of` ``kind`` and
+        store every chunk, hashing, compressing and encrypting in parallel; return the
+        chunk ids in order (an empty list for empty content). Thread-safe."""
+        return self._store_chunks(self.chunker_of(kind).chunk_file(fileobj), kind)
 
     def _store_chunks(self, chunks: Iterable[memoryview], kind: str | int) -> list[bytes]:
         it = iter(chunks)
@@ -664,15 +680,43 @@ class Repository:
                 pass
         return bool(_walkers)
 
+    def store_stream_list(self, blob_ids: Iterable[bytes]) -> list[bytes]:
+        """Store the ids of a stream's blobs as its *blob list* (the 32-byte ids
+        concatenated, cut like a stream) and return the ids of the list's blobs: what a
+        snapshot of version 2 names for the stream."""
+        return self.store_bytes(b"".join(blob_ids), kind="tree")
+
+    def stream_blob_ids(self, snap: Snapshot, name: str) -> list[bytes]:
+        """The ids of the blobs of stream ``name`` of ``snap``, in order (empty when it
+        has no such stream): read from the stream's blob list in a snapshot of version 2,
+        as listed in one of version 1. A damaged list raises CorruptObjectError naming
+        the snapshot and the stream."""
+        stored = snap.streams.get(name) or []
+        if not snap.lists_streams:
+            return list(stored)
+        listing = b"".join(self.iter_blobs(stored))
+        if len(listing) % fmt.ID_SIZE:
+            raise CorruptObjectError(
+                f"snapshot {snap.short_id}: the blob list of stream {name} is damaged "
+                f"({len(listing)} bytes, not a whole number of ids)"
+            )
+        return [listing[i : i + fmt.ID_SIZE] for i in range(0, len(listing), fmt.ID_SIZE)]
+
     def referenced_blobs(self, snap: Snapshot) -> Iterator[bytes]:
-        """Every blob ``snap`` references: its stream blobs, and what the registered
-        walkers (the engine's tree walker) report."""
+        """Every blob ``snap`` references: its streams' blob lists and blobs, and what
+        the registered walkers (the engine's tree walker) report."""
         seen: set[bytes] = set()
         for ids in snap.streams.values():
             for bid in ids:
                 if bid not in seen:
                     seen.add(bid)
                     yield bid
+        if snap.lists_streams:
+            for name in snap.streams:
+                for bid in self.stream_blob_ids(snap, name):
+                    if bid not in seen:
+                        seen.add(bid)
+                        yield bid
         self.walkers_registered()
         for walker in list(_walkers):
             for bid in walker(self, snap):

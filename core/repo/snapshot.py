@@ -4,9 +4,15 @@ A snapshot object (``snapshot-<id>``) is sealed like any object (associated data
 ``pannier:snapshot``) and holds the msgpack map of :meth:`Snapshot.to_dict`. Its id is the
 hex blob id of that plaintext, so a snapshot cannot be altered without changing its name.
 
-``streams`` maps a stream name to the ordered blob ids whose concatenated plaintext is the
-stream: ``"tree"`` for the engine's file tree and ``"meta/<prefix>"`` for each metadata
-plugin's stream (see the engine section of ``docs/format.md``).
+``streams`` maps a stream name (``"tree"`` for the engine's file tree, ``"meta/<prefix>"``
+for each metadata plugin's stream; see the engine section of ``docs/format.md``) to blob
+ids. In a version 1 snapshot they are the stream's blobs, whose plaintexts concatenated are
+the stream. In a version 2 snapshot (what pannier writes) they are the blobs of the stream's
+*blob list*: their plaintexts concatenated are the 32-byte ids of the stream's blobs, in
+order. A stream is cut into small pieces so that snapshots share its unchanged parts; the
+list keeps the snapshot object small all the same (a few ids per stream), and is itself
+shared between snapshots where it did not change.
+:meth:`pannier.Repository.stream_blob_ids` reads either version.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ import msgpack
 
 from ..errors import CorruptObjectError, RepositoryFormatError
 
-__all__ = ["Snapshot", "now_iso"]
+__all__ = ["SNAPSHOT_VERSION", "Snapshot", "now_iso"]
 
-SNAPSHOT_VERSION = 1
+#: The snapshot format version pannier writes and the newest it reads.
+SNAPSHOT_VERSION = 2
+#: The first version whose ``streams`` name blob lists rather than the streams' blobs.
+STREAM_LISTS_VERSION = 2
 
 
 def now_iso() -> str:
@@ -73,7 +82,9 @@ class Snapshot:
 
     :ivar id: hex id, set when the snapshot is saved or loaded.
     :ivar time: ISO 8601 UTC with nanoseconds (a datetime is converted on save).
-    :ivar streams: stream name -> ordered blob ids (bytes; hex strings are accepted).
+    :ivar streams: stream name -> ordered blob ids (bytes; hex strings are accepted): the
+        ids of the stream's blob list (version 2) or of its blobs (version 1).
+    :ivar version: the format version (:data:`SNAPSHOT_VERSION` for a new snapshot).
     :ivar summary: counters of the backup (files and bytes new, changed, unchanged, ...).
     :ivar extra: fields this pannier does not know, kept as read.
     """
@@ -88,8 +99,14 @@ class Snapshot:
     summary: dict[str, Any] = attrs.field(factory=dict)
     program_version: str = ""
     source_kinds: list[str] = attrs.field(factory=list)
+    version: int = SNAPSHOT_VERSION
     extra: dict[str, Any] = attrs.field(factory=dict)
     id: str | None = None
+
+    @property
+    def lists_streams(self) -> bool:
+        """Whether :attr:`streams` names each stream's blob list (version 2 and later)."""
+        return self.version >= STREAM_LISTS_VERSION
 
     @property
     def short_id(self) -> str:
@@ -109,7 +126,7 @@ class Snapshot:
         d: dict[str, Any] = dict(self.extra)
         d.update(
             {
-                "version": SNAPSHOT_VERSION,
+                "version": self.version,
                 "time": t,
                 "hostname": self.hostname,
                 "username": self.username,
@@ -138,16 +155,18 @@ class Snapshot:
             version = d.pop("version")
         except Exception:
             raise CorruptObjectError(f"{name} is corrupt", object_name=name) from None
-        if not isinstance(version, int) or version > SNAPSHOT_VERSION:
+        if not isinstance(version, int) or version < 1:
+            raise CorruptObjectError(f"{name} is corrupt (version {version!r})", object_name=name)
+        if version > SNAPSHOT_VERSION:
             raise RepositoryFormatError(
                 f"{name} has format version {version}; this pannier reads up to "
                 f"{SNAPSHOT_VERSION}: upgrade pannier"
             )
-        known = {f.name for f in attrs.fields(cls)} - {"extra", "id"}
+        known = {f.name for f in attrs.fields(cls)} - {"extra", "id", "version"}
         kwargs = {k: d.pop(k) for k in list(d) if k in known}
         try:
             kwargs["streams"] = {k: _to_ids(v) for k, v in kwargs.get("streams", {}).items()}
-            snap = cls(**kwargs, extra=d, id=snapshot_id)
+            snap = cls(**kwargs, version=version, extra=d, id=snapshot_id)
             _check_types(snap)
             return snap
         except (TypeError, ValueError, AttributeError, OverflowError):

@@ -114,6 +114,32 @@ def test_many_frames_round_trip_with_bounded_memory(tmp_path: Path) -> None:
     assert peak < 4 * 1024 * 1024, f"reading held {peak} bytes at once"
 
 
+def frames(data: bytes) -> list[bytes]:
+    """The frames of a stream (header, data and end frames), as bytes."""
+    out, pos = [], len(MAGIC)
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        out.append(data[pos : pos + 12 + length])
+        pos += 12 + length
+    return out
+
+
+def test_frames_end_where_the_content_says_so_a_change_touches_one_frame() -> None:
+    rows = [((b"dir", b"file-%06d" % n), n) for n in range(20_000)]
+    before = frames(write(rows))
+    changed = list(rows)
+    changed[7_000] = (changed[7_000][0], -1)  # a record changed
+    del changed[12_000]  # one removed
+    changed.insert(15_000, ((b"dir", b"file-015000a"), 5))  # one added
+    after = frames(write(changed))
+    assert len(before) > 20 * 2  # most frames are far below the 64 KiB limit
+    assert max(len(f) for f in before) < 64 * 1024
+    shared = set(before) & set(after)
+    # all but the frames holding the three changes (and the end frame) are the same bytes
+    assert len(after) - 4 <= len(shared) <= len(after) - 1
+    assert read(b"".join([MAGIC, *after])) == changed
+
+
 @pytest.mark.parametrize("cut", range(len(GOLDEN)))
 def test_every_truncation_is_an_error(cut: int) -> None:
     with pytest.raises(MetaStreamError, match=r"demo\.meta") as info:

@@ -118,7 +118,7 @@ class Crafter:
             stream += packer.pack(r)
         stream += packer.pack({"end": len(records) + 1})
         tree = self.repo.store_bytes(stream, kind="tree")
-        snap = Snapshot(hostname="hostile", paths=["/hostile"], streams={"tree": tree})
+        snap = Snapshot(hostname="hostile", paths=["/hostile"], version=1, streams={"tree": tree})
         return self.repo.save_snapshot(snap)
 
 

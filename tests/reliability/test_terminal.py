@@ -155,6 +155,7 @@ def test_snapshots_escapes_paths(tmp_path: Path) -> None:
                     hostname="host\x1b[2J",
                     paths=["/src\x1b]0;pwned\x07"],
                     tags=["tag\r"],
+                    version=1,
                     streams={"tree": tree},
                 )
             )

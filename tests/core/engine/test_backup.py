@@ -105,7 +105,42 @@ def _stale_parent(repo: Repository, src: Path) -> str:
     )
     w.close()
     ids = repo.store_bytes(f.getvalue())
-    return repo.save_snapshot(Snapshot(hostname="h", paths=[str(src)], streams={"tree": ids}))
+    streams = {"tree": repo.store_stream_list(ids)}
+    return repo.save_snapshot(Snapshot(hostname="h", paths=[str(src)], streams=streams))
+
+
+def test_next_snapshot_shares_the_unchanged_parts_of_its_streams(
+    tmp_path: Path, repo: Repository
+) -> None:
+    src = tmp_path / "src"
+    for d in range(40):
+        (src / f"dir{d:02}").mkdir(parents=True)
+        for f in range(100):
+            (src / f"dir{d:02}" / f"file{f:03}.txt").write_text(f"{d} {f}\n" * (f % 7 + 1))
+    first = repo.load_snapshot(run_backup(repo, [fs_source(src)]).snapshot_id)
+    for d in (3, 17, 25, 38):  # 4 of 4,000 files change, one goes, one comes
+        (src / f"dir{d:02}" / "file050.txt").write_text("changed\n" * 9)
+    (src / "dir09" / "file020.txt").unlink()
+    (src / "dir31" / "file020a.txt").write_text("new\n")
+    second = repo.load_snapshot(run_backup(repo, [fs_source(src)]).snapshot_id)
+
+    def stream_bytes(snap: Snapshot) -> dict[bytes, int]:
+        blobs = {}
+        for name, listed in snap.streams.items():
+            for blob in [*listed, *repo.stream_blob_ids(snap, name)]:
+                loc = repo.index.lookup(blob)
+                assert loc is not None
+                blobs[blob] = loc.length
+        return blobs
+
+    before, after = stream_bytes(first), stream_bytes(second)
+    new = sum(n for blob, n in after.items() if blob not in before)
+    assert sum(before.values()) > 100_000
+    # every stream changed, yet most of their bytes are shared
+    assert {name: repo.stream_blob_ids(second, name) for name in second.streams} != {
+        name: repo.stream_blob_ids(first, name) for name in first.streams
+    }
+    assert new < 0.35 * sum(after.values()), (new, sum(after.values()))
 
 
 def test_reread_probability_finds_a_hidden_change(tmp_path: Path, repo: Repository) -> None:

@@ -92,7 +92,9 @@ def evil_snapshot(repo: Repository, entries: list[TreeEntry]) -> Snapshot:
         w.add(e)
     w.close()
     ids = repo.store_bytes(f.getvalue())
-    return repo.load_snapshot(repo.save_snapshot(Snapshot(hostname="evil", streams={"tree": ids})))
+    return repo.load_snapshot(
+        repo.save_snapshot(Snapshot(hostname="evil", version=1, streams={"tree": ids}))
+    )
 
 
 def file_entry(repo: Repository, *index: bytes, data: bytes = b"pwned\n") -> TreeEntry:
@@ -273,10 +275,14 @@ def test_target_given_as_a_symlink_to_a_directory(
         run_restore(repo, snap, str(tmp_path / "file"))
 
 
+@pytest.mark.parametrize("damaged", ["stream blob", "blob list"])
 def test_damaged_metadata_stream_spares_the_content(
-    tmp_path: Path, repo: Repository, snap: Snapshot
+    tmp_path: Path, repo: Repository, snap: Snapshot, damaged: str
 ) -> None:
-    blob = snap.streams["meta/xattr"][0]
+    if damaged == "blob list":
+        blob = snap.streams["meta/xattr"][0]
+    else:
+        blob = repo.stream_blob_ids(snap, "meta/xattr")[0]
     loc = repo.index.lookup(blob)
     path = tmp_path / "repo" / f"data-{loc.pack_id.hex()}"
     raw = bytearray(path.read_bytes())

@@ -21,7 +21,7 @@ def packs_of(directory: Path) -> set[str]:
 
 def snapshot_of(repo: Repository, data: bytes, name: str) -> tuple[str, list[bytes]]:
     ids = repo.store_bytes(data)
-    return repo.save_snapshot(Snapshot(paths=[name], streams={"raw": ids})), ids
+    return repo.save_snapshot(Snapshot(paths=[name], version=1, streams={"raw": ids})), ids
 
 
 def test_healthy_repository_checks_clean(repo: Repository) -> None:
@@ -59,7 +59,7 @@ def test_missing_pack_is_a_structural_error(repo: Repository, backend: DirBacken
 
 
 def test_snapshot_referencing_unknown_blob(repo: Repository) -> None:
-    sid = repo.save_snapshot(Snapshot(streams={"raw": [b"\x01" * 32]}))
+    sid = repo.save_snapshot(Snapshot(version=1, streams={"raw": [b"\x01" * 32]}))
     result = check_repository(repo)
     assert any(f"snapshot {sid[:8]} references blob 0101" in e for e in result.errors)
 
@@ -120,7 +120,7 @@ def test_prune_repacks_partly_used_packs(repo: Repository, backend: DirBackend) 
     a = [os.urandom(300_000) for _ in range(4)]
     ids = [repo.add_blob(x)[0] for x in a]  # all four in one pack
     repo.flush()
-    keep = repo.save_snapshot(Snapshot(streams={"raw": ids[:1]}))
+    keep = repo.save_snapshot(Snapshot(version=1, streams={"raw": ids[:1]}))
     (old_pack,) = packs_of(backend.directory)
     result = prune_repository(repo, max_unused=0.05)
     assert result.packs_repacked == 1 and result.packs_written == 1
@@ -149,7 +149,7 @@ def test_prune_interrupted_before_deleting_loses_nothing(
     data = [os.urandom(300_000) for _ in range(4)]
     ids = [repo.add_blob(x)[0] for x in data]
     repo.flush()
-    repo.save_snapshot(Snapshot(streams={"raw": ids[:2]}))
+    repo.save_snapshot(Snapshot(version=1, streams={"raw": ids[:2]}))
     crashing = Repository.open(CrashingBackend(backend.directory), PASSWORD)
     with pytest.raises(RepositoryError, match="simulated crash"):
         prune_repository(crashing)
@@ -174,7 +174,7 @@ def test_prune_refuses_when_a_used_pack_is_missing(repo: Repository, backend: Di
 
 
 def test_prune_refuses_when_a_used_blob_is_nowhere(repo: Repository, backend: DirBackend) -> None:
-    repo.save_snapshot(Snapshot(streams={"raw": [b"\x02" * 32]}))
+    repo.save_snapshot(Snapshot(version=1, streams={"raw": [b"\x02" * 32]}))
     snapshot_of(repo, os.urandom(1000), "/a")
     before = sorted(p.name for p in backend.directory.iterdir())
     with pytest.raises(RepositoryError, match="in no readable pack"):

@@ -51,7 +51,7 @@ def test_killed_backup_leaves_reusable_packs(repo: Repository, backend: DirBacke
     reused = sum(len(entries) for entries in recovered.values())
     again.backend.puts.clear()  # type: ignore[attr-defined]
     ids = again.store_bytes(content())
-    snap_id = again.save_snapshot(Snapshot(paths=["/data"], streams={"raw": ids}))
+    snap_id = again.save_snapshot(Snapshot(paths=["/data"], version=1, streams={"raw": ids}))
     uploaded = [n for n in again.backend.puts if n.startswith("data-")]  # type: ignore[attr-defined]
     assert again.stats.blobs_dup == reused
     assert not set(uploaded) & set(left)  # nothing uploaded twice

@@ -73,7 +73,7 @@ def test_round_trip_on_a_server(backends: Callable[[], Backend]) -> None:
     small = [os.urandom(3000) for _ in range(30)]
     ids = repo.store_bytes(data)
     small_ids = [repo.add_blob(s)[0] for s in small]
-    snap = repo.save_snapshot(Snapshot(paths=["/x"], streams={"raw": ids + small_ids}))
+    snap = repo.save_snapshot(Snapshot(paths=["/x"], version=1, streams={"raw": ids + small_ids}))
     repo.close()
 
     again = Repository.open(backends(), PASSWORD, backend_factory=backends)

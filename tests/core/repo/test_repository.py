@@ -170,9 +170,9 @@ def test_corrupt_index_is_named_and_its_packs_recovered(
 
 def test_snapshots_round_trip_and_prefixes(repo: Repository, backend: DirBackend) -> None:
     ids = repo.store_bytes(b"tree stream")
-    s1 = Snapshot(hostname="a", paths=["/x"], tags=["t"], streams={"tree": ids})
+    s1 = Snapshot(hostname="a", paths=["/x"], tags=["t"], version=1, streams={"tree": ids})
     id1 = repo.save_snapshot(s1)
-    s2 = Snapshot(hostname="b", paths=["/y"], streams={"tree": [i.hex() for i in ids]})  # type: ignore[misc]
+    s2 = Snapshot(hostname="b", paths=["/y"], version=1, streams={"tree": [i.hex() for i in ids]})  # type: ignore[misc]
     id2 = repo.save_snapshot(s2)
     again = Repository.open(backend, PASSWORD)
     loaded = again.load_snapshot(id1[:6])
@@ -197,6 +197,51 @@ def test_ambiguous_prefix_names_candidates(repo: Repository) -> None:
     shared = next(c for c in first if sum(m.startswith(c) for m in made) > 1)
     with pytest.raises(ConfigError, match="ambiguous"):
         repo.load_snapshot(shared)
+
+
+def test_streams_are_cut_small_and_file_content_large(repo: Repository) -> None:
+    stream = b"".join(i.to_bytes(4, "big") * 8 for i in range(7_000))  # 224,000 bytes
+    tree_ids = repo.store_bytes(stream, kind="tree")
+    assert len(tree_ids) >= 7  # pieces of at most 32 KiB
+    assert repo.store_bytes(stream) == [repo.blob_id(stream)]  # one chunk: under 256 KiB
+    assert b"".join(repo.iter_blobs(tree_ids)) == stream
+
+
+def test_snapshot_names_a_blob_list_and_reads_either_version(
+    repo: Repository, backend: DirBackend
+) -> None:
+    stream = os.urandom(300_000)
+    ids = repo.store_bytes(stream, kind="tree")
+    v2 = repo.save_snapshot(Snapshot(streams={"tree": repo.store_stream_list(ids)}))
+    v1 = repo.save_snapshot(Snapshot(version=1, streams={"tree": ids}))
+    again = Repository.open(backend, PASSWORD)
+    for sid, version in ((v2, 2), (v1, 1)):
+        snap = again.load_snapshot(sid)
+        assert snap.version == version
+        assert again.stream_blob_ids(snap, "tree") == ids
+        assert set(ids) <= set(again.referenced_blobs(snap))
+        assert again.stream_blob_ids(snap, "meta/absent") == []
+    listed = again.load_snapshot(v2).streams["tree"]
+    assert len(listed) < len(ids) and set(listed) <= set(
+        again.referenced_blobs(again.load_snapshot(v2))
+    )
+    # the snapshot object stays small: it holds the list's ids, not the stream's
+    assert (backend.directory / f"snapshot-{v2}").stat().st_size < 1000
+
+
+def test_damaged_blob_list_is_named(repo: Repository) -> None:
+    odd = repo.store_bytes(b"x" * 33, kind="tree")  # not a whole number of 32-byte ids
+    snap = repo.load_snapshot(repo.save_snapshot(Snapshot(streams={"tree": odd})))
+    with pytest.raises(CorruptObjectError, match="blob list of stream tree is damaged"):
+        repo.stream_blob_ids(snap, "tree")
+
+
+@pytest.mark.parametrize("version", [0, 3])
+def test_snapshot_of_unknown_version_is_refused(repo: Repository, version: int) -> None:
+    sid = repo.save_snapshot(Snapshot(version=version))
+    error = RepositoryFormatError if version > 2 else CorruptObjectError
+    with pytest.raises(error, match=f"snapshot {sid[:8]}"):
+        repo.load_snapshot(sid)
 
 
 def test_tampered_snapshot_is_detected(repo: Repository, backend: DirBackend) -> None:
@@ -231,7 +276,7 @@ def test_several_passwords(repo: Repository, backend: DirBackend) -> None:
 def test_write_order_packs_then_index_then_snapshot(repo: Repository, backend: DirBackend) -> None:
     backend.puts.clear()
     ids = repo.store_stream(io.BytesIO(os.urandom(3_000_000)))
-    repo.save_snapshot(Snapshot(streams={"tree": ids}))
+    repo.save_snapshot(Snapshot(version=1, streams={"tree": ids}))
     kinds = [name.split("-")[0] for name in backend.puts]
     assert kinds[-1] == "snapshot"
     assert kinds.index("index") > max(i for i, k in enumerate(kinds) if k == "data")
