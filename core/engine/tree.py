@@ -22,8 +22,9 @@ Format (version :data:`TREE_FORMAT_VERSION`), a sequence of msgpack objects:
 3. a trailer map ``{"end": N}`` with N the number of entries, so a truncated stream is
    detected.
 
-The stream is stored like file content (chunked, deduplicated, in packs) and the
-snapshot lists its blob ids in order. Reading and writing use constant memory.
+The stream is stored in small content-defined pieces (deduplicated, in packs, shared with
+the previous snapshot's tree where no entry changed) and the snapshot names their blob
+list (see :class:`pannier.Snapshot`). Reading and writing use constant memory.
 """
 
 from __future__ import annotations

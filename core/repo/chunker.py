@@ -4,7 +4,8 @@ pannier uses FastCDC 2020 (the Cython ``pyfastcdc``, measured the fastest correc
 available: about 4 GB/s on one core) with a minimum of 256 KiB, an average of about
 1.25 MiB and a maximum of 4 MiB. In an encrypted repository the chunker's gear table is
 seeded with the secret ``chunker_seed`` of the master key, so the sizes of stored chunks
-do not reveal which known file was backed up.
+do not reveal which known file was backed up. Tree and metadata streams are cut by a
+second chunker with small sizes (see ``STREAM_CHUNK_*`` in ``pannier.repo.format``).
 
 The chunks of a stream do not depend on how it is read: :meth:`Chunker.chunk_file` reads
 large buffers and re-cuts the last, incomplete chunk of each buffer with the next one, so
