@@ -18,6 +18,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from ..terminal import escape_text
@@ -85,6 +86,8 @@ class Progress:
         self._drawn = False
         self._lock = threading.Lock()
         self._out_lock = threading.RLock()
+        #: Counts done elsewhere (other restore processes), added to the reported ones.
+        self.others: Callable[[], tuple[int, int]] | None = None
 
     @property
     def wanted(self) -> bool:
@@ -112,11 +115,14 @@ class Progress:
     def snapshot(self) -> dict[str, Any]:
         """The counters as a dict (what status lines and hooks get)."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.bytes / elapsed
+        files, nbytes = self.others() if self.others is not None else (0, 0)
+        files += self.files
+        nbytes += self.bytes
+        rate = nbytes / elapsed
         out: dict[str, Any] = {
             "action": self.action,
-            "files_done": self.files,
-            "bytes_done": self.bytes,
+            "files_done": files,
+            "bytes_done": nbytes,
             "seconds_elapsed": round(elapsed, 3),
             "bytes_per_second": round(rate),
             "errors": self.errors,
@@ -124,10 +130,10 @@ class Progress:
         if self.total_bytes is not None and self.total_files is not None:
             out["total_files"] = self.total_files
             out["total_bytes"] = self.total_bytes
-            done = min(self.bytes / self.total_bytes, 1.0) if self.total_bytes else 1.0
+            done = min(nbytes / self.total_bytes, 1.0) if self.total_bytes else 1.0
             out["percent_done"] = round(done * 100, 1)
-            if rate > 0 and self.total_bytes >= self.bytes:
-                out["seconds_remaining"] = round((self.total_bytes - self.bytes) / rate)
+            if rate > 0 and self.total_bytes >= nbytes:
+                out["seconds_remaining"] = round((self.total_bytes - nbytes) / rate)
         return out
 
     def report(self) -> None:

@@ -22,6 +22,10 @@ Guarantees (each checked by a test):
 * *Hard links are restored as links* to the first name of the inode.
 * Directory metadata (mtime above all) is applied last, deepest first.
 * A non-empty target needs ``overwrite=True``.
+
+From a local repository into an empty target, several processes restore at once (one per
+CPU, at most :data:`MAX_PROCESSES`; see :mod:`pannier.engine.restore_team`): creating files
+is kernel work that one process does on one CPU only.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from ..meta import MetaPlugin
 from ..source import Index, index_to_path, path_to_index
 from .meta import MetaApplier
 from .progress import Progress, call_hook
+from .restore_team import RestoreTeam
 from .snapshots import load_tree
 from .target import (
     DIR_FLAGS,
@@ -69,6 +74,8 @@ BATCH_BYTES = 8 << 20
 LOCAL_WORKERS = 2
 #: Threads writing files from a remote repository (their reads wait on the network).
 REMOTE_WORKERS = 4
+#: The most processes a restore uses by default (one per CPU up to this).
+MAX_PROCESSES = 4
 
 
 @attrs.define
@@ -84,12 +91,16 @@ class RestoreOptions:
         None (the default) chooses: from a local (``file://``) repository small files
         are written by the calling thread and large ones by :data:`LOCAL_WORKERS`
         threads, from any other by :data:`REMOTE_WORKERS` threads, whose reads overlap.
+    :ivar processes: processes restoring at once, each the files of its share of the
+        directories (never more than 1 with ``overwrite``); None (the default) chooses
+        one per CPU (at most :data:`MAX_PROCESSES`) from a local repository, else 1.
     """
 
     include: list[str] = attrs.field(factory=list)
     exclude: list[str] = attrs.field(factory=list)
     overwrite: bool = False
     workers: int | None = None
+    processes: int | None = None
 
 
 @attrs.define
@@ -156,9 +167,19 @@ class _Restorer:
     metadata deepest first. Every failure is recorded per entry in the summary."""
 
     def __init__(
-        self, repo: Any, target: str, opts: RestoreOptions, prog: Progress, meta: MetaApplier
+        self,
+        repo: Any,
+        target: str,
+        opts: RestoreOptions,
+        prog: Progress,
+        meta: MetaApplier,
+        team: RestoreTeam | None = None,
     ) -> None:
         self.repo = repo
+        self.team = team
+        #: The process that makes hard links and directory metadata (the only one, or
+        #: the first of a team).
+        self.lead = team is None or team.part == 0
         # the target itself may be a symlink the user chose; nothing below it is followed
         self.target = os.fsencode(os.path.realpath(target))
         self.opts = opts
@@ -324,7 +345,30 @@ class _Restorer:
             os.unlink(name, dir_fd=dfd)
             st = None
         if st is None:
-            os.mkdir(name, 0o700, dir_fd=dfd)
+            try:
+                os.mkdir(name, 0o700, dir_fd=dfd)
+            except FileExistsError:  # made meanwhile by another process of the restore
+                st = lstat_at(dfd, name)
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    raise
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add the summary of another process of the restore (as a dict) to this one's,
+        and report its errors."""
+        for name in (
+            "files_restored",
+            "files_unchanged",
+            "links",
+            "others",
+            "bytes_written",
+            "metadata_changed",
+        ):
+            setattr(self.summary, name, getattr(self.summary, name) + int(other.get(name, 0)))
+        for message in other.get("errors", []):
+            path, _, error = str(message).partition(": ")
+            with self.lock:
+                self.summary.errors.append(str(message))
+            self.prog.file_error(path, error)
 
     def link(self, top: int, entry: TreeEntry) -> None:
         """Create the hard link ``entry`` to the earlier entry it names."""
@@ -362,6 +406,9 @@ class _Restorer:
         dir_meta: list[tuple[TreeEntry, dict[str, Any]]] = []
         links: list[tuple[TreeEntry, dict[str, Any]]] = []
         matched = not includes
+        # A directory missing from the snapshot is made on the way, by a process alone:
+        # in a team, another process may be about to put a symlink at that name.
+        alone = self.team is None
         excluded = _Excluder(self.opts.exclude)
         skipped: Index | None = None  # the excluded directory being skipped
         try:
@@ -426,19 +473,26 @@ class _Restorer:
                         self.excluded.add(index)
                         continue
                     matched = matched or not ancestor
+                    if (
+                        self.team is not None
+                        and entry.kind != "d"
+                        and (not self.lead if entry.kind == "h" else not self.team.owns_next())
+                    ):
+                        continue  # another process of the restore does it (and reports it)
                     try:
                         if index:
                             check_name(index[-1], index)
                         if entry.kind == "d":
-                            if index:
-                                self.make_dir(dirs.fd_for(index[:-1]), entry)
-                            self.summary.dirs += 1
-                            dir_meta.append((entry, records))
+                            if index:  # every process makes the directories it needs
+                                self.make_dir(dirs.fd_for(index[:-1], create=alone), entry)
+                            if self.lead:
+                                self.summary.dirs += 1
+                                dir_meta.append((entry, records))
                             continue
                         if ancestor or not index:
                             continue
                         check_name(index[-1], index)
-                        dfd = dirs.fd_for(index[:-1])
+                        dfd = dirs.fd_for(index[:-1], create=alone)
                         if entry.kind == "f":
                             if len(entry.data or ()) > 1 or entry.flags & FLAG_SPARSE:
                                 submit(
@@ -463,11 +517,17 @@ class _Restorer:
                             self.summary.others += 1
                             self.apply_meta(dfd, entry, records)
                     except (OSError, PannierError) as e:
-                        self.error(index, _message(e))
+                        if self.lead or entry.kind != "d":  # every process meets directories
+                            self.error(index, _message(e))
                 flush_batch()
                 for f in pending:
                     f.result()
             dirs.close()
+            if not self.lead:
+                return self.summary
+            if self.team is not None:
+                for other in self.team.wait(self.prog):
+                    self.merge(other)
             self.restore_links(top, snapshot, links, includes)
             # deepest first: one walk down keeps the parents open (never through a symlink)
             upward = DirStack(top)
@@ -567,6 +627,25 @@ class _Restorer:
             self.summary.metadata_changed += 1
 
 
+def _meta_applier(
+    repo: Any, snapshot: Any, plugins: Sequence[type[MetaPlugin]] | None, target: str
+) -> tuple[MetaApplier, list[str]]:
+    """The metadata applier of a restore, and the streams the target cannot hold."""
+    meta = MetaApplier(repo, snapshot, plugins)
+    return meta, meta.restrict_to(os.fsencode(os.path.realpath(target)))
+
+
+def _processes(repo: Any, opts: RestoreOptions) -> int:
+    """How many processes restore (see :attr:`RestoreOptions.processes`)."""
+    if opts.overwrite or not hasattr(os, "fork"):
+        return 1  # several processes only into an empty target
+    if opts.processes is not None:
+        return max(1, opts.processes)
+    if opts.workers is not None or not _is_local(repo):
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_PROCESSES)) if hasattr(os, "fork") else 1
+
+
 def _is_local(repo: Any) -> bool:
     """True when ``repo`` is on a local ``file://`` backend (reads never wait long)."""
     url = getattr(getattr(repo, "backend", None), "url", None)
@@ -630,22 +709,47 @@ def run_restore(
     if isinstance(total, dict) and "total_bytes" in total and not opts.include:
         prog.set_total(int(total.get("total_files", 0)), int(total["total_bytes"]))
     call_hook("pannier_restore_start", info={"snapshot": snapshot.id, "target": target})
-    meta = MetaApplier(repo, snapshot, meta_plugins)
     os.makedirs(target, exist_ok=True)
-    unsupported = meta.restrict_to(os.fsencode(os.path.realpath(target)))
-    restorer = _Restorer(repo, target, opts, prog, meta)
-    restorer.summary.unsupported_meta_streams = unsupported
-    restorer.summary.snapshot_id = snapshot.id
-    # what is alive now (the index above all) is not scanned again by every collection
+    # what is alive now (the index above all) is not scanned again by every collection,
+    # nor copied by the helper processes
     gc.freeze()
+    team: RestoreTeam | None = None
     try:
-        summary = restorer.run(snapshot)
-    except BaseException:
-        restorer.summary.seconds = round(time.monotonic() - started, 3)
-        prog.clear()
-        call_hook("pannier_restore_end", summary=restorer.summary.as_dict())
-        raise
+        processes = _processes(repo, opts)
+        if processes > 1:
+            _ = repo.index  # loaded once, before the fork, for every process
+            team = RestoreTeam.fork(processes)
+            prog.others = team.others_done
+            if team.part:
+                helper = team
+                team.run_helper(
+                    lambda: (
+                        _Restorer(
+                            repo,
+                            target,
+                            opts,
+                            helper.progress(prog.stream),
+                            _meta_applier(repo, snapshot, meta_plugins, target)[0],
+                            helper,
+                        )
+                        .run(snapshot)
+                        .as_dict()
+                    )
+                )
+        meta, unsupported = _meta_applier(repo, snapshot, meta_plugins, target)
+        restorer = _Restorer(repo, target, opts, prog, meta, team)
+        restorer.summary.unsupported_meta_streams = unsupported
+        restorer.summary.snapshot_id = snapshot.id
+        try:
+            summary = restorer.run(snapshot)
+        except BaseException:
+            restorer.summary.seconds = round(time.monotonic() - started, 3)
+            prog.clear()
+            call_hook("pannier_restore_end", summary=restorer.summary.as_dict())
+            raise
     finally:
+        if team is not None:
+            team.stop()  # only those still running: after a failure of this process
         gc.unfreeze()
     summary.seconds = round(time.monotonic() - started, 3)
     prog.finish()

@@ -100,8 +100,10 @@ def open_dir(dfd: int, name: bytes, index: Index, create: bool) -> int:
     except FileNotFoundError:
         if not create:
             raise
-        os.mkdir(name, 0o700, dir_fd=dfd)
-        return os.open(name, DIR_FLAGS, dir_fd=dfd)
+        # another restore process may create it at the same moment
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o700, dir_fd=dfd)
+        return open_dir(dfd, name, index, create=False)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
             raise UnsafePathError(
@@ -129,6 +131,16 @@ def open_parent(top_fd: int, index: Index) -> int:
 #: an error, never an overwrite).
 _TMP_RUN = f"{TMP_PREFIX}{secrets.token_hex(6)}-"
 _tmp_counter = itertools.count()
+
+
+def _new_temporary_prefix() -> None:
+    """Give a forked process (a restore helper) its own prefix: names never clash."""
+    global _TMP_RUN, _tmp_counter
+    _TMP_RUN = f"{TMP_PREFIX}{secrets.token_hex(6)}-"
+    _tmp_counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_temporary_prefix)
 
 
 def remove_temporary(dfd: int, tmp: bytes, error: BaseException) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -173,6 +174,13 @@ class Repository:
         self._locks: list[RepositoryLock] = []
         self._listing: dict[str, int] | None = None  # the listing made by open, used once
         self._closed = False
+        _open_repositories.add(self)
+
+    def _forget_thread_pools(self) -> None:
+        """In a forked child (a restore helper): the pools' threads stayed in the parent,
+        so new pools are made when needed."""
+        self._executor = None
+        self._file_pool = None
 
     # --- creating and opening ---------------------------------------------------------
 
@@ -760,6 +768,18 @@ class Repository:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Every Repository object alive, so that a forked child can drop their thread pools.
+_open_repositories: weakref.WeakSet[Repository] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for repo in list(_open_repositories):
+        repo._forget_thread_pools()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 #: The blob kinds by name and number (``BlobKind.parse`` for any other spelling).

@@ -47,6 +47,13 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="restore into a non-empty target, replacing files that differ",
     )
+    p.add_argument(
+        "--processes",
+        type=_positive,
+        metavar="N",
+        help="processes writing files at once into an empty target (default: one per CPU, "
+        "at most 4, from a local repository; 1 otherwise)",
+    )
     add_filter_options(p)
     p.set_defaults(func=run)
 
@@ -71,7 +78,10 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         "restore", stream=ctx.stderr, json_stream=ctx.stdout if ctx.json else None, quiet=ctx.quiet
     )
     opts = RestoreOptions(
-        include=list(args.include), exclude=list(args.exclude), overwrite=args.overwrite
+        include=list(args.include),
+        exclude=list(args.exclude),
+        overwrite=args.overwrite,
+        processes=args.processes,
     )
     summary = run_restore(repo, snap, args.target, opts, progress=progress)
     if ctx.json:
@@ -91,3 +101,13 @@ def run(args: argparse.Namespace, ctx: CLIContext) -> int:
         ctx.error(f"{len(summary.errors)} entries could not be restored")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
