@@ -4,11 +4,11 @@ Restoring many small files from a local repository is mostly system calls (creat
 writing, renaming each file); one Python process keeps one CPU busy, and more threads in it
 only add interpreter-lock hand-overs. A :class:`RestoreTeam` forks helper processes before
 the restore starts reading: each process walks the whole snapshot tree but writes only the
-files, symlinks and special files of its runs of entries (runs of 128 in the order of the
-walk, handed out in turn), and every process creates the directories it needs. The first process
-(the one that called :func:`pannier.engine.restore.run_restore`) waits for the helpers,
-then makes the hard links and applies the metadata of every directory, deepest first, so
-no helper changes a directory after its times are set.
+files, symlinks and special files of its runs of entries (runs of :data:`RUN` in the order
+of the walk, handed out in turn), and every process creates the directories it needs. The
+first process (the one that called :func:`pannier.engine.restore.run_restore`) waits for
+the helpers, then makes the hard links and applies the metadata of every directory,
+deepest first, so no helper changes a directory after its times are set.
 
 A helper sends its summary back through a pipe and its running counts through shared
 memory, so the progress line counts the work of all processes. A helper that fails or is
@@ -62,7 +62,13 @@ class RestoreTeam:
         team = cls(size)
         for part in range(1, size):
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no more processes: stop the helpers already started
+                os.close(read_fd)
+                os.close(write_fd)
+                team.stop()
+                raise
             if pid == 0:  # the helper
                 # stopped by the first process (or a service manager): clean up, then end
                 signal.signal(signal.SIGTERM, _interrupt)

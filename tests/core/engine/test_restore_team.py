@@ -158,3 +158,21 @@ def test_interrupting_the_first_process_stops_the_helpers(
     assert time.monotonic() - started < 5  # the helpers did not run to their end
     assert no_children_left()
     assert not list(out.rglob(f"{TMP_PREFIX}*"))
+
+
+def test_fork_failing_midway_stops_the_helpers_started(
+    tmp_path: Path, repo: Repository, many: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fork
+    calls = []
+
+    def fork() -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real()
+
+    monkeypatch.setattr(os, "fork", fork)
+    with pytest.raises(BlockingIOError):
+        run_restore(repo, many, str(tmp_path / "out"), RestoreOptions(processes=3))
+    assert len(calls) == 2 and no_children_left()
