@@ -91,9 +91,10 @@ class RestoreOptions:
         None (the default) chooses: from a local (``file://``) repository small files
         are written by the calling thread and large ones by :data:`LOCAL_WORKERS`
         threads, from any other by :data:`REMOTE_WORKERS` threads, whose reads overlap.
-    :ivar processes: processes restoring at once, each the files of its share of the
-        directories (never more than 1 with ``overwrite``); None (the default) chooses
-        one per CPU (at most :data:`MAX_PROCESSES`) from a local repository, else 1.
+    :ivar processes: processes restoring at once, each writing its share of the files
+        (see :mod:`pannier.engine.restore_team`; never more than 1 with ``overwrite``);
+        None (the default) chooses one per CPU (at most :data:`MAX_PROCESSES`) from a
+        local repository, else 1.
     """
 
     include: list[str] = attrs.field(factory=list)
@@ -643,7 +644,7 @@ def _processes(repo: Any, opts: RestoreOptions) -> int:
         return max(1, opts.processes)
     if opts.workers is not None or not _is_local(repo):
         return 1
-    return max(1, min(os.cpu_count() or 1, MAX_PROCESSES)) if hasattr(os, "fork") else 1
+    return max(1, min(os.cpu_count() or 1, MAX_PROCESSES))
 
 
 def _is_local(repo: Any) -> bool:
